@@ -1,0 +1,62 @@
+# pyetcd_fast — the one entry point. `make help` lists the targets.
+SHELL := /bin/bash
+PYTHON ?= python3
+PIP ?= $(PYTHON) -m pip
+DATA_DIR ?= default.etcd
+export CARGO_TERM_COLOR ?= never
+
+.PHONY: help
+help: ## list the targets
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-14s %s\n", $$1, $$2}'
+
+.PHONY: install
+install: ## build the native extension and install the package (pip install .)
+	$(PIP) install --quiet .
+
+.PHONY: run
+run: install ## install, then start a single-node server on localhost:2379 (data dir default.etcd)
+	pyetcd
+
+.PHONY: deps-test
+deps-test: ## install what the tests need: real etcd/etcdctl 3.4 (Debian), test Python packages
+	@if ! command -v etcd >/dev/null || ! command -v etcdctl >/dev/null; then \
+		export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && apt-get install -y -qq etcd-server etcd-client >/dev/null; \
+	fi
+	$(PIP) install --quiet pytest pytest-timeout grpcio grpcio-tools protobuf ruff mypy uvloop PyYAML setuptools-rust
+
+.PHONY: develop
+develop: ## build the extension in place (release) for running tests from the checkout
+	$(PYTHON) tools/gen_pb.py
+	$(PYTHON) setup.py --quiet build_rust --inplace --release
+
+.PHONY: test-cargo
+test-cargo: ## cargo tests of the native core (WAL, key index, MVCC)
+	cargo test --release -p etcd_core
+
+.PHONY: test-py
+test-py: ## pytest: config, e2e with real etcdctl, differential vs real etcd, crash safety
+	$(PYTHON) -m pytest tests
+
+.PHONY: test
+test: test-cargo test-py ## every test (assumes deps are installed and the extension is built)
+
+.PHONY: lint
+lint: ## ruff, cargo fmt --check, cargo clippy -D warnings
+	ruff check pyetcd_fast tests tools bench
+	ruff format --check pyetcd_fast tests tools bench
+	cargo fmt --all -- --check
+	cargo clippy --release --all-targets -- -D warnings
+
+.PHONY: fmt
+fmt: ## apply ruff format and cargo fmt
+	ruff format pyetcd_fast tests tools bench
+	ruff check --fix pyetcd_fast tests tools bench
+	cargo fmt --all
+
+.PHONY: ci
+ci: deps-test develop test ## install everything (apt, pip, cargo) and run all tests: what .ci/run calls
+
+.PHONY: clean
+clean: ## remove build outputs
+	cargo clean
+	rm -rf build *.egg-info pyetcd_fast/*.so

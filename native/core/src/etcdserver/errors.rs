@@ -1,0 +1,91 @@
+//! etcd's client-visible errors: the exact message and gRPC code of each (etcd's rpctypes).
+use crate::mvcc::MvccError;
+
+/// gRPC status codes we use (numbering is gRPC's).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(i32)]
+pub enum Code {
+    InvalidArgument = 3,
+    NotFound = 5,
+    FailedPrecondition = 9,
+    ResourceExhausted = 8,
+    OutOfRange = 11,
+    Unavailable = 14,
+    Internal = 13,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EtcdError {
+    EmptyKey,
+    KeyNotFound,
+    ValueProvided,
+    LeaseProvided,
+    TooManyOps,
+    DuplicateKey,
+    InvalidSortOption,
+    Compacted,
+    FutureRev,
+    LeaseNotFound,
+    RequestTooLarge,
+    NoSpace,
+    Timeout,
+    NoLeader,
+    Stopped,
+    Internal(String),
+}
+
+impl EtcdError {
+    pub fn code(&self) -> Code {
+        use EtcdError::*;
+        match self {
+            EmptyKey | KeyNotFound | ValueProvided | LeaseProvided | TooManyOps | DuplicateKey
+            | InvalidSortOption | RequestTooLarge => Code::InvalidArgument,
+            Compacted | FutureRev => Code::OutOfRange,
+            LeaseNotFound => Code::NotFound,
+            NoSpace => Code::ResourceExhausted,
+            Timeout | NoLeader | Stopped => Code::Unavailable,
+            Internal(_) => Code::Internal,
+        }
+    }
+
+    pub fn message(&self) -> String {
+        use EtcdError::*;
+        let m = match self {
+            EmptyKey => "etcdserver: key is not provided",
+            KeyNotFound => "etcdserver: key not found",
+            ValueProvided => "etcdserver: value is provided",
+            LeaseProvided => "etcdserver: lease is provided",
+            TooManyOps => "etcdserver: too many operations in txn request",
+            DuplicateKey => "etcdserver: duplicate key given in txn request",
+            InvalidSortOption => "etcdserver: invalid sort option",
+            Compacted => "etcdserver: mvcc: required revision has been compacted",
+            FutureRev => "etcdserver: mvcc: required revision is a future revision",
+            LeaseNotFound => "etcdserver: requested lease not found",
+            RequestTooLarge => "etcdserver: request is too large",
+            NoSpace => "etcdserver: mvcc: database space exceeded",
+            Timeout => "etcdserver: request timed out",
+            NoLeader => "etcdserver: no leader",
+            Stopped => "etcdserver: server stopped",
+            Internal(s) => return format!("etcdserver: {s}"),
+        };
+        m.to_string()
+    }
+}
+
+impl std::fmt::Display for EtcdError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message())
+    }
+}
+
+impl std::error::Error for EtcdError {}
+
+impl From<MvccError> for EtcdError {
+    fn from(e: MvccError) -> Self {
+        match e {
+            MvccError::Compacted => EtcdError::Compacted,
+            MvccError::FutureRev => EtcdError::FutureRev,
+            MvccError::Backend(s) => EtcdError::Internal(s),
+        }
+    }
+}

@@ -1,0 +1,433 @@
+//! [`EtcdServer`]: the proposal queue, the waiters, and the per-batch Ready loop.
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use prost::Message as _;
+use protobuf::Message as _;
+use raft::eraftpb::{ConfChange, ConfChangeV2, Entry, EntryType};
+use raft::storage::MemStorage;
+use raft::{RawNode, StateRole, Storage};
+use tokio::sync::oneshot;
+
+use super::apply;
+use super::errors::EtcdError;
+use super::notify::Notifier;
+use crate::mvcc::KvStore;
+use crate::pb::etcdserverpb::{
+    CompactionResponse, DeleteRangeResponse, InternalRaftRequest, PutResponse, RequestHeader, TxnResponse,
+};
+use crate::raftnode::{self, logger::ZapDrain};
+use crate::wal::{Wal, WalOptions, WalSnapshot};
+
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    pub name: String,
+    pub wal_dir: PathBuf,
+    /// The backend directory (etcd's member/snap/db).
+    pub backend_dir: PathBuf,
+    pub member_id: u64,
+    pub cluster_id: u64,
+    pub voters: Vec<u64>,
+    pub heartbeat_ms: u64,
+    pub election_ms: u64,
+    pub max_request_bytes: usize,
+    pub max_txn_ops: usize,
+    pub snapshot_count: u64,
+    pub snapshot_catchup_entries: u64,
+    pub pre_vote: bool,
+    pub wal_fsync: bool,
+}
+
+#[derive(Debug)]
+pub enum ApplyResponse {
+    Put(PutResponse),
+    DeleteRange(DeleteRangeResponse),
+    Txn(TxnResponse),
+    Compaction(CompactionResponse),
+}
+
+type ApplyResult = Result<ApplyResponse, EtcdError>;
+type ReadWaiter = oneshot::Sender<Result<(), EtcdError>>;
+
+/// State only the driver touches (under `core`).
+struct Core {
+    node: RawNode<MemStorage>,
+    wal: Wal,
+    read_seq: u64,
+    /// ReadIndex requests sent to raft, by context, waiting for their ReadState.
+    pending_reads: HashMap<u64, Vec<ReadWaiter>>,
+    /// Confirmed read indexes waiting for the applied index to reach them.
+    confirmed_reads: Vec<(u64, Vec<ReadWaiter>)>,
+    snapshot_index: u64,
+}
+
+pub struct EtcdServer {
+    pub cfg: ServerConfig,
+    pub store: KvStore,
+    proposals: Mutex<Vec<Vec<u8>>>,
+    waiters: Mutex<HashMap<u64, oneshot::Sender<ApplyResult>>>,
+    reads: Mutex<Vec<ReadWaiter>>,
+    notifier: Notifier,
+    core: Mutex<Core>,
+    next_id: AtomicU64,
+    term: AtomicU64,
+    leader: AtomicU64,
+    applied: AtomicU64,
+    committed: AtomicU64,
+    stopped: AtomicBool,
+}
+
+impl EtcdServer {
+    /// Opens (or creates) the member's WAL and backend and builds its raft node. A restart keeps the ids in
+    /// the WAL and re-applies the entries after the backend's consistent index.
+    pub fn open(mut cfg: ServerConfig) -> Result<EtcdServer, String> {
+        let opts = WalOptions { fsync: cfg.wal_fsync, ..WalOptions::default() };
+        let rs = raftnode::open_or_bootstrap(&cfg.wal_dir, cfg.member_id, cfg.cluster_id, &cfg.voters, opts)?;
+        cfg.member_id = rs.member_id;
+        cfg.cluster_id = rs.cluster_id;
+        let store = KvStore::open(&cfg.backend_dir).map_err(|e| e.to_string())?;
+        let applied = store.consistent_index();
+        let snapshot_index = rs.storage.first_index().map_err(|e| e.to_string())?.saturating_sub(1);
+        let last_index = rs.storage.last_index().map_err(|e| e.to_string())?;
+        if applied > last_index {
+            return Err(format!(
+                "backend applied index {applied} is past the last WAL index {last_index}: the WAL is not this data dir's"
+            ));
+        }
+        {
+            // Entries the backend holds were committed; the HardState that said so may not have reached the WAL.
+            let mut w = rs.storage.wl();
+            if w.hard_state().commit < applied {
+                w.mut_hard_state().commit = applied;
+            }
+        }
+        let election_tick = (cfg.election_ms / cfg.heartbeat_ms.max(1)).max(2) as usize;
+        let rcfg = raft::Config {
+            id: cfg.member_id,
+            election_tick,
+            heartbeat_tick: 1,
+            applied: applied.max(snapshot_index),
+            check_quorum: true,
+            pre_vote: cfg.pre_vote,
+            max_size_per_msg: 1 << 20,
+            max_inflight_msgs: 512,
+            ..Default::default()
+        };
+        let logger = slog::Logger::root(slog::Fuse(ZapDrain { member_id: cfg.member_id }), slog::o!());
+        let mut node = RawNode::new(&rcfg, rs.storage, &logger).map_err(|e| e.to_string())?;
+        let voters = node.raft.prs().conf().voters().ids().iter().collect::<Vec<_>>();
+        if voters == [cfg.member_id] {
+            // A cluster of one needs no election timeout to pass: campaign now (etcd advances ticks instead).
+            node.campaign().map_err(|e| e.to_string())?;
+        }
+        let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_millis();
+        // etcd's request id generator: member-id prefix, then time, then a counter.
+        let next_id = ((cfg.member_id & 0xffff) << 48) | (((now_ms as u64) & 0xff_ffff_ffff) << 8);
+        let core = Core {
+            node,
+            wal: rs.wal,
+            read_seq: 0,
+            pending_reads: HashMap::new(),
+            confirmed_reads: Vec::new(),
+            snapshot_index,
+        };
+        let server = EtcdServer {
+            cfg,
+            store,
+            proposals: Mutex::new(Vec::new()),
+            waiters: Mutex::new(HashMap::new()),
+            reads: Mutex::new(Vec::new()),
+            notifier: Notifier::new().map_err(|e| e.to_string())?,
+            core: Mutex::new(core),
+            next_id: AtomicU64::new(next_id),
+            term: AtomicU64::new(0),
+            leader: AtomicU64::new(0),
+            applied: AtomicU64::new(applied),
+            committed: AtomicU64::new(0),
+            stopped: AtomicBool::new(false),
+        };
+        Ok(server)
+    }
+
+    pub fn notify_fd(&self) -> i32 {
+        self.notifier.fd()
+    }
+
+    pub fn member_id(&self) -> u64 {
+        self.cfg.member_id
+    }
+
+    pub fn cluster_id(&self) -> u64 {
+        self.cfg.cluster_id
+    }
+
+    pub fn term(&self) -> u64 {
+        self.term.load(Ordering::Acquire)
+    }
+
+    pub fn leader(&self) -> u64 {
+        self.leader.load(Ordering::Acquire)
+    }
+
+    pub fn applied_index(&self) -> u64 {
+        self.applied.load(Ordering::Acquire)
+    }
+
+    pub fn committed_index(&self) -> u64 {
+        self.committed.load(Ordering::Acquire)
+    }
+
+    /// etcd's request timeout: 5 s plus two election timeouts.
+    fn request_timeout(&self) -> Duration {
+        Duration::from_millis(5000 + 2 * self.cfg.election_ms)
+    }
+
+    /// Proposes a write and waits for it to be applied.
+    pub async fn propose(&self, mut req: InternalRaftRequest) -> ApplyResult {
+        if self.stopped.load(Ordering::Acquire) {
+            return Err(EtcdError::Stopped);
+        }
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        req.header = Some(RequestHeader { id, ..Default::default() });
+        let data = req.encode_to_vec();
+        if data.len() > self.cfg.max_request_bytes {
+            return Err(EtcdError::RequestTooLarge);
+        }
+        let (tx, rx) = oneshot::channel();
+        self.waiters.lock().insert(id, tx);
+        self.proposals.lock().push(data);
+        self.notifier.notify();
+        match tokio::time::timeout(self.request_timeout(), rx).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(_)) => Err(EtcdError::Stopped),
+            Err(_) => {
+                self.waiters.lock().remove(&id);
+                Err(EtcdError::Timeout)
+            }
+        }
+    }
+
+    /// Waits until this member has applied everything committed when the call began (ReadIndex).
+    pub async fn linearizable_read_notify(&self) -> Result<(), EtcdError> {
+        if self.stopped.load(Ordering::Acquire) {
+            return Err(EtcdError::Stopped);
+        }
+        let (tx, rx) = oneshot::channel();
+        self.reads.lock().push(tx);
+        self.notifier.notify();
+        match tokio::time::timeout(self.request_timeout(), rx).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(_)) => Err(EtcdError::Stopped),
+            Err(_) => Err(EtcdError::Timeout),
+        }
+    }
+
+    /// One raft tick (the driver calls it every heartbeat interval).
+    pub fn tick(&self) {
+        self.core.lock().node.tick();
+    }
+
+    /// One batch: propose what is queued, then handle every Ready until raft has nothing left.
+    /// Returns the number of entries applied. Errors are fatal to the member (disk failures).
+    pub fn process_ready(&self) -> Result<usize, String> {
+        let mut core = self.core.lock();
+        self.notifier.drain();
+        let props = std::mem::take(&mut *self.proposals.lock());
+        for data in props {
+            if let Err(e) = core.node.propose(vec![], data.clone()) {
+                // No leader to take it (raft-rs drops proposals then): fail the waiter now.
+                if let Ok(req) = InternalRaftRequest::decode(data.as_slice()) {
+                    let id = req.header.map_or(0, |h| h.id);
+                    if let Some(w) = self.waiters.lock().remove(&id) {
+                        let _ = w.send(Err(EtcdError::Internal(format!("proposal dropped: {e}"))));
+                    }
+                }
+            }
+        }
+        let reads = std::mem::take(&mut *self.reads.lock());
+        if !reads.is_empty() {
+            core.read_seq += 1;
+            let ctx = core.read_seq;
+            core.pending_reads.insert(ctx, reads);
+            core.node.read_index(ctx.to_be_bytes().to_vec());
+        }
+        let mut applied = 0;
+        while core.node.has_ready() {
+            applied += self.handle_ready(&mut core)?;
+        }
+        self.release_reads(&mut core);
+        Ok(applied)
+    }
+
+    fn handle_ready(&self, core: &mut Core) -> Result<usize, String> {
+        let mut rd = core.node.ready();
+        if let Some(ss) = rd.ss() {
+            self.leader.store(ss.leader_id, Ordering::Release);
+            if ss.raft_state != StateRole::Leader && ss.raft_state != StateRole::Follower {
+                self.leader.store(0, Ordering::Release);
+            }
+        }
+        // Messages to peers: none in a cluster of one; the peer transport sends them (clustering issue).
+        let _ = rd.take_messages();
+        let mut applied = self.apply_entries(core, rd.take_committed_entries())?;
+        for rs in rd.take_read_states() {
+            let ctx = u64::from_be_bytes(rs.request_ctx.as_slice().try_into().unwrap_or([0; 8]));
+            if let Some(ws) = core.pending_reads.remove(&ctx) {
+                core.confirmed_reads.push((rs.index, ws));
+            }
+        }
+        if !rd.entries().is_empty() || rd.hs().is_some() {
+            let hs = rd.hs().map(|hs| hs.write_to_bytes().expect("encode HardState"));
+            let ents: Vec<(u64, Vec<u8>)> =
+                rd.entries().iter().map(|e| (e.index, e.write_to_bytes().expect("encode Entry"))).collect();
+            let refs: Vec<(u64, &[u8])> = ents.iter().map(|(i, b)| (*i, b.as_slice())).collect();
+            core.wal.save(hs.as_deref(), &refs).map_err(|e| e.to_string())?;
+            let store = core.node.mut_store();
+            let mut w = store.wl();
+            w.append(rd.entries()).map_err(|e| e.to_string())?;
+            if let Some(hs) = rd.hs() {
+                w.set_hardstate(hs.clone());
+            }
+        }
+        if let Some(hs) = rd.hs() {
+            self.term.store(hs.term, Ordering::Release);
+            self.committed.store(hs.commit, Ordering::Release);
+        }
+        let _ = rd.take_persisted_messages();
+        let mut light = core.node.advance(rd);
+        if let Some(commit) = light.commit_index() {
+            self.committed.store(commit, Ordering::Release);
+            core.node.mut_store().wl().mut_hard_state().commit = commit;
+        }
+        let _ = light.take_messages();
+        applied += self.apply_entries(core, light.take_committed_entries())?;
+        core.node.advance_apply();
+        self.maybe_snapshot(core)?;
+        Ok(applied)
+    }
+
+    /// Applies committed entries in one backend batch, then completes their waiters.
+    fn apply_entries(&self, core: &mut Core, entries: Vec<Entry>) -> Result<usize, String> {
+        let Some(last) = entries.last() else { return Ok(0) };
+        let last_index = last.index;
+        let mut results = Vec::new();
+        let mut batch = self.store.write_batch().map_err(|e| e.to_string())?;
+        for e in &entries {
+            match e.get_entry_type() {
+                EntryType::EntryNormal => {
+                    if e.data.is_empty() {
+                        continue; // a new leader's empty entry
+                    }
+                    let req = InternalRaftRequest::decode(e.data.as_ref()).map_err(|err| format!("entry {}: {err}", e.index))?;
+                    let id = req.header.as_ref().map_or(0, |h| h.id);
+                    results.push((id, apply_request(&mut batch, &req)));
+                }
+                EntryType::EntryConfChange => {
+                    let cc = ConfChange::parse_from_bytes(&e.data).map_err(|err| err.to_string())?;
+                    let cs = core.node.apply_conf_change(&cc).map_err(|err| err.to_string())?;
+                    core.node.mut_store().wl().set_conf_state(cs);
+                }
+                EntryType::EntryConfChangeV2 => {
+                    let cc = ConfChangeV2::parse_from_bytes(&e.data).map_err(|err| err.to_string())?;
+                    let cs = core.node.apply_conf_change(&cc).map_err(|err| err.to_string())?;
+                    core.node.mut_store().wl().set_conf_state(cs);
+                }
+            }
+        }
+        crate::failpoint::failpoint("apply-before-commit");
+        batch.commit(last_index).map_err(|e| e.to_string())?;
+        self.applied.store(last_index, Ordering::Release);
+        let mut waiters = self.waiters.lock();
+        for (id, r) in results {
+            if let Some(w) = waiters.remove(&id) {
+                let _ = w.send(r);
+            }
+        }
+        Ok(entries.len())
+    }
+
+    fn release_reads(&self, core: &mut Core) {
+        let applied = self.applied_index();
+        core.confirmed_reads.retain_mut(|(index, ws)| {
+            if *index <= applied {
+                for w in ws.drain(..) {
+                    let _ = w.send(Ok(()));
+                }
+                false
+            } else {
+                true
+            }
+        });
+    }
+
+    /// Every `snapshot_count` applied entries: mark a snapshot in the WAL and drop the raft log behind it,
+    /// keeping `snapshot_catchup_entries` for slow followers. The backend is synced first: the entries the
+    /// WAL forgets must be durable there.
+    fn maybe_snapshot(&self, core: &mut Core) -> Result<(), String> {
+        let applied = self.applied_index();
+        if applied < core.snapshot_index + self.cfg.snapshot_count.max(1) {
+            return Ok(());
+        }
+        self.store.backend().sync().map_err(|e| e.to_string())?;
+        let store = core.node.mut_store();
+        let term = store.term(applied).map_err(|e| e.to_string())?;
+        let cs = store.initial_state().map_err(|e| e.to_string())?.conf_state;
+        crate::failpoint::failpoint("snapshot-before-save");
+        core.wal
+            .save_snapshot(WalSnapshot { index: applied, term }, &raftnode::storage::encode_conf_state(&cs))
+            .map_err(|e| e.to_string())?;
+        let compact_to = applied.saturating_sub(self.cfg.snapshot_catchup_entries).max(1);
+        let first = store.first_index().map_err(|e| e.to_string())?;
+        let mut w = store.wl();
+        if compact_to > first {
+            w.compact(compact_to).map_err(|e| e.to_string())?;
+        }
+        drop(w);
+        core.wal.release_lock_to(compact_to).map_err(|e| e.to_string())?;
+        core.snapshot_index = applied;
+        Ok(())
+    }
+
+    /// Fails every waiter and refuses new requests; the driver stops calling process_ready after this.
+    pub fn stop(&self) {
+        self.stopped.store(true, Ordering::Release);
+        for (_, w) in self.waiters.lock().drain() {
+            let _ = w.send(Err(EtcdError::Stopped));
+        }
+        for w in self.reads.lock().drain(..) {
+            let _ = w.send(Err(EtcdError::Stopped));
+        }
+        let mut core = self.core.lock();
+        for (_, ws) in core.pending_reads.drain() {
+            for w in ws {
+                let _ = w.send(Err(EtcdError::Stopped));
+            }
+        }
+        let _ = core.wal.sync();
+        let _ = self.store.backend().sync();
+    }
+
+    pub fn is_leader(&self) -> bool {
+        self.leader() == self.cfg.member_id
+    }
+}
+
+fn apply_request(batch: &mut crate::mvcc::WriteBatch, req: &InternalRaftRequest) -> ApplyResult {
+    let mut txn = batch.txn();
+    let r = if let Some(p) = &req.put {
+        apply::put(&mut txn, p).map(ApplyResponse::Put)
+    } else if let Some(d) = &req.delete_range {
+        apply::delete_range(&mut txn, d).map(ApplyResponse::DeleteRange)
+    } else if let Some(t) = &req.txn {
+        apply::txn_write(&mut txn, t).map(ApplyResponse::Txn)
+    } else if let Some(c) = &req.compaction {
+        apply::compact(&mut txn, c).map(ApplyResponse::Compaction)
+    } else {
+        Err(EtcdError::Internal("unknown request in raft entry".into()))
+    };
+    txn.end();
+    r
+}

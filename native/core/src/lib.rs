@@ -1,0 +1,13 @@
+//! pyetcd_fast's native core: everything on the per-request path, with no Python in it.
+//!
+//! The flow, by module: [`v3rpc`] (gRPC/HTTP edge) → [`etcdserver`] (validate, propose, wait; the Ready loop;
+//! apply) → [`raftnode`] + [`wal`] (raft on a durable log) → [`mvcc`] (revision index and backend).
+//! The PyO3 binding (native/py) only converts types and releases the GIL around [`etcdserver::EtcdServer`]'s
+//! calls; the Python shell drives the Ready loop once per batch.
+pub mod etcdserver;
+pub mod failpoint;
+pub mod mvcc;
+pub mod pb;
+pub mod raftnode;
+pub mod v3rpc;
+pub mod wal;

@@ -1,0 +1,146 @@
+//! The disk backend: an mmap'd B+tree (LMDB through `heed`), etcd's bbolt in our build.
+//!
+//! Buckets, as etcd names them:
+//! - `key`: revision bytes (see [`Revision::to_bytes`]) → encoded `mvccpb.KeyValue`. A tombstone's key carries
+//!   a trailing `t` and its value holds only the key.
+//! - `meta`: `consistent_index` (the raft index of the last applied entry) and `finishedCompactRev`.
+//!
+//! Durability contract: the WAL is the source of truth for acknowledged writes; the backend is a cache of the
+//! applied state. Every batch commits its data *and* the consistent index in one LMDB transaction, so after a
+//! crash the backend is exactly "everything up to consistent_index" and replay starts after it (etcd #13766).
+//! The environment runs with `NO_META_SYNC`: data pages are flushed at commit, the meta page lazily; a machine
+//! crash can roll the backend back by a transaction, never corrupt it, and the WAL replays what was lost.
+use std::path::{Path, PathBuf};
+
+use heed::types::Bytes;
+use heed::{Database, Env, EnvFlags, EnvOpenOptions, RoTxn, RwTxn, WithoutTls};
+
+use super::revision::Revision;
+
+pub const CONSISTENT_INDEX_KEY: &[u8] = b"consistent_index";
+pub const FINISHED_COMPACT_KEY: &[u8] = b"finishedCompactRev";
+
+/// Backend errors are environment failures (disk full, map full, I/O); none is a user error.
+#[derive(Debug)]
+pub struct BackendError(pub String);
+
+impl std::fmt::Display for BackendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "backend: {}", self.0)
+    }
+}
+
+impl std::error::Error for BackendError {}
+
+impl From<heed::Error> for BackendError {
+    fn from(e: heed::Error) -> Self {
+        BackendError(e.to_string())
+    }
+}
+
+pub type Result<T> = std::result::Result<T, BackendError>;
+
+pub struct Backend {
+    env: Env<WithoutTls>,
+    key: Database<Bytes, Bytes>,
+    meta: Database<Bytes, Bytes>,
+    path: PathBuf,
+}
+
+/// The LMDB map is virtual address space, not disk: reserve plenty so a large store never hits MDB_MAP_FULL
+/// before the quota (--quota-backend-bytes, at most 8 GiB recommended) does.
+const MAP_SIZE: usize = 64 << 30;
+
+impl Backend {
+    /// Opens (or creates) the backend directory `dir` (etcd's `member/snap/db`; LMDB wants a directory).
+    pub fn open(dir: &Path) -> Result<Backend> {
+        std::fs::create_dir_all(dir).map_err(|e| BackendError(format!("create {}: {e}", dir.display())))?;
+        let mut opts = EnvOpenOptions::new().read_txn_without_tls();
+        opts.map_size(MAP_SIZE).max_dbs(8).max_readers(1024);
+        // SAFETY: the directory is owned by this process (the data dir is locked by the server), and
+        // NO_META_SYNC keeps LMDB's integrity guarantee (see the module doc).
+        let env = unsafe {
+            opts.flags(EnvFlags::NO_META_SYNC);
+            opts.open(dir)?
+        };
+        let mut wtxn = env.write_txn()?;
+        let key = env.create_database(&mut wtxn, Some("key"))?;
+        let meta = env.create_database(&mut wtxn, Some("meta"))?;
+        wtxn.commit()?;
+        Ok(Backend { env, key, meta, path: dir.to_path_buf() })
+    }
+
+    pub fn read_txn(&self) -> Result<RoTxn<'_, WithoutTls>> {
+        Ok(self.env.read_txn()?)
+    }
+
+    pub fn write_txn(&self) -> Result<RwTxn<'_>> {
+        Ok(self.env.write_txn()?)
+    }
+
+    pub fn get_kv(&self, txn: &RoTxn<'_, WithoutTls>, rev: &Revision) -> Result<Option<Vec<u8>>> {
+        Ok(self.key.get(txn, &rev.to_bytes())?.map(|v| v.to_vec()))
+    }
+
+    pub fn get_kv_rw(&self, txn: &RwTxn<'_>, rev: &Revision) -> Result<Option<Vec<u8>>> {
+        Ok(self.key.get(txn, &rev.to_bytes())?.map(|v| v.to_vec()))
+    }
+
+    pub fn put_kv(&self, txn: &mut RwTxn<'_>, rev_key: &[u8], value: &[u8]) -> Result<()> {
+        Ok(self.key.put(txn, rev_key, value)?)
+    }
+
+    pub fn delete_kv(&self, txn: &mut RwTxn<'_>, rev_key: &[u8]) -> Result<bool> {
+        Ok(self.key.delete(txn, rev_key)?)
+    }
+
+    /// Visits every (revision key, value) in revision order; used to rebuild the in-memory index at start-up.
+    pub fn for_each_kv(&self, mut f: impl FnMut(&[u8], &[u8])) -> Result<()> {
+        let txn = self.read_txn()?;
+        for item in self.key.iter(&txn)? {
+            let (k, v) = item?;
+            f(k, v);
+        }
+        Ok(())
+    }
+
+    /// Revision keys whose main revision is <= `main`, in order (compaction's candidate set).
+    pub fn keys_upto(&self, txn: &RwTxn<'_>, main: i64) -> Result<Vec<Vec<u8>>> {
+        let end = Revision::new(main + 1, 0).to_bytes();
+        let mut out = Vec::new();
+        let bounds = (std::ops::Bound::Unbounded, std::ops::Bound::Excluded(&end[..]));
+        for item in self.key.range(txn, &bounds)? {
+            let (k, _) = item?;
+            out.push(k.to_vec());
+        }
+        Ok(out)
+    }
+
+    pub fn get_meta_u64(&self, key: &[u8]) -> Result<Option<u64>> {
+        let txn = self.read_txn()?;
+        Ok(self.meta.get(&txn, key)?.and_then(|v| v.try_into().ok().map(u64::from_be_bytes)))
+    }
+
+    pub fn put_meta_u64(&self, txn: &mut RwTxn<'_>, key: &[u8], v: u64) -> Result<()> {
+        Ok(self.meta.put(txn, key, &v.to_be_bytes())?)
+    }
+
+    /// Bytes the backend occupies on disk (etcd's dbSize).
+    pub fn size(&self) -> u64 {
+        self.env.real_disk_size().unwrap_or(0)
+    }
+
+    /// Bytes of pages in use (etcd's dbSizeInUse).
+    pub fn size_in_use(&self) -> u64 {
+        let info = self.env.info();
+        (info.last_page_number as u64 + 1) * self.env.stat().page_size as u64
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn sync(&self) -> Result<()> {
+        Ok(self.env.force_sync()?)
+    }
+}

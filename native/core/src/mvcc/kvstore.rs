@@ -1,0 +1,144 @@
+//! The store: revision index + backend + the current/compacted revisions, and the two ways in.
+//!
+//! Lock order: `state` (RwLock) is taken before any LMDB transaction is opened. Readers hold the read lock for
+//! the life of a [`ReadView`] so every range in it sees one revision. The applier takes the write lock per
+//! request ([`WriteBatch::txn`]), never across the batch commit's fsync, so reads interleave with a batch.
+//! Values written in the open batch live in `State::pending` until the LMDB commit; readers look there first.
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use heed::{RoTxn, RwTxn, WithoutTls};
+use parking_lot::{RwLock, RwLockReadGuard};
+use prost::Message;
+
+use super::backend::{Backend, CONSISTENT_INDEX_KEY, FINISHED_COMPACT_KEY};
+use super::index::TreeIndex;
+use super::revision::Revision;
+use super::{MvccError, TxnWrite};
+use crate::pb::mvccpb::KeyValue;
+
+pub struct State {
+    pub(crate) index: TreeIndex,
+    /// The revision of the last completed write request (1 on an empty store).
+    pub(crate) current_rev: i64,
+    /// The last compaction revision; -1 before any compaction, as etcd.
+    pub(crate) compact_main_rev: i64,
+    /// Encoded KeyValues applied in the open batch and not yet committed to the backend.
+    pub(crate) pending: HashMap<Revision, Arc<Vec<u8>>>,
+}
+
+pub struct KvStore {
+    pub(crate) backend: Backend,
+    pub(crate) state: RwLock<State>,
+}
+
+impl KvStore {
+    /// Opens the backend at `dir` and rebuilds the revision index from it.
+    pub fn open(dir: &Path) -> Result<KvStore, MvccError> {
+        let backend = Backend::open(dir)?;
+        let mut index = TreeIndex::new();
+        let mut current_rev = 1;
+        let mut err = None;
+        backend.for_each_kv(|k, v| {
+            let rev = Revision::from_bytes(k);
+            current_rev = current_rev.max(rev.main);
+            let kv = match KeyValue::decode(v) {
+                Ok(kv) => kv,
+                Err(e) => {
+                    err = Some(MvccError::Backend(format!("decode {rev:?}: {e}")));
+                    return;
+                }
+            };
+            if Revision::is_tombstone_key(k) {
+                // A tombstone whose generation was compacted away has nothing to end; etcd ignores it too.
+                let _ = index.tombstone(&kv.key, rev);
+            } else {
+                index.restore(&kv.key, Revision::new(kv.create_revision, 0), rev, kv.version);
+            }
+        })?;
+        if let Some(e) = err {
+            return Err(e);
+        }
+        let compact_main_rev = backend.get_meta_u64(FINISHED_COMPACT_KEY)?.map_or(-1, |v| v as i64);
+        current_rev = current_rev.max(compact_main_rev);
+        let state = State { index, current_rev, compact_main_rev, pending: HashMap::new() };
+        Ok(KvStore { backend, state: RwLock::new(state) })
+    }
+
+    /// The raft index of the last entry whose effects the backend holds.
+    pub fn consistent_index(&self) -> u64 {
+        self.backend.get_meta_u64(CONSISTENT_INDEX_KEY).ok().flatten().unwrap_or(0)
+    }
+
+    pub fn rev(&self) -> i64 {
+        self.state.read().current_rev
+    }
+
+    pub fn compact_rev(&self) -> i64 {
+        self.state.read().compact_main_rev
+    }
+
+    pub fn backend(&self) -> &Backend {
+        &self.backend
+    }
+
+    /// A consistent read-only view at the current revision.
+    pub fn read(&self) -> Result<ReadView<'_>, MvccError> {
+        let state = self.state.read();
+        let txn = self.backend.read_txn()?;
+        Ok(ReadView { store: self, state, txn })
+    }
+
+    /// Opens the batch the applier fills with one raft Ready's committed entries.
+    pub fn write_batch(&self) -> Result<WriteBatch<'_>, MvccError> {
+        Ok(WriteBatch { store: self, txn: Some(self.backend.write_txn()?) })
+    }
+}
+
+pub struct ReadView<'a> {
+    pub(crate) store: &'a KvStore,
+    pub(crate) state: RwLockReadGuard<'a, State>,
+    pub(crate) txn: RoTxn<'a, WithoutTls>,
+}
+
+impl ReadView<'_> {
+    pub(crate) fn load(&self, rev: &Revision) -> Result<KeyValue, MvccError> {
+        let bytes = match self.state.pending.get(rev) {
+            Some(v) => v.as_ref().clone(),
+            None => self
+                .store
+                .backend
+                .get_kv(&self.txn, rev)?
+                .ok_or_else(|| MvccError::Backend(format!("revision {rev:?} in index but not in backend")))?,
+        };
+        KeyValue::decode(bytes.as_slice()).map_err(|e| MvccError::Backend(e.to_string()))
+    }
+}
+
+/// One LMDB write transaction spanning a raft Ready's worth of requests.
+pub struct WriteBatch<'a> {
+    pub(crate) store: &'a KvStore,
+    txn: Option<RwTxn<'a>>,
+}
+
+impl<'a> WriteBatch<'a> {
+    /// Begins one write request (a put, a delete, a txn, a compaction): all its changes share one main
+    /// revision, taken when the request ends if it changed anything.
+    pub fn txn(&mut self) -> TxnWrite<'_, 'a> {
+        let state = self.store.state.write();
+        TxnWrite::new(self.store, state, self.txn.as_mut().expect("batch open"))
+    }
+
+    /// Commits every request of the batch together with the consistent index `applied`, then lets readers
+    /// find the batch's values in the backend instead of the pending map.
+    pub fn commit(mut self, applied: u64) -> Result<(), MvccError> {
+        let mut txn = self.txn.take().expect("batch open");
+        crate::failpoint::failpoint("backend-before-commit");
+        self.store.backend.put_meta_u64(&mut txn, CONSISTENT_INDEX_KEY, applied)?;
+        txn.commit().map_err(|e| MvccError::Backend(e.to_string()))?;
+        crate::failpoint::failpoint("backend-after-commit");
+        self.store.state.write().pending.clear();
+        Ok(())
+    }
+}

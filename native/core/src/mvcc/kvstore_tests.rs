@@ -1,0 +1,115 @@
+//! KvStore cases: the revision model, range options, compaction, and a restart rebuilding the index.
+use super::*;
+
+fn open(dir: &std::path::Path) -> KvStore {
+    KvStore::open(dir).unwrap()
+}
+
+/// Applies `f` as one write request in its own batch; returns the store revision after it.
+fn write(s: &KvStore, applied: u64, f: impl FnOnce(&mut TxnWrite)) -> i64 {
+    let mut b = s.write_batch().unwrap();
+    let mut t = b.txn();
+    f(&mut t);
+    t.end();
+    b.commit(applied).unwrap();
+    s.rev()
+}
+
+fn keys(r: &RangeResult) -> Vec<String> {
+    r.kvs.iter().map(|kv| String::from_utf8_lossy(&kv.key).into_owned()).collect()
+}
+
+fn range(s: &KvStore, key: &str, end: &str, opts: RangeOptions) -> Result<RangeResult, MvccError> {
+    s.read().unwrap().range(key.as_bytes(), end.as_bytes(), opts)
+}
+
+#[test]
+fn revision_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    assert_eq!(s.rev(), 1, "an empty store is at revision 1");
+    assert_eq!(write(&s, 1, |t| drop(t.put(b"foo", b"a", 0).unwrap())), 2, "first write is revision 2");
+    // An identical value still takes a revision and bumps the version.
+    assert_eq!(write(&s, 2, |t| drop(t.put(b"foo", b"a", 0).unwrap())), 3);
+    let kv = &range(&s, "foo", "", RangeOptions::default()).unwrap().kvs[0];
+    assert_eq!((kv.create_revision, kv.mod_revision, kv.version), (2, 3, 2));
+    // A delete that matches nothing takes no revision.
+    assert_eq!(write(&s, 3, |t| assert_eq!(t.delete_range(b"nope", b"").unwrap(), (0, 3))), 3);
+    // Two puts in one request share a main revision.
+    assert_eq!(
+        write(&s, 4, |t| {
+            t.put(b"a", b"1", 0).unwrap();
+            t.put(b"b", b"2", 0).unwrap();
+        }),
+        4
+    );
+    assert_eq!(write(&s, 5, |t| assert_eq!(t.delete_range(b"foo", b"").unwrap(), (1, 5))), 5);
+    assert_eq!(write(&s, 6, |t| drop(t.put(b"foo", b"new", 0).unwrap())), 6);
+    let kv = &range(&s, "foo", "", RangeOptions::default()).unwrap().kvs[0];
+    assert_eq!((kv.create_revision, kv.mod_revision, kv.version), (6, 6, 1), "a new generation");
+    assert_eq!(s.consistent_index(), 6);
+}
+
+#[test]
+fn range_options() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    for (i, k) in ["a", "b", "c", "d"].iter().enumerate() {
+        write(&s, i as u64 + 1, |t| drop(t.put(k.as_bytes(), b"v", 0).unwrap()));
+    }
+    // Revisions: a=2 b=3 c=4 d=5.
+    let all = range(&s, "a", "\0", RangeOptions::default()).unwrap();
+    assert_eq!(keys(&all), ["a", "b", "c", "d"]);
+    assert_eq!((all.count, all.rev), (4, 5));
+    let lim = range(&s, "a", "\0", RangeOptions { limit: 2, ..Default::default() }).unwrap();
+    assert_eq!(keys(&lim), ["a", "b"]);
+    assert_eq!(lim.count, 4, "count is not capped by the limit");
+    let at3 = range(&s, "a", "z", RangeOptions { rev: 3, ..Default::default() }).unwrap();
+    assert_eq!(keys(&at3), ["a", "b"]);
+    assert_eq!(at3.rev, 5, "the header revision is the store's, not the requested one");
+    let cnt = range(&s, "b", "d", RangeOptions { count: true, ..Default::default() }).unwrap();
+    assert!(cnt.kvs.is_empty());
+    assert_eq!(cnt.count, 2);
+    assert!(keys(&range(&s, "d", "a", RangeOptions::default()).unwrap()).is_empty(), "an inverted range is empty");
+    assert_eq!(range(&s, "a", "", RangeOptions { rev: 6, ..Default::default() }).unwrap_err(), MvccError::FutureRev);
+}
+
+#[test]
+fn compaction_and_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let s = open(dir.path());
+        write(&s, 1, |t| drop(t.put(b"k", b"1", 0).unwrap())); // 2
+        write(&s, 2, |t| drop(t.put(b"k", b"2", 0).unwrap())); // 3
+        write(&s, 3, |t| drop(t.put(b"other", b"x", 0).unwrap())); // 4
+        write(&s, 4, |t| t.compact(3).unwrap());
+        assert_eq!(s.compact_rev(), 3);
+        let err = range(&s, "k", "", RangeOptions { rev: 2, ..Default::default() }).unwrap_err();
+        assert_eq!(err, MvccError::Compacted);
+        assert_eq!(range(&s, "k", "", RangeOptions { rev: 3, ..Default::default() }).unwrap().kvs[0].value, b"2");
+        let mut b = s.write_batch().unwrap();
+        let mut t = b.txn();
+        assert_eq!(t.compact(3).unwrap_err(), MvccError::Compacted, "compacting twice");
+        assert_eq!(t.compact(99).unwrap_err(), MvccError::FutureRev);
+        t.end();
+        b.commit(5).unwrap();
+    }
+    let s = open(dir.path());
+    assert_eq!((s.rev(), s.compact_rev(), s.consistent_index()), (4, 3, 5));
+    let kv = &range(&s, "k", "", RangeOptions::default()).unwrap().kvs[0];
+    assert_eq!((kv.create_revision, kv.mod_revision, kv.version, kv.value.as_slice()), (2, 3, 2, &b"2"[..]));
+}
+
+#[test]
+fn reads_see_the_open_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    let mut b = s.write_batch().unwrap();
+    let mut t = b.txn();
+    t.put(b"x", b"1", 0).unwrap();
+    t.end();
+    // Applied but not yet committed to the backend: a reader already sees it (pending values).
+    assert_eq!(range(&s, "x", "", RangeOptions::default()).unwrap().kvs[0].value, b"1");
+    b.commit(1).unwrap();
+    assert_eq!(range(&s, "x", "", RangeOptions::default()).unwrap().kvs[0].value, b"1");
+}

@@ -1,0 +1,18 @@
+//! Response headers and errors as etcd's v3rpc fills them.
+use crate::etcdserver::{EtcdError, EtcdServer};
+use crate::pb::etcdserverpb::ResponseHeader;
+
+/// etcd's header.fill: ids and term always; the store revision when the applier left it 0.
+pub fn fill(server: &EtcdServer, h: &mut Option<ResponseHeader>) {
+    let h = h.get_or_insert_with(ResponseHeader::default);
+    h.cluster_id = server.cluster_id();
+    h.member_id = server.member_id();
+    h.raft_term = server.term();
+    if h.revision == 0 {
+        h.revision = server.store.rev();
+    }
+}
+
+pub fn status(e: EtcdError) -> tonic::Status {
+    tonic::Status::new(tonic::Code::from(e.code() as i32), e.message())
+}

@@ -1,0 +1,12 @@
+//! The client edge: etcd's v3 gRPC services and its plain-HTTP endpoints on the same port, as etcd's client
+//! listener serves both (gRPC over h2c, HTTP/1.1 for `/version` and `/health`).
+//!
+//! [`Edge`] owns the tokio runtime. It is created by the Python shell after any fork and shut down
+//! explicitly; no tokio thread ever touches Python.
+mod header;
+mod http;
+mod kv;
+mod serve;
+
+pub use header::status;
+pub use serve::Edge;

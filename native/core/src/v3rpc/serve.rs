@@ -1,0 +1,84 @@
+//! [`Edge`]: binds the client listeners, serves gRPC and HTTP on each, and shuts down on request.
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::runtime::Runtime;
+use tokio::sync::watch;
+
+use super::{http, kv::KvService};
+use crate::etcdserver::EtcdServer;
+use crate::pb::etcdserverpb::kv_server::KvServer;
+
+pub struct Edge {
+    rt: Option<Runtime>,
+    shutdown: watch::Sender<bool>,
+    addrs: Vec<String>,
+}
+
+/// gRPC frames up to the request limit plus etcd's 512 KiB of overhead; larger ones are refused by gRPC.
+const GRPC_OVERHEAD: usize = 512 * 1024;
+
+impl Edge {
+    /// Binds every `host:port` now (so a busy port fails the start), then serves them on a new runtime.
+    pub fn start(server: Arc<EtcdServer>, listen: &[String], worker_threads: usize) -> Result<Edge, String> {
+        let mut listeners = Vec::new();
+        let mut addrs = Vec::new();
+        for a in listen {
+            let l = TcpListener::bind(a.as_str()).map_err(|e| format!("listen tcp {a}: bind: {e}"))?;
+            l.set_nonblocking(true).map_err(|e| e.to_string())?;
+            addrs.push(l.local_addr().map_err(|e| e.to_string())?.to_string());
+            listeners.push(l);
+        }
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(worker_threads.max(1))
+            .thread_name("pyetcd-edge")
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        let (tx, rx) = watch::channel(false);
+        let max_recv = server.cfg.max_request_bytes + GRPC_OVERHEAD;
+        for l in listeners {
+            let kv = KvServer::new(KvService { server: server.clone() })
+                .max_decoding_message_size(max_recv)
+                .max_encoding_message_size(usize::MAX);
+            let grpc = tonic::service::Routes::new(kv).into_axum_router();
+            let app = grpc.merge(http::router(server.clone()));
+            let mut rx = rx.clone();
+            rt.spawn(async move {
+                let listener = match tokio::net::TcpListener::from_std(l) {
+                    Ok(l) => l,
+                    Err(e) => {
+                        eprintln!("pyetcd_fast: listener: {e}");
+                        return;
+                    }
+                };
+                let _ = axum::serve(listener, app)
+                    .with_graceful_shutdown(async move {
+                        let _ = rx.wait_for(|v| *v).await;
+                    })
+                    .await;
+            });
+        }
+        Ok(Edge { rt: Some(rt), shutdown: tx, addrs })
+    }
+
+    /// The bound addresses (a port 0 becomes the real one).
+    pub fn addrs(&self) -> &[String] {
+        &self.addrs
+    }
+
+    /// Stops accepting, lets in-flight requests finish for a moment, then drops the runtime.
+    pub fn shutdown(&mut self) {
+        let _ = self.shutdown.send(true);
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_timeout(Duration::from_secs(2));
+        }
+    }
+}
+
+impl Drop for Edge {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}

@@ -1,0 +1,124 @@
+//! `pyetcd_fast._native`: the thin binding over etcd_core. It converts types, releases the GIL around every
+//! call that may block (fsync, waiting for the edge to stop), and registers the module. No logic lives here.
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use etcd_core::etcdserver::{EtcdServer, ServerConfig};
+use etcd_core::raftnode::logger::LOG_LEVEL;
+use etcd_core::v3rpc::Edge;
+use pyo3::exceptions::{PyOSError, PyRuntimeError};
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+/// One member: its raft node, WAL, store, and (once `serve` is called) its client edge.
+#[pyclass(module = "pyetcd_fast._native")]
+struct Server {
+    inner: Arc<EtcdServer>,
+    edge: parking_lot::Mutex<Option<Edge>>,
+}
+
+fn get<'py, T: FromPyObject<'py>>(d: &Bound<'py, PyDict>, k: &str) -> PyResult<T> {
+    d.get_item(k)?
+        .ok_or_else(|| PyRuntimeError::new_err(format!("server config: missing {k}")))?
+        .extract()
+}
+
+#[pymethods]
+impl Server {
+    /// Opens or creates the member's data (see `_native.pyi` for the config keys).
+    #[new]
+    fn new(py: Python<'_>, cfg: &Bound<'_, PyDict>) -> PyResult<Self> {
+        let cfg = ServerConfig {
+            name: get(cfg, "name")?,
+            wal_dir: PathBuf::from(get::<String>(cfg, "wal_dir")?),
+            backend_dir: PathBuf::from(get::<String>(cfg, "backend_dir")?),
+            member_id: get(cfg, "member_id")?,
+            cluster_id: get(cfg, "cluster_id")?,
+            voters: get(cfg, "voters")?,
+            heartbeat_ms: get(cfg, "heartbeat_ms")?,
+            election_ms: get(cfg, "election_ms")?,
+            max_request_bytes: get(cfg, "max_request_bytes")?,
+            max_txn_ops: get(cfg, "max_txn_ops")?,
+            snapshot_count: get(cfg, "snapshot_count")?,
+            snapshot_catchup_entries: get(cfg, "snapshot_catchup_entries")?,
+            pre_vote: get(cfg, "pre_vote")?,
+            wal_fsync: get(cfg, "wal_fsync")?,
+        };
+        let inner = py.allow_threads(|| EtcdServer::open(cfg)).map_err(PyOSError::new_err)?;
+        Ok(Server { inner: Arc::new(inner), edge: parking_lot::Mutex::new(None) })
+    }
+
+    /// The eventfd that becomes readable when requests wait for the driver.
+    fn notify_fd(&self) -> i32 {
+        self.inner.notify_fd()
+    }
+
+    /// One batch of the Ready loop (propose → persist → apply → advance); returns entries applied.
+    fn process_ready(&self, py: Python<'_>) -> PyResult<usize> {
+        py.allow_threads(|| self.inner.process_ready()).map_err(PyOSError::new_err)
+    }
+
+    fn tick(&self, py: Python<'_>) {
+        py.allow_threads(|| self.inner.tick())
+    }
+
+    /// Starts the client edge on `listen` (host:port strings); returns the bound addresses.
+    fn serve(&self, py: Python<'_>, listen: Vec<String>, worker_threads: usize) -> PyResult<Vec<String>> {
+        let server = self.inner.clone();
+        let edge = py.allow_threads(|| Edge::start(server, &listen, worker_threads)).map_err(PyOSError::new_err)?;
+        let addrs = edge.addrs().to_vec();
+        *self.edge.lock() = Some(edge);
+        Ok(addrs)
+    }
+
+    /// Stops the edge and fails pending requests; the member's files are synced.
+    fn stop(&self, py: Python<'_>) {
+        py.allow_threads(|| {
+            if let Some(mut e) = self.edge.lock().take() {
+                e.shutdown();
+            }
+            self.inner.stop();
+        })
+    }
+
+    #[getter]
+    fn member_id(&self) -> u64 {
+        self.inner.member_id()
+    }
+
+    #[getter]
+    fn cluster_id(&self) -> u64 {
+        self.inner.cluster_id()
+    }
+
+    /// Plain numbers about the member, for logs and tests.
+    fn status<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let d = PyDict::new(py);
+        let s = &self.inner;
+        d.set_item("member_id", s.member_id())?;
+        d.set_item("cluster_id", s.cluster_id())?;
+        d.set_item("term", s.term())?;
+        d.set_item("leader", s.leader())?;
+        d.set_item("applied_index", s.applied_index())?;
+        d.set_item("committed_index", s.committed_index())?;
+        d.set_item("revision", s.store.rev())?;
+        d.set_item("compact_revision", s.store.compact_rev())?;
+        d.set_item("db_size", s.store.backend().size())?;
+        d.set_item("db_size_in_use", s.store.backend().size_in_use())?;
+        Ok(d)
+    }
+}
+
+/// 0 debug, 1 info, 2 warn, 3 error: the level below which native log lines are dropped.
+#[pyfunction]
+fn set_log_level(level: u8) {
+    LOG_LEVEL.store(level, std::sync::atomic::Ordering::Relaxed);
+}
+
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<Server>()?;
+    m.add_function(wrap_pyfunction!(set_log_level, m)?)?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}

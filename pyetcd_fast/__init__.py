@@ -1,0 +1,14 @@
+"""pyetcd_fast: an etcd-compatible, Raft-replicated key-value store.
+
+Contract: the server speaks etcd 3.4's v3 gRPC API on its client URLs and takes etcd's flags, environment
+variables and config file, so real ``etcdctl`` and etcd clients work unchanged. Every per-request path is
+native (``pyetcd_fast._native``, Rust); Python runs per batch and per lifecycle event only:
+
+- ``pyetcd_fast.etcdmain``: the ``pyetcd`` command (flags → config → a running member);
+- ``pyetcd_fast.embed``: a member inside a Python program (``Etcd``) and the Ready loop that drives raft;
+- ``pyetcd_fast.etcdpb``: Python stubs generated from our .proto files, for clients and tests.
+"""
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__"]

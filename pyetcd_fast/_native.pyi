@@ -1,0 +1,63 @@
+"""Type stubs for the compiled module ``pyetcd_fast._native`` (native/py)."""
+
+from typing import TypedDict
+
+__version__: str
+
+class ServerConfig(TypedDict):
+    name: str
+    wal_dir: str
+    backend_dir: str
+    member_id: int
+    cluster_id: int
+    voters: list[int]
+    heartbeat_ms: int
+    election_ms: int
+    max_request_bytes: int
+    max_txn_ops: int
+    snapshot_count: int
+    snapshot_catchup_entries: int
+    pre_vote: bool
+    wal_fsync: bool
+
+class Status(TypedDict):
+    member_id: int
+    cluster_id: int
+    term: int
+    leader: int
+    applied_index: int
+    committed_index: int
+    revision: int
+    compact_revision: int
+    db_size: int
+    db_size_in_use: int
+
+class Server:
+    """One member: raft node, WAL, MVCC store and, once served, the client edge.
+
+    Opening replays the WAL after the backend's consistent index; the ids stored in an existing WAL win over
+    the ones in ``cfg``. Raises OSError when the data cannot be opened.
+    """
+
+    def __init__(self, cfg: ServerConfig) -> None: ...
+    def notify_fd(self) -> int:
+        """An eventfd that becomes readable when requests wait for ``process_ready``."""
+    def process_ready(self) -> int:
+        """One batch of the Ready loop (propose, persist, apply, advance); returns entries applied.
+
+        Releases the GIL. Raises OSError on a storage failure, after which the member must stop.
+        """
+    def tick(self) -> None:
+        """One raft tick; call every heartbeat interval."""
+    def serve(self, listen: list[str], worker_threads: int) -> list[str]:
+        """Serves gRPC and HTTP on each ``host:port``; returns the bound addresses. Raises OSError."""
+    def stop(self) -> None:
+        """Stops the edge, fails pending requests and syncs the member's files."""
+    @property
+    def member_id(self) -> int: ...
+    @property
+    def cluster_id(self) -> int: ...
+    def status(self) -> Status: ...
+
+def set_log_level(level: int) -> None:
+    """0 debug, 1 info, 2 warn, 3 error: native log lines below it are dropped."""

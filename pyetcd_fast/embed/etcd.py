@@ -1,0 +1,176 @@
+"""``Etcd``: one member's lifecycle — open the data dir, drive raft, serve clients, stop."""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import os
+import threading
+from urllib.parse import urlsplit
+
+from pyetcd_fast import _native
+from pyetcd_fast.embed.raftloop import ReadyLoop
+from pyetcd_fast.etcdmain.config import Config, compute_ids
+from pyetcd_fast.etcdmain.log import get_logger
+
+# etcd 3.4's raft log keeps this many entries behind a snapshot for slow followers
+# (--experimental-snapshot-catchup-entries).
+SNAPSHOT_CATCHUP_ENTRIES = 5000
+
+LOG_LEVELS = {"debug": 0, "info": 1, "warn": 2, "error": 3, "panic": 3, "fatal": 3}
+
+
+def url_host_port(url: str) -> str:
+    """``http://localhost:2379`` → ``localhost:2379`` (what the native edge binds)."""
+    parts = urlsplit(url if "://" in url else f"http://{url}")
+    if parts.hostname is None or parts.port is None:
+        raise ValueError(f"URL address does not have the form \"host:port\": {url}")
+    host = parts.hostname
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{host}:{parts.port}"
+
+
+class Etcd:
+    """One member. ``start`` on a running loop, or ``start_background`` for a thread of its own."""
+
+    def __init__(self, cfg: Config) -> None:
+        self.cfg = cfg
+        self.log = get_logger()
+        self.server: _native.Server | None = None
+        self.client_addrs: list[str] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._ready_loop: ReadyLoop | None = None
+        self._lock_fd: int | None = None
+        self._thread: threading.Thread | None = None
+        self.stopped = threading.Event()
+        self.fatal: BaseException | None = None
+
+    def _open(self) -> _native.Server:
+        cfg = self.cfg
+        member_dir = cfg.member_dir
+        os.makedirs(os.path.join(member_dir, "snap"), mode=0o700, exist_ok=True)
+        self._lock_fd = os.open(os.path.join(member_dir, ".lock"), os.O_CREAT | os.O_RDWR, 0o600)
+        try:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise OSError(f"data dir {cfg.data_dir_path} is in use by another etcd process") from None
+        cluster_id, member_id = compute_ids(cfg)
+        _native.set_log_level(LOG_LEVELS.get(cfg.log_level, 1))
+        return _native.Server(
+            {
+                "name": cfg.name,
+                "wal_dir": cfg.wal_dir_path,
+                "backend_dir": os.path.join(cfg.snap_dir, "db"),
+                "member_id": member_id,
+                "cluster_id": cluster_id,
+                "voters": [member_id],
+                "heartbeat_ms": cfg.heartbeat_interval,
+                "election_ms": cfg.election_timeout,
+                "max_request_bytes": cfg.max_request_bytes,
+                "max_txn_ops": cfg.max_txn_ops,
+                "snapshot_count": cfg.snapshot_count,
+                "snapshot_catchup_entries": SNAPSHOT_CATCHUP_ENTRIES,
+                "pre_vote": cfg.pre_vote,
+                "wal_fsync": not getattr(cfg, "unsafe_no_fsync", False),
+            }
+        )
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Opens the member and serves it from ``loop`` (the caller's running loop)."""
+        cfg = self.cfg
+        self._loop = loop
+        self.log.info(
+            "starting an etcd server",
+            name=cfg.name,
+            **{"data-dir": cfg.data_dir_path, "listen-client-urls": cfg.listen_client_urls},
+        )
+        self.server = server = self._open()
+        self._ready_loop = ReadyLoop(server, loop, cfg.heartbeat_interval / 1000.0, self._on_fatal)
+        self._ready_loop.start()
+        st = server.status()
+        self.log.info(
+            "enabled capabilities for version",
+            **{"local-member-id": f"{st['member_id']:x}", "cluster-id": f"{st['cluster_id']:x}", "cluster-version": "3.4"},
+        )
+        listen = [url_host_port(u) for u in cfg.listen_client_urls]
+        self.client_addrs = server.serve(listen, worker_threads=2)
+        self.log.info(
+            "published local member to cluster through raft",
+            **{
+                "local-member-id": f"{st['member_id']:x}",
+                "local-member-attributes": f"{{Name:{cfg.name} ClientURLs:[{' '.join(cfg.advertise_client_urls)}]}}",
+                "cluster-id": f"{st['cluster_id']:x}",
+            },
+        )
+        self.log.info("ready to serve client requests")
+        for addr in self.client_addrs:
+            self.log.warn(f"serving insecure client requests on {addr}, this is strongly discouraged!")
+
+    def _on_fatal(self, exc: BaseException) -> None:
+        self.fatal = exc
+        self.log.error("etcd server stopped on a fatal error", error=str(exc))
+        self.stop()
+
+    def stop(self) -> None:
+        """Stops serving and syncs the member's files. Safe to call twice."""
+        if self.stopped.is_set():
+            return
+        self.log.info("closing etcd server", name=self.cfg.name, **{"data-dir": self.cfg.data_dir_path})
+        if self._ready_loop is not None:
+            self._ready_loop.stop()
+        if self.server is not None:
+            self.server.stop()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+        self.stopped.set()
+
+    def start_background(self) -> None:
+        """Serves from a thread with its own event loop (for embedding in programs and test suites)."""
+        started = threading.Event()
+
+        def run() -> None:
+            loop = new_event_loop()
+            asyncio.set_event_loop(loop)
+            try:
+                self.start(loop)
+            except BaseException as e:  # surfaced to the caller below
+                self.fatal = e
+                started.set()
+                return
+            started.set()
+            loop.run_until_complete(asyncio.to_thread(self.stopped.wait))
+            loop.close()
+
+        self._thread = threading.Thread(target=run, name="pyetcd-raft", daemon=True)
+        self._thread.start()
+        started.wait()
+        if self.fatal is not None:
+            raise self.fatal
+
+    def close(self) -> None:
+        """``stop`` from any thread, then wait for a background member's thread."""
+        if self._loop is not None and self._thread is not None and not self.stopped.is_set():
+            self._loop.call_soon_threadsafe(self.stop)
+            self.stopped.wait(10)
+        else:
+            self.stop()
+        if self._thread is not None:
+            self._thread.join(10)
+
+    def __enter__(self) -> Etcd:
+        self.start_background()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop's loop when installed, else asyncio's."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()

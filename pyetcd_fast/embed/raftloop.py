@@ -1,0 +1,61 @@
+"""The raft Ready loop on an asyncio event loop: one native call per batch.
+
+The native server wakes us through an eventfd when requests are queued; each wake-up (and each tick)
+runs ``process_ready``, which proposes everything queued, persists, applies and advances in one GIL-free call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from pyetcd_fast import _native
+
+
+class ReadyLoop:
+    """Drives ``server`` from ``loop``: ticks every ``tick_seconds`` and runs a batch on every wake-up."""
+
+    def __init__(
+        self,
+        server: _native.Server,
+        loop: asyncio.AbstractEventLoop,
+        tick_seconds: float,
+        on_fatal: Callable[[BaseException], None],
+    ) -> None:
+        self._server = server
+        self._loop = loop
+        self._tick_seconds = tick_seconds
+        self._on_fatal = on_fatal
+        self._fd = server.notify_fd()
+        self._tick_handle: asyncio.TimerHandle | None = None
+        self._running = False
+
+    def start(self) -> None:
+        self._running = True
+        self._loop.add_reader(self._fd, self._process)
+        self._tick_handle = self._loop.call_later(self._tick_seconds, self._tick)
+        self._process()
+
+    def stop(self) -> None:
+        if not self._running:
+            return
+        self._running = False
+        self._loop.remove_reader(self._fd)
+        if self._tick_handle is not None:
+            self._tick_handle.cancel()
+
+    def _process(self) -> None:
+        if not self._running:
+            return
+        try:
+            self._server.process_ready()
+        except OSError as e:
+            self.stop()
+            self._on_fatal(e)
+
+    def _tick(self) -> None:
+        if not self._running:
+            return
+        self._server.tick()
+        self._process()
+        self._tick_handle = self._loop.call_later(self._tick_seconds, self._tick)

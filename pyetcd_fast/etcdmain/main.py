@@ -1,0 +1,53 @@
+"""The ``pyetcd`` command: etcd's flags in, a serving member out, a clean stop on SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+
+from pyetcd_fast.embed.etcd import Etcd, new_event_loop
+from pyetcd_fast.etcdmain.config import ConfigError, parse
+from pyetcd_fast.etcdmain.log import configure, get_logger
+
+
+async def _serve(etcd: Etcd) -> int:
+    loop = asyncio.get_running_loop()
+    done = asyncio.Event()
+
+    def on_signal(sig: signal.Signals) -> None:
+        get_logger().info("received signal; shutting down", signal=sig.name)
+        done.set()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, on_signal, sig)
+    etcd.start(loop)
+    stop_watch = asyncio.ensure_future(asyncio.to_thread(etcd.stopped.wait))
+    signalled = asyncio.ensure_future(done.wait())
+    await asyncio.wait([stop_watch, signalled], return_when=asyncio.FIRST_COMPLETED)
+    etcd.stop()
+    signalled.cancel()
+    await stop_watch
+    return 1 if etcd.fatal is not None else 0
+
+
+def main(argv: list[str] | None = None) -> None:
+    import os
+
+    try:
+        cfg = parse(sys.argv[1:] if argv is None else argv, os.environ)
+    except ConfigError as e:
+        if e.message:
+            print(e.message, file=sys.stderr if e.exit_code else sys.stdout)
+        sys.exit(e.exit_code)
+    configure(cfg)
+    etcd = Etcd(cfg)
+    loop = new_event_loop()
+    try:
+        code = loop.run_until_complete(_serve(etcd))
+    except OSError as e:
+        get_logger().error("failed to start etcd", error=str(e))
+        code = 1
+    finally:
+        loop.close()
+    sys.exit(code)
