@@ -21,7 +21,9 @@ enum Action {
 fn parse(spec: &str) -> HashMap<String, Action> {
     let mut out = HashMap::new();
     for item in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-        let Some((name, action)) = item.split_once('=') else { continue };
+        let Some((name, action)) = item.split_once('=') else {
+            continue;
+        };
         let action = match action.trim() {
             "panic" => Action::Panic,
             "exit" => Action::Exit,

@@ -18,9 +18,7 @@ struct Server {
 }
 
 fn get<'py, T: FromPyObject<'py>>(d: &Bound<'py, PyDict>, k: &str) -> PyResult<T> {
-    d.get_item(k)?
-        .ok_or_else(|| PyRuntimeError::new_err(format!("server config: missing {k}")))?
-        .extract()
+    d.get_item(k)?.ok_or_else(|| PyRuntimeError::new_err(format!("server config: missing {k}")))?.extract()
 }
 
 #[pymethods]

@@ -8,9 +8,9 @@ use std::cmp::Ordering;
 use super::errors::EtcdError;
 use crate::mvcc::{RangeOptions, TxnRead, TxnWrite};
 use crate::pb::etcdserverpb::{
-    compare, range_request::SortOrder, range_request::SortTarget, request_op, response_op, Compare,
-    CompactionRequest, CompactionResponse, DeleteRangeRequest, DeleteRangeResponse, PutRequest, PutResponse,
-    RangeRequest, RangeResponse, RequestOp, ResponseHeader, ResponseOp, TxnRequest, TxnResponse,
+    compare, range_request::SortOrder, range_request::SortTarget, request_op, response_op, CompactionRequest,
+    CompactionResponse, Compare, DeleteRangeRequest, DeleteRangeResponse, PutRequest, PutResponse, RangeRequest,
+    RangeResponse, RequestOp, ResponseHeader, ResponseOp, TxnRequest, TxnResponse,
 };
 use crate::pb::mvccpb::KeyValue;
 
@@ -19,10 +19,8 @@ fn header(revision: i64) -> Option<ResponseHeader> {
 }
 
 pub fn range(view: &impl TxnRead, r: &RangeRequest) -> Result<RangeResponse, EtcdError> {
-    let filtered = r.min_mod_revision != 0
-        || r.max_mod_revision != 0
-        || r.min_create_revision != 0
-        || r.max_create_revision != 0;
+    let filtered =
+        r.min_mod_revision != 0 || r.max_mod_revision != 0 || r.min_create_revision != 0 || r.max_create_revision != 0;
     // Sorting or filtering needs every row; otherwise read one extra row to learn `more`.
     let mut limit = if r.sort_order != SortOrder::None as i32 || filtered { 0 } else { r.limit };
     if limit > 0 {
@@ -174,7 +172,9 @@ fn union_int(c: &Compare, pick: impl Fn(&compare::TargetUnion) -> Option<i64>) -
 /// All keys in the compare's range must satisfy it; a missing key compares as zeroes, except that a VALUE
 /// compare on a missing key is always false.
 fn apply_compare(view: &impl TxnRead, c: &Compare) -> bool {
-    let Ok(rr) = view.range(&c.key, &c.range_end, RangeOptions::default()) else { return false };
+    let Ok(rr) = view.range(&c.key, &c.range_end, RangeOptions::default()) else {
+        return false;
+    };
     if rr.kvs.is_empty() {
         if c.target == compare::CompareTarget::Value as i32 {
             return false;
@@ -238,7 +238,9 @@ fn run_read(view: &impl TxnRead, t: &TxnRequest, path: &[bool], at: &mut usize) 
     for op in if succeeded { &t.success } else { &t.failure } {
         let r = match &op.request {
             Some(request_op::Request::RequestRange(r)) => response_op::Response::ResponseRange(range(view, r)?),
-            Some(request_op::Request::RequestTxn(nt)) => response_op::Response::ResponseTxn(run_read(view, nt, path, at)?),
+            Some(request_op::Request::RequestTxn(nt)) => {
+                response_op::Response::ResponseTxn(run_read(view, nt, path, at)?)
+            }
             _ => return Err(EtcdError::Internal("write op in a read-only txn".into())),
         };
         responses.push(ResponseOp { response: Some(r) });
@@ -268,7 +270,9 @@ fn run_write(txn: &mut TxnWrite, t: &TxnRequest, path: &[bool], at: &mut usize) 
             Some(request_op::Request::RequestDeleteRange(d)) => {
                 response_op::Response::ResponseDeleteRange(delete_range(txn, d)?)
             }
-            Some(request_op::Request::RequestTxn(nt)) => response_op::Response::ResponseTxn(run_write(txn, nt, path, at)?),
+            Some(request_op::Request::RequestTxn(nt)) => {
+                response_op::Response::ResponseTxn(run_write(txn, nt, path, at)?)
+            }
             None => return Err(EtcdError::KeyNotFound),
         };
         responses.push(ResponseOp { response: Some(r) });

@@ -311,7 +311,9 @@ impl EtcdServer {
 
     /// Applies committed entries in one backend batch, then completes their waiters.
     fn apply_entries(&self, core: &mut Core, entries: Vec<Entry>) -> Result<usize, String> {
-        let Some(last) = entries.last() else { return Ok(0) };
+        let Some(last) = entries.last() else {
+            return Ok(0);
+        };
         let last_index = last.index;
         let mut results = Vec::new();
         let mut batch = self.store.write_batch().map_err(|e| e.to_string())?;
@@ -321,7 +323,8 @@ impl EtcdServer {
                     if e.data.is_empty() {
                         continue; // a new leader's empty entry
                     }
-                    let req = InternalRaftRequest::decode(e.data.as_ref()).map_err(|err| format!("entry {}: {err}", e.index))?;
+                    let req = InternalRaftRequest::decode(e.data.as_ref())
+                        .map_err(|err| format!("entry {}: {err}", e.index))?;
                     let id = req.header.as_ref().map_or(0, |h| h.id);
                     results.push((id, apply_request(&mut batch, &req)));
                 }

@@ -60,9 +60,12 @@ fn check_op(op: &RequestOp, max_txn_ops: usize) -> Result<(), EtcdError> {
     }
 }
 
+/// A half-open byte interval `[begin, end)`.
+type Interval = (Vec<u8>, Vec<u8>);
+
 /// A set of half-open byte intervals `[begin, end)`; end empty means +infinity (etcd's affine intervals).
 #[derive(Default)]
-struct Intervals(Vec<(Vec<u8>, Vec<u8>)>);
+struct Intervals(Vec<Interval>);
 
 impl Intervals {
     fn contains_point(&self, k: &[u8]) -> bool {
@@ -72,7 +75,7 @@ impl Intervals {
 
 /// Two writes to one key in a txn branch are refused (etcd's checkIntervals): put+put, or a put inside a
 /// delete's range, at this level or across nested txns; a key put in both branches of one nested txn is fine.
-pub fn check_intervals(reqs: &[RequestOp]) -> Result<(HashSet<Vec<u8>>, Vec<(Vec<u8>, Vec<u8>)>), EtcdError> {
+pub fn check_intervals(reqs: &[RequestOp]) -> Result<(HashSet<Vec<u8>>, Vec<Interval>), EtcdError> {
     let mut dels = Intervals::default();
     for req in reqs {
         if let Some(request_op::Request::RequestDeleteRange(d)) = &req.request {
@@ -91,7 +94,9 @@ pub fn check_intervals(reqs: &[RequestOp]) -> Result<(HashSet<Vec<u8>>, Vec<(Vec
     }
     let mut puts: HashSet<Vec<u8>> = HashSet::new();
     for req in reqs {
-        let Some(request_op::Request::RequestTxn(t)) = &req.request else { continue };
+        let Some(request_op::Request::RequestTxn(t)) = &req.request else {
+            continue;
+        };
         let (puts_then, dels_then) = check_intervals(&t.success)?;
         let (puts_else, dels_else) = check_intervals(&t.failure)?;
         for k in &puts_then {

@@ -52,12 +52,7 @@ fn key_index_testdata() {
             failures.append(&mut failed);
         }
     }
-    assert!(
-        failures.is_empty(),
-        "{} case(s) failed:\n\n{}",
-        failures.len(),
-        failures.join("\n\n")
-    );
+    assert!(failures.is_empty(), "{} case(s) failed:\n\n{}", failures.len(), failures.join("\n\n"));
 }
 
 /// Runs one file; returns its text with actual outputs in place of expected ones, and the mismatches.
@@ -71,11 +66,7 @@ fn run_file(path: &Path, text: &str) -> (String, Vec<String>) {
                 out.push_str(line);
                 out.push('\n');
             }
-            Item::Case {
-                line,
-                input,
-                expected,
-            } => {
+            Item::Case { line, input, expected } => {
                 let actual = h.run_block(&input);
                 if actual != expected {
                     failures.push(format!(
@@ -99,11 +90,7 @@ fn run_file(path: &Path, text: &str) -> (String, Vec<String>) {
 
 enum Item<'a> {
     Verbatim(&'a str),
-    Case {
-        line: usize,
-        input: Vec<&'a str>,
-        expected: String,
-    },
+    Case { line: usize, input: Vec<&'a str>, expected: String },
 }
 
 fn parse<'a>(path: &Path, text: &'a str) -> Vec<Item<'a>> {
@@ -118,31 +105,17 @@ fn parse<'a>(path: &Path, text: &'a str) -> Vec<Item<'a>> {
         }
         let start = i;
         while i < lines.len() && lines[i] != "----" {
-            assert!(
-                !lines[i].trim().is_empty(),
-                "{}:{}: block ends before its ----",
-                path.display(),
-                i + 1
-            );
+            assert!(!lines[i].trim().is_empty(), "{}:{}: block ends before its ----", path.display(), i + 1);
             i += 1;
         }
-        assert!(
-            i < lines.len(),
-            "{}:{}: block without ----",
-            path.display(),
-            start + 1
-        );
+        assert!(i < lines.len(), "{}:{}: block without ----", path.display(), start + 1);
         let input = lines[start..i].to_vec();
         i += 1;
         let out_start = i;
         while i < lines.len() && !lines[i].is_empty() {
             i += 1;
         }
-        items.push(Item::Case {
-            line: start + 1,
-            input,
-            expected: lines[out_start..i].join("\n"),
-        });
+        items.push(Item::Case { line: start + 1, input, expected: lines[out_start..i].join("\n") });
     }
     items
 }
@@ -176,10 +149,7 @@ impl Harness {
             args.finish();
         }
         let out = out.join("\n");
-        assert!(
-            !out.lines().any(|l| l.trim().is_empty()),
-            "output must not contain blank lines: {out:?}"
-        );
+        assert!(!out.lines().any(|l| l.trim().is_empty()), "output must not contain blank lines: {out:?}");
         if out.is_empty() {
             "ok".to_string()
         } else {
@@ -220,14 +190,8 @@ impl Harness {
             }),
             "range" => Some(self.range(a)),
             "since" => {
-                let revs =
-                    self.index
-                        .range_since(&a.bytes("key"), &a.opt_bytes("end"), a.int("rev"));
-                Some(if revs.is_empty() {
-                    "(none)".to_string()
-                } else {
-                    join_revs(&revs)
-                })
+                let revs = self.index.range_since(&a.bytes("key"), &a.opt_bytes("end"), a.int("rev"));
+                Some(if revs.is_empty() { "(none)".to_string() } else { join_revs(&revs) })
             }
             "keep" => {
                 let before = self.index.clone();
@@ -243,16 +207,12 @@ impl Harness {
                 None
             }
             "save" => {
-                self.saved
-                    .insert(a.string("name"), (self.index.clone(), self.rows.clone()));
+                self.saved.insert(a.string("name"), (self.index.clone(), self.rows.clone()));
                 None
             }
             "load" => {
                 let name = a.string("name");
-                let (index, rows) = self
-                    .saved
-                    .get(&name)
-                    .unwrap_or_else(|| panic!("nothing saved as {name}"));
+                let (index, rows) = self.saved.get(&name).unwrap_or_else(|| panic!("nothing saved as {name}"));
                 self.index = index.clone();
                 self.rows = rows.clone();
                 None
@@ -267,13 +227,7 @@ impl Harness {
             Ok((_, c, v)) if !tombstone => (c, v),
             _ => (Revision::default(), 0),
         };
-        self.rows.push(Row {
-            key,
-            rev,
-            tombstone,
-            created,
-            ver,
-        });
+        self.rows.push(Row { key, rev, tombstone, created, ver });
     }
 
     fn range(&self, a: &mut Args) -> String {
@@ -282,27 +236,12 @@ impl Harness {
         let (revs, count) = self.index.revisions(&key, &end, at, limit);
         let (all_keys, all_revs) = self.index.range(&key, &end, at);
         let (unlimited, unlimited_count) = self.index.revisions(&key, &end, at, 0);
-        assert_eq!(
-            unlimited, all_revs,
-            "revisions(limit 0) disagrees with range"
-        );
-        assert_eq!(
-            count,
-            all_keys.len(),
-            "revisions count disagrees with range"
-        );
+        assert_eq!(unlimited, all_revs, "revisions(limit 0) disagrees with range");
+        assert_eq!(count, all_keys.len(), "revisions count disagrees with range");
         assert_eq!(unlimited_count, count, "count depends on the limit");
-        assert_eq!(
-            self.index.count_revisions(&key, &end, at),
-            count,
-            "count_revisions disagrees"
-        );
+        assert_eq!(self.index.count_revisions(&key, &end, at), count, "count_revisions disagrees");
         let shown = if limit == 0 { count } else { limit.min(count) };
-        assert_eq!(
-            revs,
-            all_revs[..shown],
-            "limited revisions are not a prefix of the full ones"
-        );
+        assert_eq!(revs, all_revs[..shown], "limited revisions are not a prefix of the full ones");
         let mut out = String::new();
         for (k, r) in all_keys.iter().zip(&revs) {
             let _ = writeln!(out, "{} {r}", escape_key(k));
@@ -314,20 +253,12 @@ impl Harness {
     fn compact(&mut self, rev: i64) -> String {
         let predicted = self.index.keep(rev);
         let kept = self.index.compact(rev);
-        assert_eq!(
-            predicted, kept,
-            "keep({rev}) before compaction predicted a different set"
-        );
-        assert_eq!(
-            self.index.keep(rev),
-            kept,
-            "keep({rev}) after compaction differs"
-        );
+        assert_eq!(predicted, kept, "keep({rev}) before compaction predicted a different set");
+        assert_eq!(self.index.keep(rev), kept, "keep({rev}) after compaction differs");
 
         // The backend deletes every row <= rev that is not kept; a restart then replays what is left, in
         // revision order.
-        self.rows
-            .retain(|r| r.rev.main > rev || kept.contains(&r.rev));
+        self.rows.retain(|r| r.rev.main > rev || kept.contains(&r.rev));
         self.rows.sort_by_key(|r| r.rev);
         let mut rebuilt = TreeIndex::new();
         for r in &self.rows {
@@ -337,10 +268,7 @@ impl Harness {
                 rebuilt.restore(&r.key, r.created, r.rev, r.ver);
             }
         }
-        assert_eq!(
-            rebuilt, self.index,
-            "compact({rev}): index differs from one rebuilt from the kept rows"
-        );
+        assert_eq!(rebuilt, self.index, "compact({rev}): index differs from one rebuilt from the kept rows");
 
         format!("keep: {}\n{}", sorted_revs(&kept), self.dump())
     }
@@ -349,19 +277,12 @@ impl Harness {
         if self.index.is_empty() {
             return "(empty index)".to_string();
         }
-        self.index
-            .iter()
-            .map(|ki| ki.to_string())
-            .collect::<Vec<_>>()
-            .join("\n")
+        self.index.iter().map(|ki| ki.to_string()).collect::<Vec<_>>().join("\n")
     }
 }
 
 fn join_revs(revs: &[Revision]) -> String {
-    revs.iter()
-        .map(|r| r.to_string())
-        .collect::<Vec<_>>()
-        .join(" ")
+    revs.iter().map(|r| r.to_string()).collect::<Vec<_>>().join(" ")
 }
 
 fn sorted_revs(set: &HashSet<Revision>) -> String {
@@ -386,17 +307,11 @@ impl Args {
         let cmd = words.next().expect("empty command line").to_string();
         let args = words
             .map(|w| {
-                let (k, v) = w
-                    .split_once('=')
-                    .unwrap_or_else(|| panic!("{line:?}: argument {w:?} is not name=value"));
+                let (k, v) = w.split_once('=').unwrap_or_else(|| panic!("{line:?}: argument {w:?} is not name=value"));
                 (k.to_string(), v.to_string())
             })
             .collect();
-        Args {
-            line: line.to_string(),
-            cmd,
-            args,
-        }
+        Args { line: line.to_string(), cmd, args }
     }
 
     fn take(&mut self, name: &str) -> Option<String> {
@@ -405,8 +320,7 @@ impl Args {
     }
 
     fn string(&mut self, name: &str) -> String {
-        self.take(name)
-            .unwrap_or_else(|| panic!("{:?}: missing {name}=", self.line))
+        self.take(name).unwrap_or_else(|| panic!("{:?}: missing {name}=", self.line))
     }
 
     fn bytes(&mut self, name: &str) -> Vec<u8> {
@@ -419,16 +333,12 @@ impl Args {
 
     fn int(&mut self, name: &str) -> i64 {
         let v = self.string(name);
-        v.parse()
-            .unwrap_or_else(|_| panic!("{:?}: {name}={v} is not an integer", self.line))
+        v.parse().unwrap_or_else(|_| panic!("{:?}: {name}={v} is not an integer", self.line))
     }
 
     fn opt_int(&mut self, name: &str) -> Option<i64> {
         let v = self.take(name)?;
-        Some(
-            v.parse()
-                .unwrap_or_else(|_| panic!("{:?}: {name}={v} is not an integer", self.line)),
-        )
+        Some(v.parse().unwrap_or_else(|_| panic!("{:?}: {name}={v} is not an integer", self.line)))
     }
 
     fn rev(&mut self, name: &str) -> Revision {
@@ -441,12 +351,7 @@ impl Args {
     }
 
     fn finish(self) {
-        assert!(
-            self.args.is_empty(),
-            "{:?}: unused arguments {:?}",
-            self.line,
-            self.args
-        );
+        assert!(self.args.is_empty(), "{:?}: unused arguments {:?}", self.line, self.args);
     }
 }
 

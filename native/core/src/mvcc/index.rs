@@ -67,10 +67,7 @@ impl TreeIndex {
 
     /// What a read of `key` at `at_rev` sees: (modified revision, created revision, version).
     pub fn get(&self, key: &[u8], at_rev: i64) -> Result<(Revision, Revision, i64), IndexError> {
-        self.tree
-            .get(key)
-            .ok_or(IndexError::RevisionNotFound)?
-            .get(at_rev)
+        self.tree.get(key).ok_or(IndexError::RevisionNotFound)?.get(at_rev)
     }
 
     /// The key's [`KeyIndex`], if the index has one.
@@ -85,13 +82,7 @@ impl TreeIndex {
 
     /// The Range hot path: the revisions of the first `limit` keys in the range alive at `at_rev` (all of
     /// them when `limit` is 0), in key order, plus how many keys in the range are alive in total.
-    pub fn revisions(
-        &self,
-        key: &[u8],
-        end: &[u8],
-        at_rev: i64,
-        limit: usize,
-    ) -> (Vec<Revision>, usize) {
+    pub fn revisions(&self, key: &[u8], end: &[u8], at_rev: i64, limit: usize) -> (Vec<Revision>, usize) {
         if end.is_empty() {
             return match self.get(key, at_rev) {
                 Ok((rev, ..)) => (vec![rev], 1),
@@ -127,9 +118,7 @@ impl TreeIndex {
 
     /// How many keys in the range are alive at `at_rev` (a `count_only` Range); allocates nothing.
     pub fn count_revisions(&self, key: &[u8], end: &[u8], at_rev: i64) -> usize {
-        self.visit(key, end)
-            .filter(|ki| ki.get(at_rev).is_ok())
-            .count()
+        self.visit(key, end).filter(|ki| ki.get(at_rev).is_ok()).count()
     }
 
     /// Every revision `>= rev` of every key in the range, ascending by revision, for watch catch-up. Per
@@ -171,11 +160,7 @@ impl TreeIndex {
     }
 
     /// The key indexes a range request covers, in key order (see the module docs for `end`).
-    fn visit<'a>(
-        &'a self,
-        key: &'a [u8],
-        end: &'a [u8],
-    ) -> impl Iterator<Item = &'a KeyIndex> + 'a {
+    fn visit<'a>(&'a self, key: &'a [u8], end: &'a [u8]) -> impl Iterator<Item = &'a KeyIndex> + 'a {
         let bounds: Option<KeyBounds<'a>> = if end.is_empty() {
             Some((Bound::Included(key), Bound::Included(key)))
         } else if end == [0] {
@@ -186,9 +171,6 @@ impl TreeIndex {
             // BTreeMap::range panics on an inverted range; etcd simply finds nothing.
             None
         };
-        bounds
-            .into_iter()
-            .flat_map(move |b| self.tree.range::<[u8], _>(b))
-            .map(|(_, ki)| ki)
+        bounds.into_iter().flat_map(move |b| self.tree.range::<[u8], _>(b)).map(|(_, ki)| ki)
     }
 }

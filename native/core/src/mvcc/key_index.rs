@@ -93,9 +93,7 @@ impl Generation {
 
     /// Position of the newest revision whose main revision is `<= at_rev`.
     fn newest_at(&self, at_rev: i64) -> Option<usize> {
-        self.revs
-            .partition_point(|r| r.main <= at_rev)
-            .checked_sub(1)
+        self.revs.partition_point(|r| r.main <= at_rev).checked_sub(1)
     }
 }
 
@@ -110,11 +108,7 @@ pub struct KeyIndex {
 
 impl KeyIndex {
     pub fn new(key: Vec<u8>) -> Self {
-        KeyIndex {
-            key,
-            modified: Revision::default(),
-            generations: Vec::new(),
-        }
+        KeyIndex { key, modified: Revision::default(), generations: Vec::new() }
     }
 
     /// Records a put at `main.sub`, creating the key if its newest generation is empty.
@@ -148,17 +142,9 @@ impl KeyIndex {
     /// # Panics
     /// If the index already has revisions (etcd's "unexpected non-empty generations").
     pub fn restore(&mut self, created: Revision, modified: Revision, ver: i64) {
-        assert!(
-            self.is_empty(),
-            "mvcc: restore into key {} that already has revisions",
-            escape_key(&self.key)
-        );
+        assert!(self.is_empty(), "mvcc: restore into key {} that already has revisions", escape_key(&self.key));
         self.modified = modified;
-        self.generations = vec![Generation {
-            ver,
-            created,
-            revs: vec![modified],
-        }];
+        self.generations = vec![Generation { ver, created, revs: vec![modified] }];
     }
 
     /// Closes the current generation with a tombstone at `main.sub` and opens an empty one.
@@ -177,9 +163,7 @@ impl KeyIndex {
 
     /// What a read at `at_rev` sees: (modified revision, created revision, version).
     pub fn get(&self, at_rev: i64) -> Result<(Revision, Revision, i64), IndexError> {
-        let g = self
-            .find_generation(at_rev)
-            .ok_or(IndexError::RevisionNotFound)?;
+        let g = self.find_generation(at_rev).ok_or(IndexError::RevisionNotFound)?;
         let n = g.newest_at(at_rev).ok_or(IndexError::RevisionNotFound)?;
         // The version at revs[n] is the generation's count minus the writes that came after it.
         let newer = (g.revs.len() - n - 1) as i64;
@@ -303,11 +287,7 @@ impl fmt::Display for KeyIndex {
             }
             write!(f, "\n  created={} ver={}:", g.created, g.ver)?;
             for (j, r) in g.revs.iter().enumerate() {
-                let tomb = if i != last && j + 1 == g.revs.len() {
-                    "t"
-                } else {
-                    ""
-                };
+                let tomb = if i != last && j + 1 == g.revs.len() { "t" } else { "" };
                 write!(f, " {r}{tomb}")?;
             }
         }
@@ -337,11 +317,7 @@ mod tests {
     }
 
     fn gen(created: Revision, ver: i64, revs: &[Revision]) -> Generation {
-        Generation {
-            ver,
-            created,
-            revs: revs.to_vec(),
-        }
+        Generation { ver, created, revs: revs.to_vec() }
     }
 
     #[test]
@@ -351,10 +327,7 @@ mod tests {
         ki.put(5, 0);
         ki.put(7, 0);
         assert_eq!(ki.modified, rev(7, 0));
-        assert_eq!(
-            ki.generations,
-            vec![gen(rev(5, 0), 2, &[rev(5, 0), rev(7, 0)])]
-        );
+        assert_eq!(ki.generations, vec![gen(rev(5, 0), 2, &[rev(5, 0), rev(7, 0)])]);
         assert!(!ki.is_empty());
     }
 
@@ -387,11 +360,7 @@ mod tests {
             ]
         );
         assert_eq!(ki.tombstone(16, 0), Err(IndexError::RevisionNotFound));
-        assert_eq!(
-            ki.modified,
-            rev(15, 0),
-            "a refused tombstone writes nothing"
-        );
+        assert_eq!(ki.modified, rev(15, 0), "a refused tombstone writes nothing");
     }
 
     #[test]
@@ -429,9 +398,6 @@ mod tests {
         let mut ki = KeyIndex::new(b"a\\b\x00 ".to_vec());
         ki.put(2, 0);
         ki.tombstone(3, 0).unwrap();
-        assert_eq!(
-            ki.to_string(),
-            "a\\x5cb\\x00\\x20 modified=3.0\n  created=2.0 ver=2: 2.0 3.0t\n  (empty)"
-        );
+        assert_eq!(ki.to_string(), "a\\x5cb\\x00\\x20 modified=3.0\n  created=2.0 ver=2: 2.0 3.0t\n  (empty)");
     }
 }

@@ -28,9 +28,20 @@ fn revision_model() {
     let dir = tempfile::tempdir().unwrap();
     let s = open(dir.path());
     assert_eq!(s.rev(), 1, "an empty store is at revision 1");
-    assert_eq!(write(&s, 1, |t| drop(t.put(b"foo", b"a", 0).unwrap())), 2, "first write is revision 2");
+    assert_eq!(
+        write(&s, 1, |t| {
+            t.put(b"foo", b"a", 0).unwrap();
+        }),
+        2,
+        "first write is revision 2"
+    );
     // An identical value still takes a revision and bumps the version.
-    assert_eq!(write(&s, 2, |t| drop(t.put(b"foo", b"a", 0).unwrap())), 3);
+    assert_eq!(
+        write(&s, 2, |t| {
+            t.put(b"foo", b"a", 0).unwrap();
+        }),
+        3
+    );
     let kv = &range(&s, "foo", "", RangeOptions::default()).unwrap().kvs[0];
     assert_eq!((kv.create_revision, kv.mod_revision, kv.version), (2, 3, 2));
     // A delete that matches nothing takes no revision.
@@ -44,7 +55,12 @@ fn revision_model() {
         4
     );
     assert_eq!(write(&s, 5, |t| assert_eq!(t.delete_range(b"foo", b"").unwrap(), (1, 5))), 5);
-    assert_eq!(write(&s, 6, |t| drop(t.put(b"foo", b"new", 0).unwrap())), 6);
+    assert_eq!(
+        write(&s, 6, |t| {
+            t.put(b"foo", b"new", 0).unwrap();
+        }),
+        6
+    );
     let kv = &range(&s, "foo", "", RangeOptions::default()).unwrap().kvs[0];
     assert_eq!((kv.create_revision, kv.mod_revision, kv.version), (6, 6, 1), "a new generation");
     assert_eq!(s.consistent_index(), 6);
@@ -55,7 +71,9 @@ fn range_options() {
     let dir = tempfile::tempdir().unwrap();
     let s = open(dir.path());
     for (i, k) in ["a", "b", "c", "d"].iter().enumerate() {
-        write(&s, i as u64 + 1, |t| drop(t.put(k.as_bytes(), b"v", 0).unwrap()));
+        write(&s, i as u64 + 1, |t| {
+            t.put(k.as_bytes(), b"v", 0).unwrap();
+        });
     }
     // Revisions: a=2 b=3 c=4 d=5.
     let all = range(&s, "a", "\0", RangeOptions::default()).unwrap();
@@ -79,9 +97,15 @@ fn compaction_and_restart() {
     let dir = tempfile::tempdir().unwrap();
     {
         let s = open(dir.path());
-        write(&s, 1, |t| drop(t.put(b"k", b"1", 0).unwrap())); // 2
-        write(&s, 2, |t| drop(t.put(b"k", b"2", 0).unwrap())); // 3
-        write(&s, 3, |t| drop(t.put(b"other", b"x", 0).unwrap())); // 4
+        write(&s, 1, |t| {
+            t.put(b"k", b"1", 0).unwrap();
+        }); // 2
+        write(&s, 2, |t| {
+            t.put(b"k", b"2", 0).unwrap();
+        }); // 3
+        write(&s, 3, |t| {
+            t.put(b"other", b"x", 0).unwrap();
+        }); // 4
         write(&s, 4, |t| t.compact(3).unwrap());
         assert_eq!(s.compact_rev(), 3);
         let err = range(&s, "k", "", RangeOptions { rev: 2, ..Default::default() }).unwrap_err();

@@ -54,19 +54,12 @@ impl Revision {
     /// If `b` is shorter than [`Self::BYTES_LEN`]: the `key` bucket holds nothing else, so a short key
     /// is a corrupt data directory.
     pub fn from_bytes(b: &[u8]) -> Revision {
-        assert!(
-            b.len() >= Self::BYTES_LEN,
-            "mvcc: revision key of {} bytes, want 17 or 18",
-            b.len()
-        );
+        assert!(b.len() >= Self::BYTES_LEN, "mvcc: revision key of {} bytes, want 17 or 18", b.len());
         let mut main = [0u8; 8];
         let mut sub = [0u8; 8];
         main.copy_from_slice(&b[..8]);
         sub.copy_from_slice(&b[9..17]);
-        Revision {
-            main: i64::from_be_bytes(main),
-            sub: i64::from_be_bytes(sub),
-        }
+        Revision { main: i64::from_be_bytes(main), sub: i64::from_be_bytes(sub) }
     }
 
     /// Whether a backend key carries the tombstone mark (etcd's `isTombstone`).
@@ -98,12 +91,7 @@ mod tests {
 
     #[test]
     fn bytes_round_trip() {
-        for r in [
-            Revision::new(0, 0),
-            Revision::new(1, 0),
-            Revision::new(300, 7),
-            Revision::new(i64::MAX, i64::MAX),
-        ] {
+        for r in [Revision::new(0, 0), Revision::new(1, 0), Revision::new(300, 7), Revision::new(i64::MAX, i64::MAX)] {
             assert_eq!(Revision::from_bytes(&r.to_bytes()), r);
             assert_eq!(Revision::from_bytes(&r.to_bytes_tombstone()), r);
         }

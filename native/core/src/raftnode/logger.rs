@@ -15,7 +15,11 @@ struct Fields(String);
 
 impl slog::Serializer for Fields {
     fn emit_arguments(&mut self, key: slog::Key, val: &std::fmt::Arguments) -> slog::Result {
-        self.0.push_str(&format!(",{}:{}", serde_json::to_string(key).unwrap(), serde_json::to_string(&val.to_string()).unwrap()));
+        self.0.push_str(&format!(
+            ",{}:{}",
+            serde_json::to_string(key).unwrap(),
+            serde_json::to_string(&val.to_string()).unwrap()
+        ));
         Ok(())
     }
 }
@@ -44,13 +48,7 @@ pub fn zap_ts() -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:06}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        now.subsec_micros()
-    )
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:06}Z", rem / 3600, rem % 3600 / 60, rem % 60, now.subsec_micros())
 }
 
 impl Drain for ZapDrain {

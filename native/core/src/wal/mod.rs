@@ -143,7 +143,10 @@ fn list_segments(dir: &Path) -> Result<Vec<Segment>> {
     segs.sort_by_key(|s| s.seq);
     for w in segs.windows(2) {
         if w[1].seq != w[0].seq + 1 || w[1].index < w[0].index {
-            return Err(WalError::Corrupt(format!("segment sequence broken between {:?} and {:?}", w[0].path, w[1].path)));
+            return Err(WalError::Corrupt(format!(
+                "segment sequence broken between {:?} and {:?}",
+                w[0].path, w[1].path
+            )));
         }
     }
     Ok(segs)

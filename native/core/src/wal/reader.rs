@@ -95,12 +95,10 @@ pub fn open(dir: &Path, opts: WalOptions) -> Result<(Wal, ReadResult)> {
     let metadata = metadata.ok_or_else(|| WalError::Corrupt("no metadata record".into()))?;
     let snap = rr.snapshot;
     entries.retain(|(i, _)| *i > snap.index);
-    let mut expect = snap.index + 1;
-    for (i, _) in &entries {
+    for (expect, (i, _)) in (snap.index + 1..).zip(entries.iter()) {
         if *i != expect {
             return Err(WalError::Corrupt(format!("entries are not contiguous: expected index {expect}, found {i}")));
         }
-        expect += 1;
     }
     let last_index = entries.last().map_or(snap.index, |(i, _)| *i);
     let wal = Wal {
