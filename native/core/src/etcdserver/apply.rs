@@ -196,16 +196,29 @@ fn compare_to_path(view: &impl TxnRead, t: &TxnRequest, path: &mut Vec<bool>) {
     }
 }
 
-/// Checks every op on the chosen path can apply before anything is written (etcd's checkRequests).
-fn check_path(view: &impl TxnRead, t: &TxnRequest, path: &[bool], at: &mut usize) -> Result<(), EtcdError> {
+/// What [`check_path`] checks: etcd checks every put on the path first, then every range.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Check {
+    Puts,
+    Ranges,
+}
+
+/// Checks the ops on the chosen path can apply before anything is written (etcd's checkRequests).
+fn check_path(
+    view: &impl TxnRead,
+    t: &TxnRequest,
+    path: &[bool],
+    at: &mut usize,
+    what: Check,
+) -> Result<(), EtcdError> {
     let ops = if path[*at] { &t.success } else { &t.failure };
     *at += 1;
     for op in ops {
         match &op.request {
-            Some(request_op::Request::RequestPut(p)) => {
+            Some(request_op::Request::RequestPut(p)) if what == Check::Puts => {
                 check_put(view, p)?;
             }
-            Some(request_op::Request::RequestRange(r)) if r.revision != 0 => {
+            Some(request_op::Request::RequestRange(r)) if what == Check::Ranges && r.revision != 0 => {
                 if r.revision > view.rev() {
                     return Err(EtcdError::FutureRev);
                 }
@@ -213,18 +226,23 @@ fn check_path(view: &impl TxnRead, t: &TxnRequest, path: &[bool], at: &mut usize
                     return Err(EtcdError::Compacted);
                 }
             }
-            Some(request_op::Request::RequestTxn(nt)) => check_path(view, nt, path, at)?,
+            Some(request_op::Request::RequestTxn(nt)) => check_path(view, nt, path, at, what)?,
             _ => {}
         }
     }
     Ok(())
 }
 
+fn check_txn(view: &impl TxnRead, t: &TxnRequest, path: &[bool]) -> Result<(), EtcdError> {
+    check_path(view, t, path, &mut 0, Check::Puts)?;
+    check_path(view, t, path, &mut 0, Check::Ranges)
+}
+
 /// A read-only txn, served from a read view without raft.
 pub fn txn_read(view: &impl TxnRead, t: &TxnRequest) -> Result<TxnResponse, EtcdError> {
     let mut path = Vec::new();
     compare_to_path(view, t, &mut path);
-    check_path(view, t, &path, &mut 0)?;
+    check_txn(view, t, &path)?;
     let mut at = 0;
     let mut resp = run_read(view, t, &path, &mut at)?;
     resp.header = header(view.rev());
@@ -252,7 +270,7 @@ fn run_read(view: &impl TxnRead, t: &TxnRequest, path: &[bool], at: &mut usize) 
 pub fn txn_write(txn: &mut TxnWrite, t: &TxnRequest) -> Result<TxnResponse, EtcdError> {
     let mut path = Vec::new();
     compare_to_path(txn, t, &mut path);
-    check_path(txn, t, &path, &mut 0)?;
+    check_txn(txn, t, &path)?;
     let mut at = 0;
     let mut resp = run_write(txn, t, &path, &mut at)?;
     resp.header = header(txn.rev());
