@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 from pyetcd_fast import _native
 from pyetcd_fast.embed.raftloop import ReadyLoop
-from pyetcd_fast.etcdmain.config import Config, compute_ids
+from pyetcd_fast.etcdmain.config import Config, ConfigError, compute_ids, verify_bootstrap
 from pyetcd_fast.etcdmain.log import get_logger
 
 # etcd 3.4's raft log keeps this many entries behind a snapshot for slow followers
@@ -20,11 +20,19 @@ SNAPSHOT_CATCHUP_ENTRIES = 5000
 LOG_LEVELS = {"debug": 0, "info": 1, "warn": 2, "error": 3, "panic": 3, "fatal": 3}
 
 
+def has_wal(wal_dir: str) -> bool:
+    """Whether ``wal_dir`` holds a WAL segment (the member was bootstrapped before)."""
+    try:
+        return any(name.endswith(".wal") for name in os.listdir(wal_dir))
+    except FileNotFoundError:
+        return False
+
+
 def url_host_port(url: str) -> str:
     """``http://localhost:2379`` → ``localhost:2379`` (what the native edge binds)."""
     parts = urlsplit(url if "://" in url else f"http://{url}")
     if parts.hostname is None or parts.port is None:
-        raise ValueError(f"URL address does not have the form \"host:port\": {url}")
+        raise ValueError(f'URL address does not have the form "host:port": {url}')
     host = parts.hostname
     if ":" in host:
         host = f"[{host}]"
@@ -55,7 +63,15 @@ class Etcd:
             fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise OSError(f"data dir {cfg.data_dir_path} is in use by another etcd process") from None
-        cluster_id, member_id = compute_ids(cfg)
+        if has_wal(cfg.wal_dir_path):
+            # A restart: the ids live in the WAL and --initial-cluster* are ignored, as etcd does.
+            cluster_id = member_id = 0
+        else:
+            try:
+                verify_bootstrap(cfg)
+            except ValueError as e:
+                raise ConfigError(str(e), 1) from None
+            cluster_id, member_id = compute_ids(cfg)
         _native.set_log_level(LOG_LEVELS.get(cfg.log_level, 1))
         return _native.Server(
             {
@@ -64,7 +80,7 @@ class Etcd:
                 "backend_dir": os.path.join(cfg.snap_dir, "db"),
                 "member_id": member_id,
                 "cluster_id": cluster_id,
-                "voters": [member_id],
+                "voters": [member_id] if member_id else [],
                 "heartbeat_ms": cfg.heartbeat_interval,
                 "election_ms": cfg.election_timeout,
                 "max_request_bytes": cfg.max_request_bytes,
@@ -91,7 +107,11 @@ class Etcd:
         st = server.status()
         self.log.info(
             "enabled capabilities for version",
-            **{"local-member-id": f"{st['member_id']:x}", "cluster-id": f"{st['cluster_id']:x}", "cluster-version": "3.4"},
+            **{
+                "local-member-id": f"{st['member_id']:x}",
+                "cluster-id": f"{st['cluster_id']:x}",
+                "cluster-version": "3.4",
+            },
         )
         listen = [url_host_port(u) for u in cfg.listen_client_urls]
         self.client_addrs = server.serve(listen, worker_threads=2)

@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> None:
     loop = new_event_loop()
     try:
         code = loop.run_until_complete(_serve(etcd))
-    except OSError as e:
+    except (OSError, ConfigError) as e:
         get_logger().error("failed to start etcd", error=str(e))
         code = 1
     finally:
