@@ -76,5 +76,8 @@ pub fn open_or_bootstrap(
     let cs = ConfState::from((voters.to_vec(), vec![]));
     wal.save_snapshot(WalSnapshot { index: 0, term: 0 }, &encode_conf_state(&cs)).map_err(|e| e.to_string())?;
     let storage = MemStorage::new_with_conf_state(cs);
+    // etcd bootstraps a new member at term 1 (its initial membership entries are written there), so its first
+    // election lands on term 2; starting from the same term keeps `raft_term` in answers equal to etcd's.
+    storage.wl().mut_hard_state().term = 1;
     Ok(RaftState { storage, wal, member_id, cluster_id, fresh: true })
 }
