@@ -41,16 +41,18 @@ test-py: ## pytest: config, e2e with real etcdctl, differential vs real etcd, cr
 test: test-cargo test-py ## every test (assumes deps are installed and the extension is built)
 
 .PHONY: lint
-lint: ## ruff, cargo fmt --check, cargo clippy -D warnings
-	ruff check pyetcd_fast tests tools bench
-	ruff format --check pyetcd_fast tests tools bench
+lint: ## ruff, mypy + stubtest (needs `make develop`), cargo fmt --check, cargo clippy -D warnings
+	ruff check pyetcd_fast tests tools
+	ruff format --check pyetcd_fast tests tools
+	$(PYTHON) -m mypy pyetcd_fast
+	$(PYTHON) -m mypy.stubtest pyetcd_fast._native --allowlist tools/stubtest-allowlist.txt
 	cargo fmt --all -- --check
 	cargo clippy --release --all-targets -- -D warnings
 
 .PHONY: fmt
 fmt: ## apply ruff format and cargo fmt
-	ruff format pyetcd_fast tests tools bench
-	ruff check --fix pyetcd_fast tests tools bench
+	ruff format pyetcd_fast tests tools
+	ruff check --fix pyetcd_fast tests tools
 	cargo fmt --all
 
 .PHONY: ci

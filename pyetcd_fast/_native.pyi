@@ -1,6 +1,6 @@
 """Type stubs for the compiled module ``pyetcd_fast._native`` (native/py)."""
 
-from typing import TypedDict
+from typing import TypedDict, final
 
 __version__: str
 
@@ -32,6 +32,7 @@ class Status(TypedDict):
     db_size: int
     db_size_in_use: int
 
+@final
 class Server:
     """One member: raft node, WAL, MVCC store and, once served, the client edge.
 
@@ -39,7 +40,7 @@ class Server:
     the ones in ``cfg``. Raises OSError when the data cannot be opened.
     """
 
-    def __init__(self, cfg: ServerConfig) -> None: ...
+    def __new__(cls, cfg: ServerConfig) -> Server: ...
     def notify_fd(self) -> int:
         """An eventfd that becomes readable when requests wait for ``process_ready``."""
     def process_ready(self) -> int:
