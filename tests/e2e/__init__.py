@@ -1,0 +1,1 @@
+"""End-to-end tests: the real etcdctl against our server, and crash safety."""

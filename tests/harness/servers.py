@@ -1,0 +1,181 @@
+"""Start an etcd-compatible server on loopback, wait for it, and stop it.
+
+Which program runs is decided by :func:`server_cmd`:
+
+- ``kind="etcd"``: the real ``/usr/bin/etcd`` (override with ``PYETCD_TEST_ETCD``).
+- ``kind="ours"``: ``python -m pyetcd_fast`` with the very same flags, since our
+  server accepts etcd's command line. Setting ``PYETCD_TEST_OURS_IS_ETCD=1`` runs
+  real etcd in its place, which is how the harness itself is validated: etcd
+  compared with etcd must match exactly.
+
+Every wait is bounded; a server that exits or never answers fails the test with
+the tail of its log. Servers are killed by pid in ``stop()``; fixtures call it in
+their finalizers and an atexit hook catches anything left over.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import grpc
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+ETCD_BIN = os.environ.get("PYETCD_TEST_ETCD", "/usr/bin/etcd")
+READY_TIMEOUT = float(os.environ.get("PYETCD_TEST_READY_TIMEOUT", "30"))
+STOP_TIMEOUT = 10.0
+
+_live: list[Server] = []
+
+
+def ours_is_etcd() -> bool:
+    return os.environ.get("PYETCD_TEST_OURS_IS_ETCD", "") not in ("", "0")
+
+
+def free_port() -> int:
+    """A loopback port that was free a moment ago (the kernel picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def etcd_flags(name: str, data_dir: Path, client_port: int, peer_port: int) -> list[str]:
+    client = f"http://127.0.0.1:{client_port}"
+    peer = f"http://127.0.0.1:{peer_port}"
+    return [
+        "--name", name,
+        "--data-dir", str(data_dir),
+        "--listen-client-urls", client,
+        "--advertise-client-urls", client,
+        "--listen-peer-urls", peer,
+        "--initial-advertise-peer-urls", peer,
+        "--initial-cluster", f"{name}={peer}",
+    ]  # fmt: skip
+
+
+def server_cmd(kind: str, flags: list[str]) -> list[str]:
+    """The argv that starts a server of ``kind`` ("etcd" or "ours") with etcd-style ``flags``."""
+    if kind == "etcd" or (kind == "ours" and ours_is_etcd()):
+        return [ETCD_BIN, *flags]
+    if kind == "ours":
+        return [sys.executable, "-m", "pyetcd_fast", *flags]
+    raise ValueError(f"unknown server kind {kind!r}")
+
+
+@dataclass
+class Server:
+    kind: str
+    data_dir: Path
+    client_port: int
+    peer_port: int
+    log_path: Path
+    proc: subprocess.Popen | None = None
+    argv: list[str] = field(default_factory=list)
+
+    @property
+    def endpoint(self) -> str:
+        """host:port, the form grpc and etcdctl --endpoints both accept."""
+        return f"127.0.0.1:{self.client_port}"
+
+    def log_tail(self, n: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return "<no log>"
+
+    def start(self) -> None:
+        self.argv = server_cmd(self.kind, etcd_flags("t", self.data_dir, self.client_port, self.peer_port))
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+        # Append: a restarted server's log follows the one it replaced.
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(
+                self.argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=REPO_ROOT, env=env
+            )
+        _live.append(self)
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _wait_ready(self) -> None:
+        # Import here: the generated stubs are produced by conftest before any server starts.
+        from pyetcd_fast.etcdpb.etcdserverpb import rpc_pb2, rpc_pb2_grpc
+
+        deadline = time.monotonic() + READY_TIMEOUT
+        last_err: Exception | None = None
+        with grpc.insecure_channel(self.endpoint) as ch:
+            kv = rpc_pb2_grpc.KVStub(ch)
+            while time.monotonic() < deadline:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(
+                        f"{self.kind} server exited with {self.proc.returncode} before serving\n"
+                        f"argv: {self.argv}\n{self.log_tail()}"
+                    )
+                try:
+                    # A linearizable read succeeds only once a leader exists and the server applies.
+                    kv.Range(rpc_pb2.RangeRequest(key=b"__harness_ready__"), timeout=1.0)
+                    return
+                except grpc.RpcError as e:
+                    last_err = e
+                    time.sleep(0.05)
+        raise TimeoutError(
+            f"{self.kind} server not ready after {READY_TIMEOUT}s ({last_err})\nargv: {self.argv}\n{self.log_tail()}"
+        )
+
+    def stop(self) -> None:
+        p = self.proc
+        if p is not None and p.poll() is None:
+            p.terminate()
+            try:
+                p.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait(STOP_TIMEOUT)
+        if self in _live:
+            _live.remove(self)
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash: nothing is flushed or closed. The data dir and ports are kept."""
+        p = self.proc
+        if p is not None and p.poll() is None:
+            p.kill()
+            p.wait(STOP_TIMEOUT)
+        if self in _live:
+            _live.remove(self)
+
+    def restart(self) -> None:
+        """Start again on the same data dir and ports (after ``kill`` or ``stop``); the log is appended to."""
+        if self.proc is not None and self.proc.poll() is None:
+            raise RuntimeError(f"{self.kind} server is still running")
+        with open(self.log_path, "ab") as log:
+            log.write(b"\n--- harness: restart on the same data dir ---\n")
+        self.start()
+
+
+def start_server(kind: str, workdir: Path) -> Server:
+    """Start a one-member server of ``kind`` with its data and log under ``workdir``."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    data_dir = workdir / "data"
+    shutil.rmtree(data_dir, ignore_errors=True)
+    client_port = free_port()
+    peer_port = free_port()
+    while peer_port == client_port:
+        peer_port = free_port()
+    srv = Server(kind, data_dir, client_port, peer_port, workdir / "server.log")
+    srv.start()
+    return srv
+
+
+@atexit.register
+def _stop_leftovers() -> None:
+    for srv in list(_live):
+        srv.stop()
