@@ -128,6 +128,37 @@ pub fn check_intervals(reqs: &[RequestOp]) -> Result<(HashSet<Vec<u8>>, Vec<Inte
     Ok((puts, dels.0))
 }
 
+/// A put with `ignore_value`/`ignore_lease` after a from-key delete (`range_end == "\0"`) that covers its key,
+/// in one txn. etcd's interval check treats a from-key delete as an empty interval, so it lets this through,
+/// and then the put finds its key deleted mid-txn and etcd 3.4 panics while applying (the entry is in the
+/// WAL, so the member crashes on every restart). We refuse it up front with the duplicate-key error, the
+/// answer etcd gives for the same conflict with any other delete range.
+pub fn check_ignore_puts(t: &TxnRequest) -> Result<(), EtcdError> {
+    let (mut from_keys, mut ignore_puts) = (Vec::new(), Vec::new());
+    collect_ignore_conflicts(&t.success, &mut from_keys, &mut ignore_puts);
+    collect_ignore_conflicts(&t.failure, &mut from_keys, &mut ignore_puts);
+    if ignore_puts.iter().any(|k| from_keys.iter().any(|f| f <= k)) {
+        return Err(EtcdError::DuplicateKey);
+    }
+    Ok(())
+}
+
+fn collect_ignore_conflicts(ops: &[RequestOp], from_keys: &mut Vec<Vec<u8>>, ignore_puts: &mut Vec<Vec<u8>>) {
+    for op in ops {
+        match &op.request {
+            Some(request_op::Request::RequestDeleteRange(d)) if d.range_end == [0] => from_keys.push(d.key.clone()),
+            Some(request_op::Request::RequestPut(p)) if p.ignore_value || p.ignore_lease => {
+                ignore_puts.push(p.key.clone())
+            }
+            Some(request_op::Request::RequestTxn(t)) => {
+                collect_ignore_conflicts(&t.success, from_keys, ignore_puts);
+                collect_ignore_conflicts(&t.failure, from_keys, ignore_puts);
+            }
+            _ => {}
+        }
+    }
+}
+
 /// A txn is read-only when every op on both branches, recursively, is a range.
 pub fn is_txn_readonly(r: &TxnRequest) -> bool {
     r.success.iter().chain(r.failure.iter()).all(|op| match &op.request {
@@ -144,4 +175,38 @@ pub fn is_txn_serializable(r: &TxnRequest) -> bool {
         Some(request_op::Request::RequestTxn(t)) => is_txn_serializable(t),
         _ => true,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pb::etcdserverpb::PutRequest;
+
+    fn del(key: &[u8], end: &[u8]) -> RequestOp {
+        let d = DeleteRangeRequest { key: key.to_vec(), range_end: end.to_vec(), ..Default::default() };
+        RequestOp { request: Some(request_op::Request::RequestDeleteRange(d)) }
+    }
+
+    fn put(key: &[u8], ignore_value: bool) -> RequestOp {
+        let p = PutRequest { key: key.to_vec(), ignore_value, ..Default::default() };
+        RequestOp { request: Some(request_op::Request::RequestPut(p)) }
+    }
+
+    #[test]
+    fn from_key_delete_is_no_interval_for_plain_puts() {
+        // etcd lets a from-key delete and a put of a key it covers share a txn.
+        assert!(check_intervals(&[del(b"a", b"\0"), put(b"k", false)]).is_ok());
+        assert_eq!(check_intervals(&[del(b"a", b"z"), put(b"k", false)]).unwrap_err(), EtcdError::DuplicateKey);
+    }
+
+    #[test]
+    fn ignore_put_under_a_from_key_delete_is_refused() {
+        let t = |ops: Vec<RequestOp>| TxnRequest { success: ops, ..Default::default() };
+        assert_eq!(check_ignore_puts(&t(vec![del(b"a", b"\0"), put(b"k", true)])), Err(EtcdError::DuplicateKey));
+        assert!(check_ignore_puts(&t(vec![del(b"m", b"\0"), put(b"k", true)])).is_ok(), "the key is below the delete");
+        assert!(check_ignore_puts(&t(vec![del(b"a", b"\0"), put(b"k", false)])).is_ok());
+        let nested = TxnRequest { failure: vec![put(b"k", true)], ..Default::default() };
+        let outer = t(vec![del(b"a", b"\0"), RequestOp { request: Some(request_op::Request::RequestTxn(nested)) }]);
+        assert_eq!(check_ignore_puts(&outer), Err(EtcdError::DuplicateKey));
+    }
 }

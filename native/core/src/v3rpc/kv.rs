@@ -74,6 +74,7 @@ impl Kv for KvService {
         validate::check_txn(&r, self.server.cfg.max_txn_ops).map_err(status)?;
         validate::check_intervals(&r.success).map_err(status)?;
         validate::check_intervals(&r.failure).map_err(status)?;
+        validate::check_ignore_puts(&r).map_err(status)?;
         let mut resp = if validate::is_txn_readonly(&r) {
             self.read_barrier(validate::is_txn_serializable(&r)).await?;
             let view = self.server.store.read().map_err(|e| status(e.into()))?;
