@@ -14,8 +14,8 @@ little past the number of writes so far, which produces "future revision" and,
 after a Compact step, "has been compacted" errors on purpose.
 
 Leases use fixed IDs derived from the seed (granted at the start with a long TTL),
-because server-chosen IDs differ between servers. With ``with_leases=False`` (the
-default, for servers without the Lease service) nothing is granted or revoked:
+because server-chosen IDs differ between servers. With ``with_leases=False`` (for a
+server without the Lease service) nothing is granted or revoked:
 puts carry lease 0, or now and then ``UNKNOWN_LEASE`` to exercise the "requested
 lease not found" error, and LEASE compares use 0 or an id no key is attached to.
 
@@ -41,7 +41,7 @@ UNKNOWN_LEASE = 0x0BAD_1EA5E
 
 
 class SeqGen:
-    def __init__(self, seed: int, with_leases: bool = False) -> None:
+    def __init__(self, seed: int, with_leases: bool = True) -> None:
         self.rnd = random.Random(seed)
         self.with_leases = with_leases
         self.prefix = f"r/{seed:04d}/".encode()
@@ -243,5 +243,5 @@ class SeqGen:
         return steps
 
 
-def sequence(seed: int, with_leases: bool = False) -> list[Step]:
+def sequence(seed: int, with_leases: bool = True) -> list[Step]:
     return SeqGen(seed, with_leases).sequence()

@@ -6,6 +6,7 @@
 //! calls; the Python shell drives the Ready loop once per batch.
 pub mod etcdserver;
 pub mod failpoint;
+pub mod lease;
 pub mod mvcc;
 pub mod pb;
 pub mod raftnode;

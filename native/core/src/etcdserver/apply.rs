@@ -6,11 +6,13 @@
 use std::cmp::Ordering;
 
 use super::errors::EtcdError;
+use crate::lease::MAX_LEASE_TTL;
 use crate::mvcc::{RangeOptions, TxnRead, TxnWrite};
 use crate::pb::etcdserverpb::{
     compare, range_request::SortOrder, range_request::SortTarget, request_op, response_op, CompactionRequest,
-    CompactionResponse, Compare, DeleteRangeRequest, DeleteRangeResponse, PutRequest, PutResponse, RangeRequest,
-    RangeResponse, RequestOp, ResponseHeader, ResponseOp, TxnRequest, TxnResponse,
+    CompactionResponse, Compare, DeleteRangeRequest, DeleteRangeResponse, LeaseGrantRequest, LeaseGrantResponse,
+    LeaseRevokeRequest, LeaseRevokeResponse, PutRequest, PutResponse, RangeRequest, RangeResponse, RequestOp,
+    ResponseHeader, ResponseOp, TxnRequest, TxnResponse,
 };
 use crate::pb::mvccpb::KeyValue;
 
@@ -81,9 +83,8 @@ fn prev(view: &impl TxnRead, key: &[u8]) -> Result<Option<KeyValue>, EtcdError> 
     Ok(view.range(key, &[], RangeOptions::default())?.kvs.into_iter().next())
 }
 
-/// Lease existence check; no lessor yet, so every lease but 0 is unknown.
-fn check_lease(lease: i64) -> Result<(), EtcdError> {
-    if lease != 0 {
+fn check_lease(view: &impl TxnRead, lease: i64) -> Result<(), EtcdError> {
+    if lease != 0 && !view.lease_exists(lease) {
         return Err(EtcdError::LeaseNotFound);
     }
     Ok(())
@@ -96,9 +97,16 @@ fn check_put(view: &impl TxnRead, p: &PutRequest) -> Result<Option<KeyValue>, Et
         return Err(EtcdError::KeyNotFound);
     }
     if !p.ignore_lease {
-        check_lease(p.lease)?;
+        check_lease(view, p.lease)?;
     }
     Ok(prev_kv)
+}
+
+/// A Put request on its own: etcd checks its lease before anything else (inside a txn, the missing key of
+/// an ignore_* put is reported first; see [`check_put`]).
+pub fn put_request(txn: &mut TxnWrite, p: &PutRequest) -> Result<PutResponse, EtcdError> {
+    check_lease(txn, p.lease)?;
+    put(txn, p)
 }
 
 pub fn put(txn: &mut TxnWrite, p: &PutRequest) -> Result<PutResponse, EtcdError> {
@@ -122,6 +130,24 @@ pub fn delete_range(txn: &mut TxnWrite, d: &DeleteRangeRequest) -> Result<Delete
     let prev_kvs = if d.prev_kv { txn.range(&d.key, &d.range_end, RangeOptions::default())?.kvs } else { Vec::new() };
     let (deleted, rev) = txn.delete_range(&d.key, &d.range_end)?;
     Ok(DeleteRangeResponse { header: header(rev), deleted, prev_kvs })
+}
+
+pub fn lease_grant(txn: &mut TxnWrite, r: &LeaseGrantRequest) -> Result<LeaseGrantResponse, EtcdError> {
+    if r.ttl > MAX_LEASE_TTL {
+        return Err(EtcdError::LeaseTtlTooLarge);
+    }
+    if txn.lease_exists(r.id) {
+        return Err(EtcdError::LeaseExists);
+    }
+    let ttl = txn.lease_grant(r.id, r.ttl)?;
+    Ok(LeaseGrantResponse { header: header(txn.rev()), id: r.id, ttl, error: String::new() })
+}
+
+pub fn lease_revoke(txn: &mut TxnWrite, r: &LeaseRevokeRequest) -> Result<LeaseRevokeResponse, EtcdError> {
+    if !txn.lease_revoke(r.id)? {
+        return Err(EtcdError::LeaseNotFound);
+    }
+    Ok(LeaseRevokeResponse { header: header(txn.rev()) })
 }
 
 pub fn compact(txn: &mut TxnWrite, c: &CompactionRequest) -> Result<CompactionResponse, EtcdError> {

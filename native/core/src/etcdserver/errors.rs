@@ -26,6 +26,8 @@ pub enum EtcdError {
     Compacted,
     FutureRev,
     LeaseNotFound,
+    LeaseExists,
+    LeaseTtlTooLarge,
     RequestTooLarge,
     NoSpace,
     Timeout,
@@ -40,8 +42,9 @@ impl EtcdError {
         match self {
             EmptyKey | KeyNotFound | ValueProvided | LeaseProvided | TooManyOps | DuplicateKey | InvalidSortOption
             | RequestTooLarge => Code::InvalidArgument,
-            Compacted | FutureRev => Code::OutOfRange,
+            Compacted | FutureRev | LeaseTtlTooLarge => Code::OutOfRange,
             LeaseNotFound => Code::NotFound,
+            LeaseExists => Code::FailedPrecondition,
             NoSpace => Code::ResourceExhausted,
             Timeout | NoLeader | Stopped => Code::Unavailable,
             Internal(_) => Code::Internal,
@@ -61,6 +64,8 @@ impl EtcdError {
             Compacted => "etcdserver: mvcc: required revision has been compacted",
             FutureRev => "etcdserver: mvcc: required revision is a future revision",
             LeaseNotFound => "etcdserver: requested lease not found",
+            LeaseExists => "etcdserver: lease already exists",
+            LeaseTtlTooLarge => "etcdserver: too large lease TTL",
             RequestTooLarge => "etcdserver: request is too large",
             NoSpace => "etcdserver: mvcc: database space exceeded",
             Timeout => "etcdserver: request timed out",

@@ -17,7 +17,8 @@ use super::errors::EtcdError;
 use super::notify::Notifier;
 use crate::mvcc::KvStore;
 use crate::pb::etcdserverpb::{
-    CompactionResponse, DeleteRangeResponse, InternalRaftRequest, PutResponse, RequestHeader, TxnResponse,
+    CompactionResponse, DeleteRangeResponse, InternalRaftRequest, LeaseGrantResponse, LeaseRevokeRequest,
+    LeaseRevokeResponse, PutResponse, RequestHeader, TxnResponse,
 };
 use crate::raftnode::{self, logger::ZapDrain};
 use crate::wal::{Wal, WalOptions, WalSnapshot};
@@ -47,6 +48,8 @@ pub enum ApplyResponse {
     DeleteRange(DeleteRangeResponse),
     Txn(TxnResponse),
     Compaction(CompactionResponse),
+    LeaseGrant(LeaseGrantResponse),
+    LeaseRevoke(LeaseRevokeResponse),
 }
 
 type ApplyResult = Result<ApplyResponse, EtcdError>;
@@ -89,6 +92,7 @@ impl EtcdServer {
         cfg.member_id = rs.member_id;
         cfg.cluster_id = rs.cluster_id;
         let store = KvStore::open(&cfg.backend_dir).map_err(|e| e.to_string())?;
+        store.lessor.set_min_ttl_from_election(cfg.election_ms);
         let applied = store.consistent_index();
         let snapshot_index = rs.storage.first_index().map_err(|e| e.to_string())?.saturating_sub(1);
         let last_index = rs.storage.last_index().map_err(|e| e.to_string())?;
@@ -225,9 +229,35 @@ impl EtcdServer {
         }
     }
 
-    /// One raft tick (the driver calls it every heartbeat interval).
+    /// One raft tick (the driver calls it every heartbeat interval). The leader's lessor is polled here for
+    /// expired leases, whose revokes are queued as proposals for the batch that follows.
     pub fn tick(&self) {
         self.core.lock().node.tick();
+        let expired = self.store.lessor.expired();
+        if expired.is_empty() {
+            return;
+        }
+        let mut props = self.proposals.lock();
+        for id in expired {
+            let req = InternalRaftRequest {
+                header: Some(RequestHeader { id: self.next_id.fetch_add(1, Ordering::Relaxed), ..Default::default() }),
+                lease_revoke: Some(LeaseRevokeRequest { id }),
+                ..Default::default()
+            };
+            props.push(req.encode_to_vec());
+        }
+        drop(props);
+        self.notifier.notify();
+    }
+
+    /// A fresh id from the request id generator, masked positive (etcd's choice of a lease id).
+    pub fn new_lease_id(&self) -> i64 {
+        loop {
+            let id = (self.next_id.fetch_add(1, Ordering::Relaxed) & (i64::MAX as u64)) as i64;
+            if id != 0 && !self.store.lessor.exists(id) {
+                return id;
+            }
+        }
     }
 
     /// One batch: propose what is queued, then handle every Ready until raft has nothing left.
@@ -265,7 +295,13 @@ impl EtcdServer {
     fn handle_ready(&self, core: &mut Core) -> Result<usize, String> {
         let mut rd = core.node.ready();
         if let Some(ss) = rd.ss() {
+            let was_leader = self.is_leader();
             self.leader.store(ss.leader_id, Ordering::Release);
+            match (was_leader, ss.raft_state == StateRole::Leader) {
+                (false, true) => self.store.lessor.promote(),
+                (true, false) => self.store.lessor.demote(),
+                _ => {}
+            }
             if ss.raft_state != StateRole::Leader && ss.raft_state != StateRole::Follower {
                 self.leader.store(0, Ordering::Release);
             }
@@ -421,13 +457,17 @@ impl EtcdServer {
 fn apply_request(batch: &mut crate::mvcc::WriteBatch, req: &InternalRaftRequest) -> ApplyResult {
     let mut txn = batch.txn();
     let r = if let Some(p) = &req.put {
-        apply::put(&mut txn, p).map(ApplyResponse::Put)
+        apply::put_request(&mut txn, p).map(ApplyResponse::Put)
     } else if let Some(d) = &req.delete_range {
         apply::delete_range(&mut txn, d).map(ApplyResponse::DeleteRange)
     } else if let Some(t) = &req.txn {
         apply::txn_write(&mut txn, t).map(ApplyResponse::Txn)
     } else if let Some(c) = &req.compaction {
         apply::compact(&mut txn, c).map(ApplyResponse::Compaction)
+    } else if let Some(l) = &req.lease_grant {
+        apply::lease_grant(&mut txn, l).map(ApplyResponse::LeaseGrant)
+    } else if let Some(l) = &req.lease_revoke {
+        apply::lease_revoke(&mut txn, l).map(ApplyResponse::LeaseRevoke)
     } else {
         Err(EtcdError::Internal("unknown request in raft entry".into()))
     };

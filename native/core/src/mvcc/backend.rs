@@ -44,6 +44,7 @@ pub struct Backend {
     env: Env<WithoutTls>,
     key: Database<Bytes, Bytes>,
     meta: Database<Bytes, Bytes>,
+    lease: Database<Bytes, Bytes>,
     path: PathBuf,
 }
 
@@ -66,8 +67,9 @@ impl Backend {
         let mut wtxn = env.write_txn()?;
         let key = env.create_database(&mut wtxn, Some("key"))?;
         let meta = env.create_database(&mut wtxn, Some("meta"))?;
+        let lease = env.create_database(&mut wtxn, Some("lease"))?;
         wtxn.commit()?;
-        Ok(Backend { env, key, meta, path: dir.to_path_buf() })
+        Ok(Backend { env, key, meta, lease, path: dir.to_path_buf() })
     }
 
     pub fn read_txn(&self) -> Result<RoTxn<'_, WithoutTls>> {
@@ -112,6 +114,28 @@ impl Backend {
         for item in self.key.range(txn, &bounds)? {
             let (k, _) = item?;
             out.push(k.to_vec());
+        }
+        Ok(out)
+    }
+
+    pub fn put_lease(&self, txn: &mut RwTxn<'_>, id: i64, ttl: i64) -> Result<()> {
+        Ok(self.lease.put(txn, &id.to_be_bytes(), &ttl.to_be_bytes())?)
+    }
+
+    pub fn delete_lease(&self, txn: &mut RwTxn<'_>, id: i64) -> Result<bool> {
+        Ok(self.lease.delete(txn, &id.to_be_bytes())?)
+    }
+
+    /// Every (lease id, TTL) the backend holds.
+    pub fn leases(&self) -> Result<Vec<(i64, i64)>> {
+        let txn = self.read_txn()?;
+        let mut out = Vec::new();
+        for item in self.lease.iter(&txn)? {
+            let (k, v) = item?;
+            let (Ok(k), Ok(v)) = (<[u8; 8]>::try_from(k), <[u8; 8]>::try_from(v)) else {
+                return Err(BackendError("lease bucket: bad record".into()));
+            };
+            out.push((i64::from_be_bytes(k), i64::from_be_bytes(v)));
         }
         Ok(out)
     }

@@ -16,6 +16,7 @@ use super::backend::{Backend, CONSISTENT_INDEX_KEY, FINISHED_COMPACT_KEY};
 use super::index::TreeIndex;
 use super::revision::Revision;
 use super::{MvccError, TxnWrite};
+use crate::lease::Lessor;
 use crate::pb::mvccpb::KeyValue;
 
 pub struct State {
@@ -30,6 +31,8 @@ pub struct State {
 
 pub struct KvStore {
     pub(crate) backend: Backend,
+    /// The leases; puts and deletes attach and detach keys as they apply (etcd's store holds its lessor).
+    pub lessor: Lessor,
     pub(crate) state: RwLock<State>,
 }
 
@@ -40,6 +43,8 @@ impl KvStore {
         let mut index = TreeIndex::new();
         let mut current_rev = 1;
         let mut err = None;
+        // The lease of each live key as of the newest revision seen (rows come in revision order).
+        let mut key_leases: HashMap<Vec<u8>, i64> = HashMap::new();
         backend.for_each_kv(|k, v| {
             let rev = Revision::from_bytes(k);
             current_rev = current_rev.max(rev.main);
@@ -53,7 +58,13 @@ impl KvStore {
             if Revision::is_tombstone_key(k) {
                 // A tombstone whose generation was compacted away has nothing to end; etcd ignores it too.
                 let _ = index.tombstone(&kv.key, rev);
+                key_leases.remove(&kv.key);
             } else {
+                if kv.lease != 0 {
+                    key_leases.insert(kv.key.clone(), kv.lease);
+                } else {
+                    key_leases.remove(&kv.key);
+                }
                 index.restore(&kv.key, Revision::new(kv.create_revision, 0), rev, kv.version);
             }
         })?;
@@ -62,8 +73,15 @@ impl KvStore {
         }
         let compact_main_rev = backend.get_meta_u64(FINISHED_COMPACT_KEY)?.map_or(-1, |v| v as i64);
         current_rev = current_rev.max(compact_main_rev);
+        let lessor = Lessor::new();
+        for (id, ttl) in backend.leases()? {
+            lessor.restore(id, ttl);
+        }
+        for (key, lease) in key_leases {
+            lessor.attach(&key, lease);
+        }
         let state = State { index, current_rev, compact_main_rev, pending: HashMap::new() };
-        Ok(KvStore { backend, state: RwLock::new(state) })
+        Ok(KvStore { backend, lessor, state: RwLock::new(state) })
     }
 
     /// The raft index of the last entry whose effects the backend holds.

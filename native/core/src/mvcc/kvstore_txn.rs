@@ -37,6 +37,8 @@ pub trait TxnRead {
     fn rev(&self) -> i64;
     /// The compaction revision (reads below it fail).
     fn first_rev(&self) -> i64;
+    /// Whether the lease exists (puts with an unknown lease are refused).
+    fn lease_exists(&self, id: i64) -> bool;
 }
 
 /// etcd's rangeKeys: the shared checks and the limit/count rule.
@@ -73,6 +75,9 @@ impl TxnRead for ReadView<'_> {
     }
     fn first_rev(&self) -> i64 {
         self.state.compact_main_rev
+    }
+    fn lease_exists(&self, id: i64) -> bool {
+        self.store.lessor.exists(id)
     }
 }
 
@@ -122,6 +127,7 @@ impl<'b, 'a> TxnWrite<'b, 'a> {
         };
         self.write(&idx_rev.to_bytes(), idx_rev, &kv)?;
         self.state.index.put(key, idx_rev);
+        self.store.lessor.attach(key, lease);
         self.changes.push(kv);
         Ok(rev)
     }
@@ -139,6 +145,7 @@ impl<'b, 'a> TxnWrite<'b, 'a> {
                 .index
                 .tombstone(k, idx_rev)
                 .map_err(|e| MvccError::Backend(format!("tombstone {k:?}: {e:?}")))?;
+            self.store.lessor.detach(k);
             self.changes.push(kv);
         }
         let n = keys.len() as i64;
@@ -183,5 +190,8 @@ impl TxnRead for TxnWrite<'_, '_> {
     }
     fn first_rev(&self) -> i64 {
         self.state.compact_main_rev
+    }
+    fn lease_exists(&self, id: i64) -> bool {
+        self.store.lessor.exists(id)
     }
 }

@@ -6,6 +6,7 @@
 mod header;
 mod http;
 mod kv;
+mod lease;
 mod serve;
 
 pub use header::status;

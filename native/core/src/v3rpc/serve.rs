@@ -6,9 +6,10 @@ use std::time::Duration;
 use tokio::runtime::Runtime;
 use tokio::sync::watch;
 
-use super::{http, kv::KvService};
+use super::{http, kv::KvService, lease::LeaseService};
 use crate::etcdserver::EtcdServer;
 use crate::pb::etcdserverpb::kv_server::KvServer;
+use crate::pb::etcdserverpb::lease_server::LeaseServer;
 
 pub struct Edge {
     rt: Option<Runtime>,
@@ -42,7 +43,8 @@ impl Edge {
             let kv = KvServer::new(KvService { server: server.clone() })
                 .max_decoding_message_size(max_recv)
                 .max_encoding_message_size(usize::MAX);
-            let grpc = tonic::service::Routes::new(kv).into_axum_router();
+            let lease = LeaseServer::new(LeaseService { server: server.clone() });
+            let grpc = tonic::service::Routes::new(kv).add_service(lease).into_axum_router();
             let app = grpc.merge(http::router(server.clone()));
             let mut rx = rx.clone();
             rt.spawn(async move {

@@ -1,0 +1,27 @@
+//! Lease grant and revoke inside a write request: the lease bucket and the attached keys change in the same
+//! backend batch as everything else the request does.
+use super::{MvccError, TxnWrite};
+
+impl TxnWrite<'_, '_> {
+    /// Records a new lease; returns the TTL granted (raised to the lessor's minimum). The caller checked the
+    /// id is free.
+    pub fn lease_grant(&mut self, id: i64, ttl: i64) -> Result<i64, MvccError> {
+        let store = self.store();
+        let ttl = store.lessor.grant(id, ttl);
+        store.backend.put_lease(self.txn, id, ttl)?;
+        Ok(ttl)
+    }
+
+    /// Deletes every key attached to `id` (all in this request's revision) and the lease itself. Returns
+    /// false when the lease does not exist.
+    pub fn lease_revoke(&mut self, id: i64) -> Result<bool, MvccError> {
+        let store = self.store();
+        let Some(keys) = store.lessor.keys(id) else { return Ok(false) };
+        for k in keys {
+            self.delete_range(&k, &[])?;
+        }
+        store.lessor.revoke(id);
+        store.backend.delete_lease(self.txn, id)?;
+        Ok(true)
+    }
+}

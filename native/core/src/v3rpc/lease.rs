@@ -1,0 +1,118 @@
+//! etcdserverpb.Lease: grant and revoke go through raft; keep-alive, time-to-live and the list are answered
+//! from the local lessor (renewal is the leader's, as in etcd 3.4).
+use std::pin::Pin;
+use std::sync::Arc;
+
+use tokio_stream::{Stream, StreamExt};
+use tonic::{Request, Response, Status, Streaming};
+
+use super::header::{fill, status};
+use crate::etcdserver::{ApplyResponse, EtcdError, EtcdServer};
+use crate::pb::etcdserverpb::lease_server::Lease;
+use crate::pb::etcdserverpb::{
+    InternalRaftRequest, LeaseGrantRequest, LeaseGrantResponse, LeaseKeepAliveRequest, LeaseKeepAliveResponse,
+    LeaseLeasesRequest, LeaseLeasesResponse, LeaseRevokeRequest, LeaseRevokeResponse, LeaseStatus,
+    LeaseTimeToLiveRequest, LeaseTimeToLiveResponse, ResponseHeader,
+};
+
+pub struct LeaseService {
+    pub server: Arc<EtcdServer>,
+}
+
+fn unexpected() -> Status {
+    status(EtcdError::Internal("unexpected apply response".into()))
+}
+
+fn filled(server: &EtcdServer) -> Option<ResponseHeader> {
+    let mut h = None;
+    fill(server, &mut h);
+    h
+}
+
+type KeepAliveStream = Pin<Box<dyn Stream<Item = Result<LeaseKeepAliveResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Lease for LeaseService {
+    async fn lease_grant(&self, req: Request<LeaseGrantRequest>) -> Result<Response<LeaseGrantResponse>, Status> {
+        let mut r = req.into_inner();
+        if r.id == 0 {
+            r.id = self.server.new_lease_id();
+        }
+        match self.server.propose(InternalRaftRequest { lease_grant: Some(r), ..Default::default() }).await {
+            Ok(ApplyResponse::LeaseGrant(mut resp)) => {
+                fill(&self.server, &mut resp.header);
+                Ok(Response::new(resp))
+            }
+            Ok(_) => Err(unexpected()),
+            Err(e) => Err(status(e)),
+        }
+    }
+
+    async fn lease_revoke(&self, req: Request<LeaseRevokeRequest>) -> Result<Response<LeaseRevokeResponse>, Status> {
+        let r = req.into_inner();
+        match self.server.propose(InternalRaftRequest { lease_revoke: Some(r), ..Default::default() }).await {
+            Ok(ApplyResponse::LeaseRevoke(mut resp)) => {
+                fill(&self.server, &mut resp.header);
+                Ok(Response::new(resp))
+            }
+            Ok(_) => Err(unexpected()),
+            Err(e) => Err(status(e)),
+        }
+    }
+
+    type LeaseKeepAliveStream = KeepAliveStream;
+
+    async fn lease_keep_alive(
+        &self,
+        req: Request<Streaming<LeaseKeepAliveRequest>>,
+    ) -> Result<Response<Self::LeaseKeepAliveStream>, Status> {
+        let server = self.server.clone();
+        let mut inbound = req.into_inner();
+        let out = async_stream(move |tx| async move {
+            while let Some(Ok(r)) = inbound.next().await {
+                // Unknown or expired: TTL 0 and no error, which clients read as "lease not found".
+                let ttl = server.store.lessor.renew(r.id).unwrap_or(0);
+                let resp = LeaseKeepAliveResponse { header: filled(&server), id: r.id, ttl };
+                if tx.send(Ok(resp)).await.is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(out)))
+    }
+
+    async fn lease_time_to_live(
+        &self,
+        req: Request<LeaseTimeToLiveRequest>,
+    ) -> Result<Response<LeaseTimeToLiveResponse>, Status> {
+        let r = req.into_inner();
+        let resp = match self.server.store.lessor.time_to_live(r.id) {
+            Some((ttl, granted_ttl, keys)) => LeaseTimeToLiveResponse {
+                header: filled(&self.server),
+                id: r.id,
+                ttl,
+                granted_ttl,
+                keys: if r.keys { keys } else { Vec::new() },
+            },
+            None => LeaseTimeToLiveResponse { header: filled(&self.server), id: r.id, ttl: -1, ..Default::default() },
+        };
+        Ok(Response::new(resp))
+    }
+
+    async fn lease_leases(&self, _req: Request<LeaseLeasesRequest>) -> Result<Response<LeaseLeasesResponse>, Status> {
+        let leases = self.server.store.lessor.leases().into_iter().map(|id| LeaseStatus { id }).collect();
+        Ok(Response::new(LeaseLeasesResponse { header: filled(&self.server), leases }))
+    }
+}
+
+/// A response stream fed by a task: `f` gets the sender and runs until the client goes away.
+pub(super) fn async_stream<T, F, Fut>(f: F) -> tokio_stream::wrappers::ReceiverStream<T>
+where
+    T: Send + 'static,
+    F: FnOnce(tokio::sync::mpsc::Sender<T>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    tokio::spawn(f(tx));
+    tokio_stream::wrappers::ReceiverStream::new(rx)
+}
