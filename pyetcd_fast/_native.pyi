@@ -19,6 +19,7 @@ class ServerConfig(TypedDict):
     snapshot_catchup_entries: int
     pre_vote: bool
     wal_fsync: bool
+    watch_progress_notify_ms: int
 
 class Status(TypedDict):
     member_id: int

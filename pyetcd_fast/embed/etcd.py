@@ -88,7 +88,8 @@ class Etcd:
                 "snapshot_count": cfg.snapshot_count,
                 "snapshot_catchup_entries": SNAPSHOT_CATCHUP_ENTRIES,
                 "pre_vote": cfg.pre_vote,
-                "wal_fsync": not getattr(cfg, "unsafe_no_fsync", False),
+                "wal_fsync": not cfg.unsafe_no_fsync,
+                "watch_progress_notify_ms": int(cfg.experimental_watch_progress_notify_interval * 1000),
             }
         )
 

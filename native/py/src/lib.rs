@@ -41,6 +41,7 @@ impl Server {
             snapshot_catchup_entries: get(cfg, "snapshot_catchup_entries")?,
             pre_vote: get(cfg, "pre_vote")?,
             wal_fsync: get(cfg, "wal_fsync")?,
+            watch_progress_notify_ms: get(cfg, "watch_progress_notify_ms")?,
         };
         let inner = py.allow_threads(|| EtcdServer::open(cfg)).map_err(PyOSError::new_err)?;
         Ok(Server { inner: Arc::new(inner), edge: parking_lot::Mutex::new(None) })

@@ -15,11 +15,13 @@ use tokio::sync::oneshot;
 use super::apply;
 use super::errors::EtcdError;
 use super::notify::Notifier;
+use crate::mvcc::watcher::events_of;
 use crate::mvcc::KvStore;
 use crate::pb::etcdserverpb::{
     CompactionResponse, DeleteRangeResponse, InternalRaftRequest, LeaseGrantResponse, LeaseRevokeRequest,
     LeaseRevokeResponse, PutResponse, RequestHeader, TxnResponse,
 };
+use crate::pb::mvccpb::Event;
 use crate::raftnode::{self, logger::ZapDrain};
 use crate::wal::{Wal, WalOptions, WalSnapshot};
 
@@ -40,6 +42,8 @@ pub struct ServerConfig {
     pub snapshot_catchup_entries: u64,
     pub pre_vote: bool,
     pub wal_fsync: bool,
+    /// --experimental-watch-progress-notify-interval, in milliseconds (etcd's default is 10 minutes).
+    pub watch_progress_notify_ms: u64,
 }
 
 #[derive(Debug)]
@@ -93,6 +97,7 @@ impl EtcdServer {
         cfg.cluster_id = rs.cluster_id;
         let store = KvStore::open(&cfg.backend_dir).map_err(|e| e.to_string())?;
         store.lessor.set_min_ttl_from_election(cfg.election_ms);
+        store.watchable.max_response_bytes.store(cfg.max_request_bytes, Ordering::Relaxed);
         let applied = store.consistent_index();
         let snapshot_index = rs.storage.first_index().map_err(|e| e.to_string())?.saturating_sub(1);
         let last_index = rs.storage.last_index().map_err(|e| e.to_string())?;
@@ -352,6 +357,7 @@ impl EtcdServer {
         };
         let last_index = last.index;
         let mut results = Vec::new();
+        let mut events = Vec::new();
         let mut batch = self.store.write_batch().map_err(|e| e.to_string())?;
         for e in &entries {
             match e.get_entry_type() {
@@ -362,7 +368,7 @@ impl EtcdServer {
                     let req = InternalRaftRequest::decode(e.data.as_ref())
                         .map_err(|err| format!("entry {}: {err}", e.index))?;
                     let id = req.header.as_ref().map_or(0, |h| h.id);
-                    results.push((id, apply_request(&mut batch, &req)));
+                    results.push((id, apply_request(&mut batch, &req, &mut events)));
                 }
                 EntryType::EntryConfChange => {
                     let cc = ConfChange::parse_from_bytes(&e.data).map_err(|err| err.to_string())?;
@@ -379,6 +385,7 @@ impl EtcdServer {
         crate::failpoint::failpoint("apply-before-commit");
         batch.commit(last_index).map_err(|e| e.to_string())?;
         self.applied.store(last_index, Ordering::Release);
+        self.store.watchable.notify(&self.store, &events);
         let mut waiters = self.waiters.lock();
         for (id, r) in results {
             if let Some(w) = waiters.remove(&id) {
@@ -454,7 +461,11 @@ impl EtcdServer {
     }
 }
 
-fn apply_request(batch: &mut crate::mvcc::WriteBatch, req: &InternalRaftRequest) -> ApplyResult {
+fn apply_request(
+    batch: &mut crate::mvcc::WriteBatch,
+    req: &InternalRaftRequest,
+    events: &mut Vec<(i64, Vec<Event>)>,
+) -> ApplyResult {
     let mut txn = batch.txn();
     let r = if let Some(p) = &req.put {
         apply::put_request(&mut txn, p).map(ApplyResponse::Put)
@@ -471,6 +482,10 @@ fn apply_request(batch: &mut crate::mvcc::WriteBatch, req: &InternalRaftRequest)
     } else {
         Err(EtcdError::Internal("unknown request in raft entry".into()))
     };
-    txn.end();
+    let rev = crate::mvcc::TxnRead::rev(&txn);
+    let changes = txn.end();
+    if !changes.is_empty() {
+        events.push((rev, events_of(changes)));
+    }
     r
 }

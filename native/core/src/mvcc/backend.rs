@@ -106,6 +106,22 @@ impl Backend {
         Ok(())
     }
 
+    /// Visits every (revision key, value) at or after `from`, in revision order (watch history).
+    pub fn for_each_kv_from(
+        &self,
+        txn: &RoTxn<'_, WithoutTls>,
+        from: Revision,
+        mut f: impl FnMut(&[u8], &[u8]),
+    ) -> Result<()> {
+        let start = from.to_bytes();
+        let bounds = (std::ops::Bound::Included(&start[..]), std::ops::Bound::Unbounded);
+        for item in self.key.range(txn, &bounds)? {
+            let (k, v) = item?;
+            f(k, v);
+        }
+        Ok(())
+    }
+
     /// Revision keys whose main revision is <= `main`, in order (compaction's candidate set).
     pub fn keys_upto(&self, txn: &RwTxn<'_>, main: i64) -> Result<Vec<Vec<u8>>> {
         let end = Revision::new(main + 1, 0).to_bytes();

@@ -15,6 +15,7 @@ use prost::Message;
 use super::backend::{Backend, CONSISTENT_INDEX_KEY, FINISHED_COMPACT_KEY};
 use super::index::TreeIndex;
 use super::revision::Revision;
+use super::watchable_store::WatchableStore;
 use super::{MvccError, TxnWrite};
 use crate::lease::Lessor;
 use crate::pb::mvccpb::KeyValue;
@@ -33,6 +34,8 @@ pub struct KvStore {
     pub(crate) backend: Backend,
     /// The leases; puts and deletes attach and detach keys as they apply (etcd's store holds its lessor).
     pub lessor: Lessor,
+    /// The watchers; the applier hands it each batch's events after the commit.
+    pub watchable: WatchableStore,
     pub(crate) state: RwLock<State>,
 }
 
@@ -81,7 +84,7 @@ impl KvStore {
             lessor.attach(&key, lease);
         }
         let state = State { index, current_rev, compact_main_rev, pending: HashMap::new() };
-        Ok(KvStore { backend, lessor, state: RwLock::new(state) })
+        Ok(KvStore { backend, lessor, watchable: WatchableStore::default(), state: RwLock::new(state) })
     }
 
     /// The raft index of the last entry whose effects the backend holds.

@@ -25,6 +25,8 @@ pub mod kvstore_compaction;
 pub mod kvstore_lease;
 pub mod kvstore_txn;
 pub mod revision;
+pub mod watchable_store;
+pub mod watcher;
 
 #[cfg(test)]
 mod datadriven_tests;

@@ -8,6 +8,7 @@ mod http;
 mod kv;
 mod lease;
 mod serve;
+mod watch;
 
 pub use header::status;
 pub use serve::Edge;

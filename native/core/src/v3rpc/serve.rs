@@ -6,10 +6,12 @@ use std::time::Duration;
 use tokio::runtime::Runtime;
 use tokio::sync::watch;
 
+use super::watch::{sync_loop, WatchService};
 use super::{http, kv::KvService, lease::LeaseService};
 use crate::etcdserver::EtcdServer;
 use crate::pb::etcdserverpb::kv_server::KvServer;
 use crate::pb::etcdserverpb::lease_server::LeaseServer;
+use crate::pb::etcdserverpb::watch_server::WatchServer;
 
 pub struct Edge {
     rt: Option<Runtime>,
@@ -44,7 +46,8 @@ impl Edge {
                 .max_decoding_message_size(max_recv)
                 .max_encoding_message_size(usize::MAX);
             let lease = LeaseServer::new(LeaseService { server: server.clone() });
-            let grpc = tonic::service::Routes::new(kv).add_service(lease).into_axum_router();
+            let watch = WatchServer::new(WatchService { server: server.clone() });
+            let grpc = tonic::service::Routes::new(kv).add_service(lease).add_service(watch).into_axum_router();
             let app = grpc.merge(http::router(server.clone()));
             let mut rx = rx.clone();
             rt.spawn(async move {
@@ -62,6 +65,8 @@ impl Edge {
                     .await;
             });
         }
+        let progress = Duration::from_millis(server.cfg.watch_progress_notify_ms.max(1));
+        rt.spawn(sync_loop(server.clone(), progress, rx.clone()));
         Ok(Edge { rt: Some(rt), shutdown: tx, addrs })
     }
 

@@ -1,0 +1,339 @@
+//! Watch fan-out: synced watchers get each write's events as it commits; unsynced ones catch up from the
+//! backend's history (etcd's watchableStore).
+//!
+//! Guarantees, and how they hold:
+//! - *Ordered, never duplicated, none dropped.* Every watcher has `min_rev`, the next revision it is owed.
+//!   [`WatchableStore::notify`] (the applier, after a batch commits) sends a synced watcher only revisions
+//!   `>= min_rev` and advances it; [`WatchableStore::sync`] replays `[min_rev, current]` from history and
+//!   then moves the watcher to the synced group with `min_rev = current + 1`. Both run under the group
+//!   lock, so a revision is delivered by exactly one of them.
+//! - *Atomic.* Live events go out one response per revision; history goes out in responses that end on a
+//!   revision boundary.
+//! - *Slow receivers do not stall others.* A stream with more than [`SLOW_STREAM`] responses queued stops
+//!   taking live events: its watchers become unsynced at the first revision they missed and catch up later.
+//! - *Compaction.* An unsynced watcher whose `min_rev` was compacted gets `canceled` with the compact revision.
+//!
+//! Lock order: the group lock, then the store's state lock (a [`ReadView`]). The applier calls `notify`
+//! after its batch, holding no store lock.
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use prost::Message;
+
+use super::kvstore::{KvStore, ReadView};
+use super::revision::Revision;
+use super::watcher::{event_rev, WatchStream, Watcher};
+use super::{MvccError, RangeOptions, TxnRead};
+use crate::pb::etcdserverpb::{watch_create_request::FilterType, WatchCreateRequest, WatchResponse};
+use crate::pb::mvccpb::{event::EventType, Event, KeyValue};
+
+/// Revisions per history response (etcd's watchBatchMaxRevs).
+const MAX_REVS_PER_RESPONSE: usize = 1000;
+
+type WatcherKey = (u64, i64);
+
+#[derive(Default)]
+struct Groups {
+    synced: HashMap<WatcherKey, Watcher>,
+    unsynced: HashMap<WatcherKey, Watcher>,
+    /// Next server-chosen watch id, per stream.
+    next_id: HashMap<u64, i64>,
+}
+
+impl Groups {
+    fn has(&self, k: &WatcherKey) -> bool {
+        self.synced.contains_key(k) || self.unsynced.contains_key(k)
+    }
+}
+
+pub struct WatchableStore {
+    groups: Mutex<Groups>,
+    next_stream: AtomicU64,
+    /// Responses of a `fragment` watcher are split past this size (--max-request-bytes).
+    pub max_response_bytes: AtomicUsize,
+}
+
+impl Default for WatchableStore {
+    fn default() -> Self {
+        WatchableStore {
+            groups: Mutex::new(Groups::default()),
+            next_stream: AtomicU64::new(1),
+            max_response_bytes: AtomicUsize::new(1536 * 1024),
+        }
+    }
+}
+
+impl WatchableStore {
+    pub fn new_stream(&self) -> (Arc<WatchStream>, tokio::sync::mpsc::UnboundedReceiver<WatchResponse>) {
+        WatchStream::new(self.next_stream.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// Registers a watcher and queues its `created` response (before any event of it can be queued).
+    pub fn watch(&self, store: &KvStore, stream: &Arc<WatchStream>, req: WatchCreateRequest) {
+        let mut g = self.groups.lock();
+        let cur = store.rev();
+        let id = if req.watch_id == 0 {
+            let mut id = g.next_id.get(&stream.id).copied().unwrap_or(0);
+            while g.has(&(stream.id, id)) {
+                id += 1;
+            }
+            g.next_id.insert(stream.id, id + 1);
+            id
+        } else {
+            req.watch_id
+        };
+        if req.watch_id != 0 && g.has(&(stream.id, id)) {
+            let resp = WatchResponse {
+                watch_id: -1,
+                created: true,
+                canceled: true,
+                cancel_reason: "mvcc: duplicate watch ID provided on the WatchStream".into(),
+                ..Default::default()
+            };
+            stream.send(resp, cur);
+            return;
+        }
+        let start = req.start_revision;
+        let min_rev = if start <= 0 { cur + 1 } else { start };
+        let filters = &req.filters;
+        let w = Watcher {
+            id,
+            stream: stream.clone(),
+            key: req.key,
+            end: req.range_end,
+            prev_kv: req.prev_kv,
+            no_put: filters.contains(&(FilterType::Noput as i32)),
+            no_delete: filters.contains(&(FilterType::Nodelete as i32)),
+            progress_notify: req.progress_notify,
+            fragment: req.fragment,
+            min_rev,
+            last_progress: Instant::now(),
+        };
+        stream.send(WatchResponse { watch_id: id, created: true, ..Default::default() }, cur);
+        if min_rev > cur {
+            g.synced.insert((stream.id, id), w);
+        } else {
+            g.unsynced.insert((stream.id, id), w);
+        }
+    }
+
+    /// Cancels a watcher; an unknown id gets no answer (etcd 3.4).
+    pub fn cancel(&self, store: &KvStore, stream: &WatchStream, watch_id: i64) {
+        let mut g = self.groups.lock();
+        let k = (stream.id, watch_id);
+        if g.synced.remove(&k).is_some() || g.unsynced.remove(&k).is_some() {
+            stream.send(WatchResponse { watch_id, canceled: true, ..Default::default() }, store.rev());
+        }
+    }
+
+    /// The stream went away: drop its watchers.
+    pub fn close_stream(&self, stream_id: u64) {
+        let mut g = self.groups.lock();
+        g.synced.retain(|k, _| k.0 != stream_id);
+        g.unsynced.retain(|k, _| k.0 != stream_id);
+        g.next_id.remove(&stream_id);
+    }
+
+    /// A WatchProgressRequest: a header-only response (watch_id -1) when every watcher of the stream is synced.
+    pub fn request_progress(&self, store: &KvStore, stream: &WatchStream) {
+        let g = self.groups.lock();
+        if g.unsynced.keys().any(|k| k.0 == stream.id) {
+            return;
+        }
+        stream.send(WatchResponse { watch_id: -1, ..Default::default() }, store.rev());
+    }
+
+    /// Sends an empty response to every synced `progress_notify` watcher not notified for `interval`.
+    pub fn progress_notify(&self, store: &KvStore, interval: Duration) {
+        let mut g = self.groups.lock();
+        let cur = store.rev();
+        let now = Instant::now();
+        for w in g.synced.values_mut() {
+            if w.progress_notify && now.duration_since(w.last_progress) >= interval {
+                w.last_progress = now;
+                w.stream.send(WatchResponse { watch_id: w.id, ..Default::default() }, cur);
+            }
+        }
+    }
+
+    pub fn watcher_count(&self) -> usize {
+        let g = self.groups.lock();
+        g.synced.len() + g.unsynced.len()
+    }
+
+    /// The events of one committed batch, one entry per write request (its revision and events), in order.
+    pub fn notify(&self, store: &KvStore, revs: &[(i64, Vec<Event>)]) {
+        let mut g = self.groups.lock();
+        if g.synced.is_empty() || revs.is_empty() {
+            return;
+        }
+        let mut view: Option<ReadView<'_>> = None;
+        for (rev, evs) in revs {
+            let mut victims = Vec::new();
+            for (k, w) in g.synced.iter_mut() {
+                if *rev < w.min_rev {
+                    continue;
+                }
+                let mut mine: Vec<Event> = evs.iter().filter(|e| w.wants(e)).cloned().collect();
+                if mine.is_empty() {
+                    continue;
+                }
+                if w.stream.is_slow() {
+                    w.min_rev = *rev;
+                    victims.push(*k);
+                    continue;
+                }
+                if w.prev_kv {
+                    if view.is_none() {
+                        view = store.read().ok();
+                    }
+                    if let Some(v) = &view {
+                        fill_prev_kvs(v, &mut mine);
+                    }
+                }
+                self.send_events(w, mine, *rev);
+                w.min_rev = rev + 1;
+            }
+            for k in victims {
+                if let Some(w) = g.synced.remove(&k) {
+                    g.unsynced.insert(k, w);
+                }
+            }
+        }
+    }
+
+    /// Catches unsynced watchers up from history; returns whether any remain unsynced.
+    pub fn sync(&self, store: &KvStore) -> Result<bool, MvccError> {
+        let mut g = self.groups.lock();
+        if g.unsynced.is_empty() {
+            return Ok(false);
+        }
+        let view = store.read()?;
+        let cur = view.rev();
+        let compact = view.first_rev();
+        let compacted: Vec<WatcherKey> =
+            g.unsynced.iter().filter(|(_, w)| w.min_rev < compact).map(|(k, _)| *k).collect();
+        for k in compacted {
+            let w = g.unsynced.remove(&k).expect("present");
+            let resp =
+                WatchResponse { watch_id: w.id, canceled: true, compact_revision: compact, ..Default::default() };
+            w.stream.send(resp, cur);
+        }
+        let Some(min) = g.unsynced.values().filter(|w| !w.stream.is_slow()).map(|w| w.min_rev).min() else {
+            return Ok(!g.unsynced.is_empty());
+        };
+        let history = if min <= cur { history(&view, min)? } else { Vec::new() };
+        let mut done = Vec::new();
+        for (k, w) in g.unsynced.iter_mut() {
+            if w.stream.is_slow() {
+                continue;
+            }
+            let mut batch: Vec<Event> = Vec::new();
+            let mut revs_in_batch = 0;
+            let mut last_rev = 0;
+            for ev in history.iter().filter(|e| event_rev(e) >= w.min_rev && w.wants(e)) {
+                let r = event_rev(ev);
+                if r != last_rev {
+                    if revs_in_batch == MAX_REVS_PER_RESPONSE {
+                        self.flush_history(&view, w, std::mem::take(&mut batch), cur);
+                        revs_in_batch = 0;
+                    }
+                    revs_in_batch += 1;
+                    last_rev = r;
+                }
+                batch.push(ev.clone());
+            }
+            if !batch.is_empty() {
+                self.flush_history(&view, w, batch, cur);
+            }
+            w.min_rev = cur + 1;
+            done.push(*k);
+        }
+        drop(view);
+        for k in done {
+            if let Some(w) = g.unsynced.remove(&k) {
+                g.synced.insert(k, w);
+            }
+        }
+        Ok(!g.unsynced.is_empty())
+    }
+
+    fn flush_history(&self, view: &ReadView<'_>, w: &Watcher, mut evs: Vec<Event>, cur: i64) {
+        if w.prev_kv {
+            fill_prev_kvs(view, &mut evs);
+        }
+        self.send_events(w, evs, cur);
+    }
+
+    /// Sends `evs` under `revision`, split into fragments when the watcher asked for them and they are large.
+    fn send_events(&self, w: &Watcher, evs: Vec<Event>, revision: i64) {
+        let limit = self.max_response_bytes.load(Ordering::Relaxed);
+        if !w.fragment || evs.iter().map(|e| e.encoded_len()).sum::<usize>() <= limit {
+            w.stream.send(WatchResponse { watch_id: w.id, events: evs, ..Default::default() }, revision);
+            return;
+        }
+        let mut part = Vec::new();
+        let mut size = 0;
+        let n = evs.len();
+        for (i, ev) in evs.into_iter().enumerate() {
+            size += ev.encoded_len();
+            part.push(ev);
+            if size >= limit && i + 1 < n {
+                let resp = WatchResponse {
+                    watch_id: w.id,
+                    fragment: true,
+                    events: std::mem::take(&mut part),
+                    ..Default::default()
+                };
+                w.stream.send(resp, revision);
+                size = 0;
+            }
+        }
+        w.stream.send(WatchResponse { watch_id: w.id, events: part, ..Default::default() }, revision);
+    }
+}
+
+/// The value each event's key had just before it (absent when that version was compacted or never existed).
+fn fill_prev_kvs(view: &ReadView<'_>, evs: &mut [Event]) {
+    for ev in evs {
+        let Some(kv) = &ev.kv else { continue };
+        let opts = RangeOptions { rev: kv.mod_revision - 1, ..Default::default() };
+        if let Ok(rr) = view.range(&kv.key, &[], opts) {
+            ev.prev_kv = rr.kvs.into_iter().next();
+        }
+    }
+}
+
+/// Every event at revisions `>= min` in the view, in revision order (committed rows and the open batch's).
+fn history(view: &ReadView<'_>, min: i64) -> Result<Vec<Event>, MvccError> {
+    let mut rows: Vec<(Revision, bool, Vec<u8>)> = Vec::new();
+    view.store.backend.for_each_kv_from(&view.txn, Revision::new(min, 0), |k, v| {
+        rows.push((Revision::from_bytes(k), Revision::is_tombstone_key(k), v.to_vec()));
+    })?;
+    let committed: std::collections::HashSet<Revision> = rows.iter().map(|r| r.0).collect();
+    for (rev, bytes) in &view.state.pending {
+        if rev.main >= min && !committed.contains(rev) {
+            let kv = KeyValue::decode(bytes.as_slice()).map_err(|e| MvccError::Backend(e.to_string()))?;
+            rows.push((*rev, kv.version == 0 && kv.mod_revision == 0, bytes.as_ref().clone()));
+        }
+    }
+    rows.sort_by_key(|r| r.0);
+    let mut out = Vec::with_capacity(rows.len());
+    for (rev, tomb, bytes) in rows {
+        if rev.main > view.rev() {
+            break;
+        }
+        let mut kv = KeyValue::decode(bytes.as_slice()).map_err(|e| MvccError::Backend(e.to_string()))?;
+        let t = if tomb {
+            kv = KeyValue { key: kv.key, mod_revision: rev.main, ..Default::default() };
+            EventType::Delete
+        } else {
+            EventType::Put
+        };
+        out.push(Event { r#type: t as i32, kv: Some(kv), prev_kv: None });
+    }
+    Ok(out)
+}
