@@ -32,6 +32,8 @@ pub mod watcher;
 mod datadriven_tests;
 #[cfg(test)]
 mod kvstore_tests;
+#[cfg(test)]
+mod watchable_store_tests;
 
 pub use kvstore::{KvStore, ReadView, WriteBatch};
 pub use kvstore_txn::{RangeOptions, RangeResult, TxnRead, TxnWrite};
