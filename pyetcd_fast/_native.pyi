@@ -20,6 +20,9 @@ class ServerConfig(TypedDict):
     pre_vote: bool
     wal_fsync: bool
     watch_progress_notify_ms: int
+    quota_bytes: int
+    peer_urls: list[str]
+    client_urls: list[str]
 
 class Status(TypedDict):
     member_id: int

@@ -90,6 +90,9 @@ class Etcd:
                 "pre_vote": cfg.pre_vote,
                 "wal_fsync": not cfg.unsafe_no_fsync,
                 "watch_progress_notify_ms": int(cfg.experimental_watch_progress_notify_interval * 1000),
+                "quota_bytes": cfg.quota_backend_bytes_effective or 0,
+                "peer_urls": list(cfg.initial_advertise_peer_urls),
+                "client_urls": list(cfg.advertise_client_urls),
             }
         )
 

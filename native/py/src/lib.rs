@@ -42,6 +42,9 @@ impl Server {
             pre_vote: get(cfg, "pre_vote")?,
             wal_fsync: get(cfg, "wal_fsync")?,
             watch_progress_notify_ms: get(cfg, "watch_progress_notify_ms")?,
+            quota_bytes: get(cfg, "quota_bytes")?,
+            peer_urls: get(cfg, "peer_urls")?,
+            client_urls: get(cfg, "client_urls")?,
         };
         let inner = py.allow_threads(|| EtcdServer::open(cfg)).map_err(PyOSError::new_err)?;
         Ok(Server { inner: Arc::new(inner), edge: parking_lot::Mutex::new(None) })

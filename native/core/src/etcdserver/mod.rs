@@ -5,6 +5,7 @@
 //! batch) calls [`EtcdServer::process_ready`], which proposes the queued requests, persists the Ready to the
 //! WAL, applies committed entries in one backend batch ([`apply`]) and completes the waiters. Linearizable
 //! reads wait for a ReadIndex confirmed by raft and applied locally, batched the same way.
+pub mod alarm;
 pub mod apply;
 pub mod errors;
 mod notify;

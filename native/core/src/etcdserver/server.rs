@@ -12,14 +12,16 @@ use raft::storage::MemStorage;
 use raft::{RawNode, StateRole, Storage};
 use tokio::sync::oneshot;
 
+use super::alarm::Alarms;
 use super::apply;
 use super::errors::EtcdError;
 use super::notify::Notifier;
 use crate::mvcc::watcher::events_of;
 use crate::mvcc::KvStore;
 use crate::pb::etcdserverpb::{
-    CompactionResponse, DeleteRangeResponse, InternalRaftRequest, LeaseGrantResponse, LeaseRevokeRequest,
-    LeaseRevokeResponse, PutResponse, RequestHeader, TxnResponse,
+    alarm_request::AlarmAction, AlarmRequest, AlarmResponse, AlarmType, CompactionResponse, DeleteRangeResponse,
+    InternalRaftRequest, LeaseGrantResponse, LeaseRevokeRequest, LeaseRevokeResponse, PutResponse, RequestHeader,
+    TxnResponse,
 };
 use crate::pb::mvccpb::Event;
 use crate::raftnode::{self, logger::ZapDrain};
@@ -44,6 +46,11 @@ pub struct ServerConfig {
     pub wal_fsync: bool,
     /// --experimental-watch-progress-notify-interval, in milliseconds (etcd's default is 10 minutes).
     pub watch_progress_notify_ms: u64,
+    /// --quota-backend-bytes as it applies (0 = no quota).
+    pub quota_bytes: u64,
+    /// This member's advertised peer and client URLs (MemberList).
+    pub peer_urls: Vec<String>,
+    pub client_urls: Vec<String>,
 }
 
 #[derive(Debug)]
@@ -54,6 +61,7 @@ pub enum ApplyResponse {
     Compaction(CompactionResponse),
     LeaseGrant(LeaseGrantResponse),
     LeaseRevoke(LeaseRevokeResponse),
+    Alarm(AlarmResponse),
 }
 
 type ApplyResult = Result<ApplyResponse, EtcdError>;
@@ -74,6 +82,9 @@ struct Core {
 pub struct EtcdServer {
     pub cfg: ServerConfig,
     pub store: KvStore,
+    pub alarms: Alarms,
+    /// Backend bytes in use after the last batch (the quota check reads it).
+    db_in_use: AtomicU64,
     proposals: Mutex<Vec<Vec<u8>>>,
     waiters: Mutex<HashMap<u64, oneshot::Sender<ApplyResult>>>,
     reads: Mutex<Vec<ReadWaiter>>,
@@ -143,9 +154,13 @@ impl EtcdServer {
             confirmed_reads: Vec::new(),
             snapshot_index,
         };
+        let alarms = Alarms::load(&store).map_err(|e| e.to_string())?;
+        let db_in_use = AtomicU64::new(store.backend().size_in_use());
         let server = EtcdServer {
             cfg,
             store,
+            alarms,
+            db_in_use,
             proposals: Mutex::new(Vec::new()),
             waiters: Mutex::new(HashMap::new()),
             reads: Mutex::new(Vec::new()),
@@ -217,6 +232,30 @@ impl EtcdServer {
                 Err(EtcdError::Timeout)
             }
         }
+    }
+
+    /// The quota check before a request that may grow the store (etcd's quota and capped applier): refused
+    /// while NOSPACE is raised; a request that would pass the quota raises NOSPACE through raft first.
+    pub async fn check_space(&self, cost: usize) -> Result<(), EtcdError> {
+        if self.alarms.has(AlarmType::Nospace) {
+            return Err(EtcdError::NoSpace);
+        }
+        let quota = self.cfg.quota_bytes;
+        if quota == 0 || self.db_in_use.load(Ordering::Acquire) + (cost as u64) < quota {
+            return Ok(());
+        }
+        let raise = AlarmRequest {
+            action: AlarmAction::Activate as i32,
+            member_id: self.member_id(),
+            alarm: AlarmType::Nospace as i32,
+        };
+        self.propose(InternalRaftRequest { alarm: Some(raise), ..Default::default() }).await?;
+        Err(EtcdError::NoSpace)
+    }
+
+    /// Backend bytes in use after the last applied batch.
+    pub fn db_size_in_use(&self) -> u64 {
+        self.db_in_use.load(Ordering::Acquire)
     }
 
     /// Waits until this member has applied everything committed when the call began (ReadIndex).
@@ -368,7 +407,7 @@ impl EtcdServer {
                     let req = InternalRaftRequest::decode(e.data.as_ref())
                         .map_err(|err| format!("entry {}: {err}", e.index))?;
                     let id = req.header.as_ref().map_or(0, |h| h.id);
-                    results.push((id, apply_request(&mut batch, &req, &mut events)));
+                    results.push((id, apply_request(&mut batch, &self.alarms, &req, &mut events)));
                 }
                 EntryType::EntryConfChange => {
                     let cc = ConfChange::parse_from_bytes(&e.data).map_err(|err| err.to_string())?;
@@ -385,6 +424,7 @@ impl EtcdServer {
         crate::failpoint::failpoint("apply-before-commit");
         batch.commit(last_index).map_err(|e| e.to_string())?;
         self.applied.store(last_index, Ordering::Release);
+        self.db_in_use.store(self.store.backend().size_in_use(), Ordering::Release);
         self.store.watchable.notify(&self.store, &events);
         let mut waiters = self.waiters.lock();
         for (id, r) in results {
@@ -463,6 +503,7 @@ impl EtcdServer {
 
 fn apply_request(
     batch: &mut crate::mvcc::WriteBatch,
+    alarms: &Alarms,
     req: &InternalRaftRequest,
     events: &mut Vec<(i64, Vec<Event>)>,
 ) -> ApplyResult {
@@ -479,6 +520,11 @@ fn apply_request(
         apply::lease_grant(&mut txn, l).map(ApplyResponse::LeaseGrant)
     } else if let Some(l) = &req.lease_revoke {
         apply::lease_revoke(&mut txn, l).map(ApplyResponse::LeaseRevoke)
+    } else if let Some(a) = &req.alarm {
+        alarms
+            .apply(&mut txn, a)
+            .map(|alarms| ApplyResponse::Alarm(AlarmResponse { header: None, alarms }))
+            .map_err(EtcdError::from)
     } else {
         Err(EtcdError::Internal("unknown request in raft entry".into()))
     };

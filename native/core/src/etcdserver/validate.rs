@@ -159,6 +159,15 @@ fn collect_ignore_conflicts(ops: &[RequestOp], from_keys: &mut Vec<Vec<u8>>, ign
     }
 }
 
+/// Whether any branch of the txn, at any depth, puts (such a txn is refused while NOSPACE is raised).
+pub fn txn_has_put(r: &TxnRequest) -> bool {
+    r.success.iter().chain(r.failure.iter()).any(|op| match &op.request {
+        Some(request_op::Request::RequestPut(_)) => true,
+        Some(request_op::Request::RequestTxn(t)) => txn_has_put(t),
+        _ => false,
+    })
+}
+
 /// A txn is read-only when every op on both branches, recursively, is a range.
 pub fn is_txn_readonly(r: &TxnRequest) -> bool {
     r.success.iter().chain(r.failure.iter()).all(|op| match &op.request {

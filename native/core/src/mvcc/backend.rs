@@ -170,10 +170,38 @@ impl Backend {
         self.env.real_disk_size().unwrap_or(0)
     }
 
-    /// Bytes of pages in use (etcd's dbSizeInUse).
+    /// Bytes of pages holding data, free pages excluded (etcd's dbSizeInUse). LMDB reuses freed pages, so
+    /// this is also what the quota is checked against.
     pub fn size_in_use(&self) -> u64 {
-        let info = self.env.info();
-        (info.last_page_number as u64 + 1) * self.env.stat().page_size as u64
+        self.env.non_free_pages_size().unwrap_or(0)
+    }
+
+    /// A consistent copy of the whole backend at `path` (the Snapshot RPC streams it).
+    pub fn copy_to(&self, path: &Path) -> Result<std::fs::File> {
+        Ok(self.env.copy_to_path(path, heed::CompactionOption::Disabled)?)
+    }
+
+    /// CRC-32C over every bucket's name, keys and values (the Hash RPC).
+    pub fn hash_all(&self) -> Result<u32> {
+        let txn = self.read_txn()?;
+        let mut h = 0u32;
+        for (name, db) in [("key", &self.key), ("lease", &self.lease), ("meta", &self.meta)] {
+            h = crc32c::crc32c_append(h, name.as_bytes());
+            for item in db.iter(&txn)? {
+                let (k, v) = item?;
+                h = crc32c::crc32c_append(crc32c::crc32c_append(h, k), v);
+            }
+        }
+        Ok(h)
+    }
+
+    pub fn get_meta(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let txn = self.read_txn()?;
+        Ok(self.meta.get(&txn, key)?.map(|v| v.to_vec()))
+    }
+
+    pub fn put_meta(&self, txn: &mut RwTxn<'_>, key: &[u8], v: &[u8]) -> Result<()> {
+        Ok(self.meta.put(txn, key, v)?)
     }
 
     pub fn path(&self) -> &Path {

@@ -3,6 +3,12 @@
 use super::{MvccError, TxnWrite};
 
 impl TxnWrite<'_, '_> {
+    /// Writes a meta-bucket record in this request's batch (alarms live there).
+    pub fn put_meta(&mut self, key: &[u8], value: &[u8]) -> Result<(), MvccError> {
+        let store = self.store();
+        Ok(store.backend.put_meta(self.txn, key, value)?)
+    }
+
     /// Records a new lease; returns the TTL granted (raised to the lessor's minimum). The caller checked the
     /// id is free.
     pub fn lease_grant(&mut self, id: i64, ttl: i64) -> Result<i64, MvccError> {

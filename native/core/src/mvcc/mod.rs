@@ -22,6 +22,7 @@ pub mod index;
 pub mod key_index;
 pub mod kvstore;
 pub mod kvstore_compaction;
+pub mod kvstore_hash;
 pub mod kvstore_lease;
 pub mod kvstore_txn;
 pub mod revision;

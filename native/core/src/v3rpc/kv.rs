@@ -1,6 +1,7 @@
 //! etcdserverpb.KV: reads served from a local view (after ReadIndex unless serializable), writes proposed.
 use std::sync::Arc;
 
+use prost::Message as _;
 use tonic::{Request, Response, Status};
 
 use super::header::{fill, status};
@@ -48,6 +49,7 @@ impl Kv for KvService {
     async fn put(&self, req: Request<PutRequest>) -> Result<Response<PutResponse>, Status> {
         let r = req.into_inner();
         validate::check_put(&r).map_err(status)?;
+        self.server.check_space(r.encoded_len()).await.map_err(status)?;
         match self.propose(InternalRaftRequest { put: Some(r), ..Default::default() }).await? {
             ApplyResponse::Put(mut resp) => {
                 fill(&self.server, &mut resp.header);
@@ -80,6 +82,9 @@ impl Kv for KvService {
             let view = self.server.store.read().map_err(|e| status(e.into()))?;
             apply::txn_read(&view, &r).map_err(status)?
         } else {
+            if validate::txn_has_put(&r) {
+                self.server.check_space(r.encoded_len()).await.map_err(status)?;
+            }
             match self.propose(InternalRaftRequest { txn: Some(r), ..Default::default() }).await? {
                 ApplyResponse::Txn(resp) => resp,
                 _ => return Err(unexpected()),

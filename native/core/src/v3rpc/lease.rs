@@ -35,6 +35,7 @@ type KeepAliveStream = Pin<Box<dyn Stream<Item = Result<LeaseKeepAliveResponse, 
 impl Lease for LeaseService {
     async fn lease_grant(&self, req: Request<LeaseGrantRequest>) -> Result<Response<LeaseGrantResponse>, Status> {
         let mut r = req.into_inner();
+        self.server.check_space(64).await.map_err(status)?;
         if r.id == 0 {
             r.id = self.server.new_lease_id();
         }

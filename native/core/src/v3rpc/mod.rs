@@ -3,10 +3,12 @@
 //!
 //! [`Edge`] owns the tokio runtime. It is created by the Python shell after any fork and shut down
 //! explicitly; no tokio thread ever touches Python.
+mod cluster;
 mod header;
 mod http;
 mod kv;
 mod lease;
+mod maintenance;
 mod serve;
 mod watch;
 

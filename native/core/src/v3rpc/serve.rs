@@ -7,10 +7,12 @@ use tokio::runtime::Runtime;
 use tokio::sync::watch;
 
 use super::watch::{sync_loop, WatchService};
-use super::{http, kv::KvService, lease::LeaseService};
+use super::{cluster::ClusterService, http, kv::KvService, lease::LeaseService, maintenance::MaintenanceService};
 use crate::etcdserver::EtcdServer;
+use crate::pb::etcdserverpb::cluster_server::ClusterServer;
 use crate::pb::etcdserverpb::kv_server::KvServer;
 use crate::pb::etcdserverpb::lease_server::LeaseServer;
+use crate::pb::etcdserverpb::maintenance_server::MaintenanceServer;
 use crate::pb::etcdserverpb::watch_server::WatchServer;
 
 pub struct Edge {
@@ -47,7 +49,14 @@ impl Edge {
                 .max_encoding_message_size(usize::MAX);
             let lease = LeaseServer::new(LeaseService { server: server.clone() });
             let watch = WatchServer::new(WatchService { server: server.clone() });
-            let grpc = tonic::service::Routes::new(kv).add_service(lease).add_service(watch).into_axum_router();
+            let maintenance = MaintenanceServer::new(MaintenanceService { server: server.clone() });
+            let cluster = ClusterServer::new(ClusterService { server: server.clone() });
+            let grpc = tonic::service::Routes::new(kv)
+                .add_service(lease)
+                .add_service(watch)
+                .add_service(maintenance)
+                .add_service(cluster)
+                .into_axum_router();
             let app = grpc.merge(http::router(server.clone()));
             let mut rx = rx.clone();
             rt.spawn(async move {

@@ -1,0 +1,164 @@
+//! etcdserverpb.Maintenance: Status, Hash, HashKV, Alarm, Snapshot, Defragment, MoveLeader.
+use std::io::Read;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+use tokio_stream::Stream;
+use tonic::{Request, Response, Status};
+
+use super::header::{fill, status};
+use super::http::ETCD_SERVER_VERSION;
+use super::lease::async_stream;
+use crate::etcdserver::alarm::describe;
+use crate::etcdserver::{ApplyResponse, EtcdError, EtcdServer};
+use crate::pb::etcdserverpb::maintenance_server::Maintenance;
+use crate::pb::etcdserverpb::{
+    alarm_request::AlarmAction, AlarmRequest, AlarmResponse, DefragmentRequest, DefragmentResponse, HashKvRequest,
+    HashKvResponse, HashRequest, HashResponse, InternalRaftRequest, MoveLeaderRequest, MoveLeaderResponse,
+    ResponseHeader, SnapshotRequest, SnapshotResponse, StatusRequest, StatusResponse,
+};
+
+pub struct MaintenanceService {
+    pub server: Arc<EtcdServer>,
+}
+
+fn filled(server: &EtcdServer) -> Option<ResponseHeader> {
+    let mut h = None;
+    fill(server, &mut h);
+    h
+}
+
+/// Snapshot chunks, as etcd sends them.
+const SNAPSHOT_CHUNK: usize = 32 * 1024;
+
+type SnapshotStream = Pin<Box<dyn Stream<Item = Result<SnapshotResponse, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl Maintenance for MaintenanceService {
+    async fn alarm(&self, req: Request<AlarmRequest>) -> Result<Response<AlarmResponse>, Status> {
+        let r = req.into_inner();
+        if r.action == AlarmAction::Get as i32 {
+            return Ok(Response::new(AlarmResponse {
+                header: filled(&self.server),
+                alarms: self.server.alarms.list(),
+            }));
+        }
+        match self.server.propose(InternalRaftRequest { alarm: Some(r), ..Default::default() }).await {
+            Ok(ApplyResponse::Alarm(mut resp)) => {
+                fill(&self.server, &mut resp.header);
+                Ok(Response::new(resp))
+            }
+            Ok(_) => Err(status(EtcdError::Internal("unexpected apply response".into()))),
+            Err(e) => Err(status(e)),
+        }
+    }
+
+    async fn status(&self, _req: Request<StatusRequest>) -> Result<Response<StatusResponse>, Status> {
+        let s = &self.server;
+        let mut errors: Vec<String> = s.alarms.list().iter().map(describe).collect();
+        if s.leader() == 0 {
+            errors.insert(0, EtcdError::NoLeader.message());
+        }
+        Ok(Response::new(StatusResponse {
+            header: filled(s),
+            version: ETCD_SERVER_VERSION.to_string(),
+            db_size: s.store.backend().size() as i64,
+            leader: s.leader(),
+            raft_index: s.committed_index(),
+            raft_term: s.term(),
+            raft_applied_index: s.applied_index(),
+            errors,
+            db_size_in_use: s.db_size_in_use() as i64,
+            is_learner: false,
+        }))
+    }
+
+    async fn defragment(&self, _req: Request<DefragmentRequest>) -> Result<Response<DefragmentResponse>, Status> {
+        // LMDB reuses the pages compaction frees, so the space in use (what the quota counts) is already
+        // reclaimed; what is left is syncing the environment. Shrinking the file itself is not done yet.
+        let s = self.server.clone();
+        tokio::task::spawn_blocking(move || s.store.backend().sync())
+            .await
+            .map_err(|e| Status::internal(e.to_string()))?
+            .map_err(|e| status(EtcdError::Internal(e.to_string())))?;
+        Ok(Response::new(DefragmentResponse { header: filled(&self.server) }))
+    }
+
+    async fn hash(&self, _req: Request<HashRequest>) -> Result<Response<HashResponse>, Status> {
+        let hash = self.server.store.backend().hash_all().map_err(|e| status(EtcdError::Internal(e.to_string())))?;
+        Ok(Response::new(HashResponse { header: filled(&self.server), hash }))
+    }
+
+    async fn hash_kv(&self, req: Request<HashKvRequest>) -> Result<Response<HashKvResponse>, Status> {
+        let r = req.into_inner();
+        let (hash, compact_revision, cur) = self.server.store.hash_kv(r.revision).map_err(|e| status(e.into()))?;
+        let mut header = filled(&self.server);
+        if let Some(h) = header.as_mut() {
+            h.revision = cur;
+        }
+        Ok(Response::new(HashKvResponse { header, hash, compact_revision }))
+    }
+
+    type SnapshotStream = SnapshotStream;
+
+    async fn snapshot(&self, _req: Request<SnapshotRequest>) -> Result<Response<SnapshotStream>, Status> {
+        let server = self.server.clone();
+        let out = async_stream(move |tx| async move {
+            let header = filled(&server);
+            let res = tokio::task::spawn_blocking(move || -> Result<(), String> {
+                let dir = tempfile_dir(&server)?;
+                let path = dir.join("snapshot.db");
+                let mut file = server.store.backend().copy_to(&path).map_err(|e| e.to_string())?;
+                let _ = std::fs::remove_file(&path);
+                let total = file.metadata().map_err(|e| e.to_string())?.len();
+                let mut sent = 0u64;
+                let mut sha = Sha256::new();
+                let mut buf = vec![0u8; SNAPSHOT_CHUNK];
+                loop {
+                    let n = file.read(&mut buf).map_err(|e| e.to_string())?;
+                    if n == 0 {
+                        break;
+                    }
+                    sha.update(&buf[..n]);
+                    sent += n as u64;
+                    let resp = SnapshotResponse {
+                        header: header.clone(),
+                        remaining_bytes: total + 32 - sent,
+                        blob: buf[..n].to_vec(),
+                    };
+                    if tx.blocking_send(Ok(resp)).is_err() {
+                        return Ok(());
+                    }
+                }
+                // The stream ends with the SHA-256 of everything before it, as etcd's does.
+                let digest = sha.finalize().to_vec();
+                let _ = tx.blocking_send(Ok(SnapshotResponse { header, remaining_bytes: 0, blob: digest }));
+                Ok(())
+            })
+            .await;
+            if let Ok(Err(e)) = res {
+                eprintln!("pyetcd_fast: snapshot: {e}");
+            }
+        });
+        Ok(Response::new(Box::pin(out)))
+    }
+
+    async fn move_leader(&self, req: Request<MoveLeaderRequest>) -> Result<Response<MoveLeaderResponse>, Status> {
+        let r = req.into_inner();
+        if self.server.leader() != self.server.member_id() {
+            return Err(status(EtcdError::NotLeader));
+        }
+        if r.target_id != self.server.member_id() {
+            return Err(status(EtcdError::BadLeaderTransferee));
+        }
+        Ok(Response::new(MoveLeaderResponse { header: filled(&self.server) }))
+    }
+}
+
+/// A scratch directory beside the backend (same filesystem, so the copy is cheap).
+fn tempfile_dir(server: &EtcdServer) -> Result<std::path::PathBuf, String> {
+    let dir = server.cfg.backend_dir.with_extension("tmp");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    Ok(dir)
+}
