@@ -41,7 +41,7 @@ impl Alarms {
                 if r.alarm == AlarmType::None as i32 || list.contains(&m) {
                     return Ok(Vec::new());
                 }
-                list.push(m.clone());
+                list.push(m);
                 vec![m]
             }
             AlarmAction::Deactivate => {

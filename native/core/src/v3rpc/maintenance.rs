@@ -123,7 +123,7 @@ impl Maintenance for MaintenanceService {
                     sha.update(&buf[..n]);
                     sent += n as u64;
                     let resp = SnapshotResponse {
-                        header: header.clone(),
+                        header,
                         remaining_bytes: total + 32 - sent,
                         blob: buf[..n].to_vec(),
                     };
