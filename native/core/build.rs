@@ -5,7 +5,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         std::env::set_var("PROTOC", protoc_bin_vendored::protoc_bin_path()?);
     }
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../proto");
-    let files = ["mvccpb/kv.proto", "authpb/auth.proto", "etcdserverpb/rpc.proto", "etcdserverpb/raft_internal.proto"];
+    let files = [
+        "mvccpb/kv.proto",
+        "authpb/auth.proto",
+        "etcdserverpb/rpc.proto",
+        "etcdserverpb/raft_internal.proto",
+        "v3lockpb/v3lock.proto",
+        "v3electionpb/v3election.proto",
+    ];
     let paths: Vec<_> = files.iter().map(|f| root.join(f)).collect();
     for p in &paths {
         println!("cargo:rerun-if-changed={}", p.display());

@@ -122,11 +122,7 @@ impl Maintenance for MaintenanceService {
                     }
                     sha.update(&buf[..n]);
                     sent += n as u64;
-                    let resp = SnapshotResponse {
-                        header,
-                        remaining_bytes: total + 32 - sent,
-                        blob: buf[..n].to_vec(),
-                    };
+                    let resp = SnapshotResponse { header, remaining_bytes: total + 32 - sent, blob: buf[..n].to_vec() };
                     if tx.blocking_send(Ok(resp)).is_err() {
                         return Ok(());
                     }

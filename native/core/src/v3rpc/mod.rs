@@ -4,12 +4,15 @@
 //! [`Edge`] owns the tokio runtime. It is created by the Python shell after any fork and shut down
 //! explicitly; no tokio thread ever touches Python.
 mod cluster;
+mod concurrency;
 mod header;
 mod http;
 mod kv;
 mod lease;
 mod maintenance;
 mod serve;
+mod v3election;
+mod v3lock;
 mod watch;
 
 pub use header::status;

@@ -6,6 +6,8 @@ use std::time::Duration;
 use tokio::runtime::Runtime;
 use tokio::sync::watch;
 
+use super::v3election::ElectionService;
+use super::v3lock::LockService;
 use super::watch::{sync_loop, WatchService};
 use super::{cluster::ClusterService, http, kv::KvService, lease::LeaseService, maintenance::MaintenanceService};
 use crate::etcdserver::EtcdServer;
@@ -14,6 +16,8 @@ use crate::pb::etcdserverpb::kv_server::KvServer;
 use crate::pb::etcdserverpb::lease_server::LeaseServer;
 use crate::pb::etcdserverpb::maintenance_server::MaintenanceServer;
 use crate::pb::etcdserverpb::watch_server::WatchServer;
+use crate::pb::v3electionpb::election_server::ElectionServer;
+use crate::pb::v3lockpb::lock_server::LockServer;
 
 pub struct Edge {
     rt: Option<Runtime>,
@@ -56,6 +60,8 @@ impl Edge {
                 .add_service(watch)
                 .add_service(maintenance)
                 .add_service(cluster)
+                .add_service(LockServer::new(LockService { server: server.clone() }))
+                .add_service(ElectionServer::new(ElectionService { server: server.clone() }))
                 .into_axum_router();
             let app = grpc.merge(http::router(server.clone()));
             let mut rx = rx.clone();

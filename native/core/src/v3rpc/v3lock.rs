@@ -1,0 +1,72 @@
+//! v3lockpb.Lock: a distributed mutex on a key prefix, owned through a lease (etcd's v3lock over clientv3's
+//! concurrency.Mutex). The lock is held by the contender with the lowest create revision under `name/`.
+use std::sync::Arc;
+
+use tonic::{Request, Response, Status};
+
+use super::concurrency::{self as cc, contender_key, prefix};
+use super::header::{fill, status};
+use crate::etcdserver::EtcdServer;
+use crate::pb::etcdserverpb::{compare::CompareResult, TxnRequest};
+use crate::pb::v3lockpb::lock_server::Lock;
+use crate::pb::v3lockpb::{LockRequest, LockResponse, UnlockRequest, UnlockResponse};
+
+pub struct LockService {
+    pub server: Arc<EtcdServer>,
+}
+
+/// Deletes a contender key left behind when the client gives up (the RPC future is dropped mid-wait).
+struct Abandon {
+    server: Arc<EtcdServer>,
+    key: Option<Vec<u8>>,
+}
+
+impl Drop for Abandon {
+    fn drop(&mut self) {
+        if let Some(key) = self.key.take() {
+            let server = self.server.clone();
+            tokio::spawn(async move {
+                let _ = cc::delete(&server, &key).await;
+            });
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl Lock for LockService {
+    async fn lock(&self, req: Request<LockRequest>) -> Result<Response<LockResponse>, Status> {
+        let r = req.into_inner();
+        let s = &self.server;
+        let pfx = prefix(&r.name);
+        let key = contender_key(&r.name, r.lease);
+        let t = TxnRequest {
+            compare: vec![cc::cmp_create(&key, CompareResult::Equal, 0)],
+            success: vec![cc::op_put(&key, b"", r.lease), cc::op_get(cc::first_owner(&pfx))],
+            failure: vec![cc::op_get(cc::get_key(&key)), cc::op_get(cc::first_owner(&pfx))],
+        };
+        let resp = cc::txn(s, t).await.map_err(status)?;
+        let mut header = resp.header;
+        let my_rev = if resp.succeeded {
+            header.map_or(0, |h| h.revision)
+        } else {
+            cc::txn_range_kv(&resp, 0).map_or(0, |kv| kv.create_revision)
+        };
+        let mut guard = Abandon { server: s.clone(), key: Some(key.clone()) };
+        let owner = cc::txn_range_kv(&resp, 1).map_or(0, |kv| kv.create_revision);
+        if owner != my_rev {
+            cc::wait_deletes(s, &pfx, my_rev - 1).await.map_err(status)?;
+            header = None;
+        }
+        guard.key = None;
+        fill(s, &mut header);
+        Ok(Response::new(LockResponse { header, key }))
+    }
+
+    async fn unlock(&self, req: Request<UnlockRequest>) -> Result<Response<UnlockResponse>, Status> {
+        let r = req.into_inner();
+        cc::delete(&self.server, &r.key).await.map_err(status)?;
+        let mut header = None;
+        fill(&self.server, &mut header);
+        Ok(Response::new(UnlockResponse { header }))
+    }
+}
