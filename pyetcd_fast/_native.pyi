@@ -52,6 +52,8 @@ class Server:
 
         Releases the GIL. Raises OSError on a storage failure, after which the member must stop.
         """
+    def compact(self, rev: int) -> None:
+        """Proposes a compaction to ``rev`` through raft without waiting for it (the auto-compactor)."""
     def tick(self) -> None:
         """One raft tick; call every heartbeat interval."""
     def serve(self, listen: list[str], worker_threads: int) -> list[str]:

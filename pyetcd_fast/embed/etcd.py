@@ -9,6 +9,7 @@ import threading
 from urllib.parse import urlsplit
 
 from pyetcd_fast import _native
+from pyetcd_fast.embed.compactor import Compactor, parse_retention
 from pyetcd_fast.embed.raftloop import ReadyLoop
 from pyetcd_fast.etcdmain.config import Config, ConfigError, compute_ids, verify_bootstrap
 from pyetcd_fast.etcdmain.log import get_logger
@@ -49,6 +50,7 @@ class Etcd:
         self.client_addrs: list[str] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._ready_loop: ReadyLoop | None = None
+        self._compactor: Compactor | None = None
         self._lock_fd: int | None = None
         self._thread: threading.Thread | None = None
         self.stopped = threading.Event()
@@ -108,6 +110,13 @@ class Etcd:
         self.server = server = self._open()
         self._ready_loop = ReadyLoop(server, loop, cfg.heartbeat_interval / 1000.0, self._on_fatal)
         self._ready_loop.start()
+        mode = cfg.auto_compaction_mode or "periodic"
+        try:
+            retention = parse_retention(mode, cfg.auto_compaction_retention)
+        except ValueError as e:
+            raise ConfigError(str(e), 1) from None
+        self._compactor = Compactor(server, loop, mode, retention)
+        self._compactor.start()
         st = server.status()
         self.log.info(
             "enabled capabilities for version",
@@ -141,6 +150,8 @@ class Etcd:
         if self.stopped.is_set():
             return
         self.log.info("closing etcd server", name=self.cfg.name, **{"data-dir": self.cfg.data_dir_path})
+        if self._compactor is not None:
+            self._compactor.stop()
         if self._ready_loop is not None:
             self._ready_loop.stop()
         if self.server is not None:

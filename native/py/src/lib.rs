@@ -60,6 +60,11 @@ impl Server {
         py.allow_threads(|| self.inner.process_ready()).map_err(PyOSError::new_err)
     }
 
+    /// Proposes a compaction to `rev` without waiting for it (the auto-compactor).
+    fn compact(&self, rev: i64) {
+        self.inner.queue_compaction(rev)
+    }
+
     fn tick(&self, py: Python<'_>) {
         py.allow_threads(|| self.inner.tick())
     }

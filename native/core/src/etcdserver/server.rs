@@ -19,9 +19,9 @@ use super::notify::Notifier;
 use crate::mvcc::watcher::events_of;
 use crate::mvcc::KvStore;
 use crate::pb::etcdserverpb::{
-    alarm_request::AlarmAction, AlarmRequest, AlarmResponse, AlarmType, CompactionResponse, DeleteRangeResponse,
-    InternalRaftRequest, LeaseGrantResponse, LeaseRevokeRequest, LeaseRevokeResponse, PutResponse, RequestHeader,
-    TxnResponse,
+    alarm_request::AlarmAction, AlarmRequest, AlarmResponse, AlarmType, CompactionRequest, CompactionResponse,
+    DeleteRangeResponse, InternalRaftRequest, LeaseGrantResponse, LeaseRevokeRequest, LeaseRevokeResponse, PutResponse,
+    RequestHeader, TxnResponse,
 };
 use crate::pb::mvccpb::Event;
 use crate::raftnode::{self, logger::ZapDrain};
@@ -291,6 +291,17 @@ impl EtcdServer {
             props.push(req.encode_to_vec());
         }
         drop(props);
+        self.notifier.notify();
+    }
+
+    /// Queues a compaction to `rev` with no one waiting for its answer (the auto-compactor's request).
+    pub fn queue_compaction(&self, rev: i64) {
+        let req = InternalRaftRequest {
+            header: Some(RequestHeader { id: self.next_id.fetch_add(1, Ordering::Relaxed), ..Default::default() }),
+            compaction: Some(CompactionRequest { revision: rev, physical: false }),
+            ..Default::default()
+        };
+        self.proposals.lock().push(req.encode_to_vec());
         self.notifier.notify();
     }
 
