@@ -106,7 +106,7 @@ class Compactor:
         if self._mode == "periodic":
             self._samples.append(self._revision())
             self._since_compact += self._interval
-            if self._since_compact + 1e-9 < self._period or len(self._samples) < self._samples.maxlen:
+            if self._since_compact + 1e-9 < self._period or len(self._samples) < (self._samples.maxlen or 0):
                 return None
             self._since_compact = 0.0
             target = self._samples[0]
