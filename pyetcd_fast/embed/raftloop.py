@@ -29,6 +29,10 @@ class ReadyLoop:
         self._fd = server.notify_fd()
         self._tick_handle: asyncio.TimerHandle | None = None
         self._running = False
+        # How often Python ran for this member: once per wake-up and once per tick, never per request,
+        # watch event or keep-alive (tests read these to check that).
+        self.batches = 0
+        self.ticks = 0
 
     def start(self) -> None:
         self._running = True
@@ -47,6 +51,7 @@ class ReadyLoop:
     def _process(self) -> None:
         if not self._running:
             return
+        self.batches += 1
         try:
             self._server.process_ready()
         except OSError as e:
@@ -56,6 +61,7 @@ class ReadyLoop:
     def _tick(self) -> None:
         if not self._running:
             return
+        self.ticks += 1
         self._server.tick()
         self._process()
         self._tick_handle = self._loop.call_later(self._tick_seconds, self._tick)
