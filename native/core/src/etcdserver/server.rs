@@ -504,6 +504,7 @@ impl EtcdServer {
             }
         }
         let _ = core.wal.sync();
+        self.store.compactor.stop();
         let _ = self.store.backend().sync();
     }
 

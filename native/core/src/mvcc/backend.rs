@@ -3,7 +3,8 @@
 //! Buckets, as etcd names them:
 //! - `key`: revision bytes (see [`Revision::to_bytes`]) → encoded `mvccpb.KeyValue`. A tombstone's key carries
 //!   a trailing `t` and its value holds only the key.
-//! - `meta`: `consistent_index` (the raft index of the last applied entry) and `finishedCompactRev`.
+//! - `meta`: `consistent_index` (the raft index of the last applied entry), `scheduledCompactRev` and
+//!   `finishedCompactRev` (see `kvstore_compaction`), and the alarms.
 //!
 //! Durability contract: the WAL is the source of truth for acknowledged writes; the backend is a cache of the
 //! applied state. Every batch commits its data *and* the consistent index in one LMDB transaction, so after a
@@ -19,6 +20,7 @@ use super::revision::Revision;
 
 pub const CONSISTENT_INDEX_KEY: &[u8] = b"consistent_index";
 pub const FINISHED_COMPACT_KEY: &[u8] = b"finishedCompactRev";
+pub const SCHEDULED_COMPACT_KEY: &[u8] = b"scheduledCompactRev";
 
 /// Backend errors are environment failures (disk full, map full, I/O); none is a user error.
 #[derive(Debug)]
@@ -122,14 +124,16 @@ impl Backend {
         Ok(())
     }
 
-    /// Revision keys whose main revision is <= `main`, in order (compaction's candidate set).
-    pub fn keys_upto(&self, txn: &RwTxn<'_>, main: i64) -> Result<Vec<Vec<u8>>> {
-        let end = Revision::new(main + 1, 0).to_bytes();
+    /// Up to `limit` revision keys in `[from, end)`, in order (one purge batch).
+    pub fn keys_between(&self, txn: &RwTxn<'_>, from: &[u8], end: &[u8], limit: usize) -> Result<Vec<Vec<u8>>> {
+        let bounds = (std::ops::Bound::Included(from), std::ops::Bound::Excluded(end));
         let mut out = Vec::new();
-        let bounds = (std::ops::Bound::Unbounded, std::ops::Bound::Excluded(&end[..]));
         for item in self.key.range(txn, &bounds)? {
             let (k, _) = item?;
             out.push(k.to_vec());
+            if out.len() == limit {
+                break;
+            }
         }
         Ok(out)
     }

@@ -12,8 +12,9 @@ use heed::{RoTxn, RwTxn, WithoutTls};
 use parking_lot::{RwLock, RwLockReadGuard};
 use prost::Message;
 
-use super::backend::{Backend, CONSISTENT_INDEX_KEY, FINISHED_COMPACT_KEY};
+use super::backend::{Backend, CONSISTENT_INDEX_KEY, FINISHED_COMPACT_KEY, SCHEDULED_COMPACT_KEY};
 use super::index::TreeIndex;
+use super::kvstore_compaction::Compactor;
 use super::revision::Revision;
 use super::watchable_store::WatchableStore;
 use super::{MvccError, TxnWrite};
@@ -31,7 +32,9 @@ pub struct State {
 }
 
 pub struct KvStore {
-    pub(crate) backend: Backend,
+    pub(crate) backend: Arc<Backend>,
+    /// Purges compacted revisions from the backend in the background.
+    pub compactor: Compactor,
     /// The leases; puts and deletes attach and detach keys as they apply (etcd's store holds its lessor).
     pub lessor: Lessor,
     /// The watchers; the applier hands it each batch's events after the commit.
@@ -74,7 +77,9 @@ impl KvStore {
         if let Some(e) = err {
             return Err(e);
         }
-        let compact_main_rev = backend.get_meta_u64(FINISHED_COMPACT_KEY)?.map_or(-1, |v| v as i64);
+        let finished = backend.get_meta_u64(FINISHED_COMPACT_KEY)?.map_or(-1, |v| v as i64);
+        let scheduled = backend.get_meta_u64(SCHEDULED_COMPACT_KEY)?.map_or(-1, |v| v as i64);
+        let compact_main_rev = finished.max(scheduled);
         current_rev = current_rev.max(compact_main_rev);
         let lessor = Lessor::new();
         for (id, ttl) in backend.leases()? {
@@ -83,8 +88,15 @@ impl KvStore {
         for (key, lease) in key_leases {
             lessor.attach(&key, lease);
         }
+        let compactor = Compactor::new(finished);
+        let backend = Arc::new(backend);
+        if scheduled > finished {
+            // A purge was cut short: the rebuilt index still has the rows it had not deleted yet.
+            let keep = index.compact(scheduled);
+            compactor.resume(scheduled, keep, &backend);
+        }
         let state = State { index, current_rev, compact_main_rev, pending: HashMap::new() };
-        Ok(KvStore { backend, lessor, watchable: WatchableStore::default(), state: RwLock::new(state) })
+        Ok(KvStore { backend, compactor, lessor, watchable: WatchableStore::default(), state: RwLock::new(state) })
     }
 
     /// The raft index of the last entry whose effects the backend holds.
@@ -160,6 +172,14 @@ impl<'a> WriteBatch<'a> {
         txn.commit().map_err(|e| MvccError::Backend(e.to_string()))?;
         crate::failpoint::failpoint("backend-after-commit");
         self.store.state.write().pending.clear();
+        self.store.compactor.release(&self.store.backend);
         Ok(())
+    }
+}
+
+impl Drop for KvStore {
+    fn drop(&mut self) {
+        // The purge worker holds the backend: stop it so the environment closes with the store.
+        self.compactor.stop();
     }
 }

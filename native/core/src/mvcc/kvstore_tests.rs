@@ -137,3 +137,36 @@ fn reads_see_the_open_batch() {
     b.commit(1).unwrap();
     assert_eq!(range(&s, "x", "", RangeOptions::default()).unwrap().kvs[0].value, b"1");
 }
+
+#[test]
+fn compaction_purges_in_batches_and_resumes_after_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = super::kvstore_compaction::BATCH_LIMIT as u64 * 2 + 10;
+    {
+        let s = open(dir.path());
+        for i in 0..n {
+            write(&s, i + 1, |t| {
+                t.put(b"k", i.to_string().as_bytes(), 0).unwrap();
+            });
+        }
+        let rev = s.rev();
+        write(&s, n + 1, |t| t.compact(rev - 1).unwrap());
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(s.compactor.wait_finished(rev - 1));
+        let mut rows = 0;
+        s.backend.for_each_kv(|_, _| rows += 1).unwrap();
+        assert_eq!(rows, 2, "the kept revision and the latest one remain");
+        assert_eq!(s.compactor.finished_rev(), rev - 1);
+        // A second compaction whose purge is stopped before it starts: scheduled, not finished.
+        s.compactor.stop();
+        write(&s, n + 2, |t| t.compact(rev).unwrap());
+    }
+    let s = open(dir.path());
+    assert_eq!(s.compact_rev(), s.rev(), "the scheduled compaction holds after a restart");
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(s.compactor.wait_finished(s.rev()));
+    let mut rows = 0;
+    s.backend.for_each_kv(|_, _| rows += 1).unwrap();
+    assert_eq!(rows, 1, "the resumed purge finished");
+    assert_eq!(range(&s, "k", "", RangeOptions::default()).unwrap().kvs[0].value, (n - 1).to_string().as_bytes());
+}

@@ -96,8 +96,13 @@ impl Kv for KvService {
 
     async fn compact(&self, req: Request<CompactionRequest>) -> Result<Response<CompactionResponse>, Status> {
         let r = req.into_inner();
+        let (rev, physical) = (r.revision, r.physical);
         match self.propose(InternalRaftRequest { compaction: Some(r), ..Default::default() }).await? {
             ApplyResponse::Compaction(mut resp) => {
+                if physical {
+                    // etcd answers a physical compaction once the backend rows are gone.
+                    self.server.store.compactor.wait_finished(rev).await;
+                }
                 fill(&self.server, &mut resp.header);
                 Ok(Response::new(resp))
             }
