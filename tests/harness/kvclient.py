@@ -41,6 +41,11 @@ METHODS = {
     "LeaseGrant": ("lease", "LeaseGrant"),
     "LeaseRevoke": ("lease", "LeaseRevoke"),
     "LeaseTimeToLive": ("lease", "LeaseTimeToLive"),
+    "Status": ("maintenance", "Status"),
+    "HashKV": ("maintenance", "HashKV"),
+    "Alarm": ("maintenance", "Alarm"),
+    "Defragment": ("maintenance", "Defragment"),
+    "MoveLeader": ("maintenance", "MoveLeader"),
 }
 
 RequestMaker = Callable[[int], Message]

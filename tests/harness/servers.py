@@ -78,6 +78,7 @@ class Server:
     log_path: Path
     proc: subprocess.Popen | None = None
     argv: list[str] = field(default_factory=list)
+    extra_flags: list[str] = field(default_factory=list)
 
     @property
     def endpoint(self) -> str:
@@ -91,7 +92,8 @@ class Server:
             return "<no log>"
 
     def start(self) -> None:
-        self.argv = server_cmd(self.kind, etcd_flags("t", self.data_dir, self.client_port, self.peer_port))
+        flags = etcd_flags("t", self.data_dir, self.client_port, self.peer_port) + list(self.extra_flags)
+        self.argv = server_cmd(self.kind, flags)
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
         # Append: a restarted server's log follows the one it replaced.
@@ -161,8 +163,11 @@ class Server:
         self.start()
 
 
-def start_server(kind: str, workdir: Path) -> Server:
-    """Start a one-member server of ``kind`` with its data and log under ``workdir``."""
+def start_server(kind: str, workdir: Path, extra_flags: list[str] | None = None) -> Server:
+    """Start a one-member server of ``kind`` with its data and log under ``workdir``.
+
+    ``extra_flags`` (e.g. ``["--quota-backend-bytes", "1048576"]``) follow the fixed flags, for both kinds.
+    """
     workdir.mkdir(parents=True, exist_ok=True)
     data_dir = workdir / "data"
     shutil.rmtree(data_dir, ignore_errors=True)
@@ -170,7 +175,7 @@ def start_server(kind: str, workdir: Path) -> Server:
     peer_port = free_port()
     while peer_port == client_port:
         peer_port = free_port()
-    srv = Server(kind, data_dir, client_port, peer_port, workdir / "server.log")
+    srv = Server(kind, data_dir, client_port, peer_port, workdir / "server.log", extra_flags=list(extra_flags or []))
     srv.start()
     return srv
 

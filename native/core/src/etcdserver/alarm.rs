@@ -26,6 +26,12 @@ impl Alarms {
         self.list.lock().clone()
     }
 
+    /// The alarms of type `t`, or all of them for NONE (etcd's alarm store Get).
+    pub fn get(&self, t: i32) -> Vec<AlarmMember> {
+        let list = self.list.lock();
+        list.iter().filter(|a| t == AlarmType::None as i32 || a.alarm == t).copied().collect()
+    }
+
     pub fn has(&self, t: AlarmType) -> bool {
         self.list.lock().iter().any(|a| a.alarm == t as i32)
     }
@@ -36,9 +42,11 @@ impl Alarms {
         let mut list = self.list.lock();
         let m = AlarmMember { member_id: r.member_id, alarm: r.alarm };
         let out = match AlarmAction::try_from(r.action).unwrap_or(AlarmAction::Get) {
-            AlarmAction::Get => return Ok(list.clone()),
+            AlarmAction::Get => {
+                return Ok(list.iter().filter(|a| r.alarm == 0 || a.alarm == r.alarm).copied().collect());
+            }
             AlarmAction::Activate => {
-                if r.alarm == AlarmType::None as i32 || list.contains(&m) {
+                if list.contains(&m) {
                     return Ok(Vec::new());
                 }
                 list.push(m);
@@ -58,6 +66,10 @@ impl Alarms {
 
 /// etcd's text for an alarm in Status.errors (the protobuf text form of AlarmMember).
 pub fn describe(a: &AlarmMember) -> String {
+    // The text form leaves out a zero field, as gogo-protobuf's String() does.
+    if a.alarm == 0 {
+        return format!("memberID:{} ", a.member_id);
+    }
     let name = AlarmType::try_from(a.alarm).map_or("NONE", |t| t.as_str_name());
     format!("memberID:{} alarm:{} ", a.member_id, name)
 }

@@ -12,6 +12,7 @@ pub enum Code {
     OutOfRange = 11,
     Unavailable = 14,
     Internal = 13,
+    DataLoss = 15,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -30,6 +31,7 @@ pub enum EtcdError {
     LeaseTtlTooLarge,
     RequestTooLarge,
     NoSpace,
+    Corrupt,
     NotLeader,
     BadLeaderTransferee,
     MemberNotFound,
@@ -50,6 +52,7 @@ impl EtcdError {
             LeaseNotFound => Code::NotFound,
             LeaseExists => Code::FailedPrecondition,
             NoSpace => Code::ResourceExhausted,
+            Corrupt => Code::DataLoss,
             NotLeader => Code::FailedPrecondition,
             BadLeaderTransferee => Code::FailedPrecondition,
             MemberNotFound => Code::NotFound,
@@ -76,6 +79,7 @@ impl EtcdError {
             LeaseTtlTooLarge => "etcdserver: too large lease TTL",
             RequestTooLarge => "etcdserver: request is too large",
             NoSpace => "etcdserver: mvcc: database space exceeded",
+            Corrupt => "etcdserver: corrupt cluster",
             NotLeader => "etcdserver: not leader",
             BadLeaderTransferee => "etcdserver: bad leader transferee",
             MemberNotFound => "etcdserver: member not found",

@@ -237,6 +237,7 @@ impl EtcdServer {
     /// The quota check before a request that may grow the store (etcd's quota and capped applier): refused
     /// while NOSPACE is raised; a request that would pass the quota raises NOSPACE through raft first.
     pub async fn check_space(&self, cost: usize) -> Result<(), EtcdError> {
+        self.check_corrupt()?;
         if self.alarms.has(AlarmType::Nospace) {
             return Err(EtcdError::NoSpace);
         }
@@ -251,6 +252,14 @@ impl EtcdServer {
         };
         self.propose(InternalRaftRequest { alarm: Some(raise), ..Default::default() }).await?;
         Err(EtcdError::NoSpace)
+    }
+
+    /// While CORRUPT is raised every write is refused (etcd's corrupt applier); reads go on.
+    pub fn check_corrupt(&self) -> Result<(), EtcdError> {
+        if self.alarms.has(AlarmType::Corrupt) {
+            return Err(EtcdError::Corrupt);
+        }
+        Ok(())
     }
 
     /// Backend bytes in use after the last applied batch.

@@ -11,14 +11,15 @@ impl KvStore {
         let view = self.read()?;
         let cur = view.state.current_rev;
         let compact = view.state.compact_main_rev;
-        let rev = if rev <= 0 { cur } else { rev };
+        if rev > 0 && rev <= compact {
+            return Err(MvccError::Compacted);
+        }
         if rev > cur {
             return Err(MvccError::FutureRev);
         }
-        if compact > 0 && rev < compact {
-            return Err(MvccError::Compacted);
-        }
-        let keep = view.state.index.keep(compact);
+        let rev = if rev <= 0 { cur } else { rev };
+        // What a compaction at `rev` would keep, as etcd asks its index.
+        let keep = view.state.index.keep(rev);
         let upper = Revision::new(rev + 1, 0);
         let lower = Revision::new(compact + 1, 0);
         let mut h = crc32c::crc32c(b"key");

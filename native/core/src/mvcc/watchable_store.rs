@@ -72,9 +72,23 @@ impl WatchableStore {
     }
 
     /// Registers a watcher and queues its `created` response (before any event of it can be queued).
-    pub fn watch(&self, store: &KvStore, stream: &Arc<WatchStream>, req: WatchCreateRequest) {
+    pub fn watch(&self, store: &KvStore, stream: &Arc<WatchStream>, mut req: WatchCreateRequest) {
         let mut g = self.groups.lock();
         let cur = store.rev();
+        if req.key.is_empty() {
+            req.key = vec![0]; // "\x00" is the smallest key (etcd)
+        }
+        if !req.range_end.is_empty() && req.range_end != [0] && req.key >= req.range_end {
+            let resp = WatchResponse {
+                watch_id: -1,
+                created: true,
+                canceled: true,
+                cancel_reason: "mvcc: watcher range is empty".into(),
+                ..Default::default()
+            };
+            stream.send(resp, cur);
+            return;
+        }
         let id = if req.watch_id == 0 {
             let mut id = g.next_id.get(&stream.id).copied().unwrap_or(0);
             while g.has(&(stream.id, id)) {
@@ -137,12 +151,10 @@ impl WatchableStore {
         g.next_id.remove(&stream_id);
     }
 
-    /// A WatchProgressRequest: a header-only response (watch_id -1) when every watcher of the stream is synced.
+    /// A WatchProgressRequest: a header-only response (watch_id -1) at the current revision, sent at once as
+    /// etcd 3.4.23 does (later releases hold it until the stream's watchers have caught up).
     pub fn request_progress(&self, store: &KvStore, stream: &WatchStream) {
-        let g = self.groups.lock();
-        if g.unsynced.keys().any(|k| k.0 == stream.id) {
-            return;
-        }
+        let _g = self.groups.lock();
         stream.send(WatchResponse { watch_id: -1, ..Default::default() }, store.rev());
     }
 
@@ -220,7 +232,7 @@ impl WatchableStore {
             let w = g.unsynced.remove(&k).expect("present");
             let resp =
                 WatchResponse { watch_id: w.id, canceled: true, compact_revision: compact, ..Default::default() };
-            w.stream.send(resp, cur);
+            w.stream.send(resp, 0); // etcd's cancellation carries no revision
         }
         let Some(min) = g.unsynced.values().filter(|w| !w.stream.is_slow()).map(|w| w.min_rev).min() else {
             return Ok(!g.unsynced.is_empty());
@@ -268,31 +280,30 @@ impl WatchableStore {
         self.send_events(w, evs, cur);
     }
 
-    /// Sends `evs` under `revision`, split into fragments when the watcher asked for them and they are large.
+    /// Sends `evs` under `revision`, split into fragments when the watcher asked for them and the response
+    /// would pass the limit (etcd's sendFragments: fill a part until it reaches the limit, then send it
+    /// without the event that made it too big; every part but the last is marked `fragment`).
     fn send_events(&self, w: &Watcher, evs: Vec<Event>, revision: i64) {
         let limit = self.max_response_bytes.load(Ordering::Relaxed);
-        if !w.fragment || evs.iter().map(|e| e.encoded_len()).sum::<usize>() <= limit {
-            w.stream.send(WatchResponse { watch_id: w.id, events: evs, ..Default::default() }, revision);
+        let whole = WatchResponse { watch_id: w.id, events: evs, ..Default::default() };
+        if !w.fragment || whole.events.len() < 2 || whole.encoded_len() < limit {
+            w.stream.send(whole, revision);
             return;
         }
-        let mut part = Vec::new();
-        let mut size = 0;
-        let n = evs.len();
-        for (i, ev) in evs.into_iter().enumerate() {
-            size += ev.encoded_len();
-            part.push(ev);
-            if size >= limit && i + 1 < n {
-                let resp = WatchResponse {
-                    watch_id: w.id,
-                    fragment: true,
-                    events: std::mem::take(&mut part),
-                    ..Default::default()
-                };
-                w.stream.send(resp, revision);
-                size = 0;
+        let mut rest = whole.events.into_iter().peekable();
+        while rest.peek().is_some() {
+            let mut part = WatchResponse { watch_id: w.id, fragment: true, ..Default::default() };
+            while let Some(ev) = rest.peek() {
+                part.events.push(ev.clone());
+                if part.events.len() > 1 && part.encoded_len() >= limit {
+                    part.events.pop();
+                    break;
+                }
+                rest.next();
             }
+            part.fragment = rest.peek().is_some();
+            w.stream.send(part, revision);
         }
-        w.stream.send(WatchResponse { watch_id: w.id, events: part, ..Default::default() }, revision);
     }
 }
 

@@ -129,7 +129,7 @@ fn compacted_start_is_canceled_after_created() {
     let (ws, mut rx) = s.watchable.new_stream();
     s.watchable.watch(&s, &ws, create("k", "", 2));
     s.watchable.sync(&s).unwrap();
-    assert_eq!(drain(&mut rx, &ws), ["0 3 created", "0 3 canceled c=3"]);
+    assert_eq!(drain(&mut rx, &ws), ["0 3 created", "0 0 canceled c=3"]);
     assert_eq!(s.watchable.watcher_count(), 0);
 }
 

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 
-use super::header::{fill, status};
+use super::header::{fill_ids, status};
 use crate::etcdserver::{EtcdError, EtcdServer};
 use crate::pb::etcdserverpb::cluster_server::Cluster;
 use crate::pb::etcdserverpb::{
@@ -51,7 +51,7 @@ impl Cluster for ClusterService {
 
     async fn member_list(&self, _req: Request<MemberListRequest>) -> Result<Response<MemberListResponse>, Status> {
         let mut header = None;
-        fill(&self.server, &mut header);
+        fill_ids(&self.server, &mut header);
         Ok(Response::new(MemberListResponse { header, members: vec![self.me()] }))
     }
 

@@ -7,8 +7,8 @@ use crate::etcdserver::{apply, ApplyResponse, EtcdError, EtcdServer};
 use crate::mvcc::watcher::WatchStream;
 use crate::pb::etcdserverpb::{
     compare, range_request::SortOrder, range_request::SortTarget, request_op, watch_create_request::FilterType,
-    Compare, DeleteRangeRequest, InternalRaftRequest, PutRequest, RangeRequest, RangeResponse, RequestOp, TxnRequest,
-    TxnResponse, WatchCreateRequest, WatchResponse,
+    Compare, DeleteRangeRequest, InternalRaftRequest, LeaseGrantRequest, PutRequest, RangeRequest, RangeResponse,
+    RequestOp, TxnRequest, TxnResponse, WatchCreateRequest, WatchResponse,
 };
 use crate::pb::mvccpb::{event::EventType, KeyValue};
 
@@ -36,6 +36,24 @@ pub fn prefix_end(p: &[u8]) -> Vec<u8> {
         }
     }
     vec![0]
+}
+
+/// etcd's v3lock and v3election pass the client library's errors through unconverted: gRPC code Unknown.
+pub fn unknown(e: EtcdError) -> tonic::Status {
+    tonic::Status::unknown(e.message())
+}
+
+/// The session lease: the caller's, or a new one of clientv3's default session TTL (60 s) when it gave 0.
+pub async fn session_lease(server: &EtcdServer, lease: i64) -> Result<i64, EtcdError> {
+    if lease != 0 {
+        return Ok(lease);
+    }
+    let id = server.new_lease_id();
+    let g = LeaseGrantRequest { ttl: 60, id };
+    match server.propose(InternalRaftRequest { lease_grant: Some(g), ..Default::default() }).await? {
+        ApplyResponse::LeaseGrant(r) => Ok(r.id),
+        _ => Err(EtcdError::Internal("unexpected apply response".into())),
+    }
 }
 
 pub async fn txn(server: &EtcdServer, t: TxnRequest) -> Result<TxnResponse, EtcdError> {

@@ -13,6 +13,15 @@ pub fn fill(server: &EtcdServer, h: &mut Option<ResponseHeader>) {
     }
 }
 
+/// The ids and term only: a watch response keeps the revision its sender chose, even 0 (etcd sends the
+/// compacted-watch cancellation with no revision).
+pub fn fill_ids(server: &EtcdServer, h: &mut Option<ResponseHeader>) {
+    let h = h.get_or_insert_with(ResponseHeader::default);
+    h.cluster_id = server.cluster_id();
+    h.member_id = server.member_id();
+    h.raft_term = server.term();
+}
+
 pub fn status(e: EtcdError) -> tonic::Status {
     tonic::Status::new(tonic::Code::from(e.code() as i32), e.message())
 }

@@ -62,6 +62,7 @@ impl Kv for KvService {
     async fn delete_range(&self, req: Request<DeleteRangeRequest>) -> Result<Response<DeleteRangeResponse>, Status> {
         let r = req.into_inner();
         validate::check_delete(&r).map_err(status)?;
+        self.server.check_corrupt().map_err(status)?;
         match self.propose(InternalRaftRequest { delete_range: Some(r), ..Default::default() }).await? {
             ApplyResponse::DeleteRange(mut resp) => {
                 fill(&self.server, &mut resp.header);
@@ -82,6 +83,7 @@ impl Kv for KvService {
             let view = self.server.store.read().map_err(|e| status(e.into()))?;
             apply::txn_read(&view, &r).map_err(status)?
         } else {
+            self.server.check_corrupt().map_err(status)?;
             if validate::txn_has_put(&r) {
                 self.server.check_space(r.encoded_len()).await.map_err(status)?;
             }
@@ -97,6 +99,7 @@ impl Kv for KvService {
     async fn compact(&self, req: Request<CompactionRequest>) -> Result<Response<CompactionResponse>, Status> {
         let r = req.into_inner();
         let (rev, physical) = (r.revision, r.physical);
+        self.server.check_corrupt().map_err(status)?;
         match self.propose(InternalRaftRequest { compaction: Some(r), ..Default::default() }).await? {
             ApplyResponse::Compaction(mut resp) => {
                 if physical {

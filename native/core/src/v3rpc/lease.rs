@@ -51,6 +51,7 @@ impl Lease for LeaseService {
 
     async fn lease_revoke(&self, req: Request<LeaseRevokeRequest>) -> Result<Response<LeaseRevokeResponse>, Status> {
         let r = req.into_inner();
+        self.server.check_corrupt().map_err(status)?;
         match self.server.propose(InternalRaftRequest { lease_revoke: Some(r), ..Default::default() }).await {
             Ok(ApplyResponse::LeaseRevoke(mut resp)) => {
                 fill(&self.server, &mut resp.header);

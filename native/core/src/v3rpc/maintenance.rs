@@ -39,16 +39,11 @@ impl Maintenance for MaintenanceService {
     async fn alarm(&self, req: Request<AlarmRequest>) -> Result<Response<AlarmResponse>, Status> {
         let r = req.into_inner();
         if r.action == AlarmAction::Get as i32 {
-            return Ok(Response::new(AlarmResponse {
-                header: filled(&self.server),
-                alarms: self.server.alarms.list(),
-            }));
+            // etcd 3.4 answers Alarm, Defragment and MoveLeader with no header at all.
+            return Ok(Response::new(AlarmResponse { header: None, alarms: self.server.alarms.get(r.alarm) }));
         }
         match self.server.propose(InternalRaftRequest { alarm: Some(r), ..Default::default() }).await {
-            Ok(ApplyResponse::Alarm(mut resp)) => {
-                fill(&self.server, &mut resp.header);
-                Ok(Response::new(resp))
-            }
+            Ok(ApplyResponse::Alarm(resp)) => Ok(Response::new(resp)),
             Ok(_) => Err(status(EtcdError::Internal("unexpected apply response".into()))),
             Err(e) => Err(status(e)),
         }
@@ -82,7 +77,7 @@ impl Maintenance for MaintenanceService {
             .await
             .map_err(|e| Status::internal(e.to_string()))?
             .map_err(|e| status(EtcdError::Internal(e.to_string())))?;
-        Ok(Response::new(DefragmentResponse { header: filled(&self.server) }))
+        Ok(Response::new(DefragmentResponse { header: None }))
     }
 
     async fn hash(&self, _req: Request<HashRequest>) -> Result<Response<HashResponse>, Status> {
@@ -148,7 +143,7 @@ impl Maintenance for MaintenanceService {
         if r.target_id != self.server.member_id() {
             return Err(status(EtcdError::BadLeaderTransferee));
         }
-        Ok(Response::new(MoveLeaderResponse { header: filled(&self.server) }))
+        Ok(Response::new(MoveLeaderResponse { header: None }))
     }
 }
 

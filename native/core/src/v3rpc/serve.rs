@@ -73,6 +73,10 @@ impl Edge {
                         return;
                     }
                 };
+                // Responses are small and latency-bound: no Nagle delay behind a delayed ACK.
+                let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+                    let _ = tcp.set_nodelay(true);
+                });
                 let _ = axum::serve(listener, app)
                     .with_graceful_shutdown(async move {
                         let _ = rx.wait_for(|v| *v).await;

@@ -44,25 +44,27 @@ impl Election for ElectionService {
     async fn campaign(&self, req: Request<CampaignRequest>) -> Result<Response<CampaignResponse>, Status> {
         let r = req.into_inner();
         let s = &self.server;
+        let lease = cc::session_lease(s, r.lease).await.map_err(cc::unknown)?;
         let pfx = prefix(&r.name);
-        let key = contender_key(&r.name, r.lease);
+        let key = contender_key(&r.name, lease);
         let t = TxnRequest {
             compare: vec![cc::cmp_create(&key, CompareResult::Equal, 0)],
-            success: vec![cc::op_put(&key, &r.value, r.lease)],
+            success: vec![cc::op_put(&key, &r.value, lease)],
             failure: vec![cc::op_get(cc::get_key(&key))],
         };
-        let resp = cc::txn(s, t).await.map_err(status)?;
+        let resp = cc::txn(s, t).await.map_err(cc::unknown)?;
         let mut rev = resp.header.map_or(0, |h| h.revision);
         if !resp.succeeded {
             let kv = cc::txn_range_kv(&resp, 0).unwrap_or_default();
             rev = kv.create_revision;
             if kv.value != r.value {
-                proclaim(s, &key, rev, r.lease, &r.value).await?;
+                proclaim(s, &key, rev, lease, &r.value).await?;
             }
         }
-        cc::wait_deletes(s, &pfx, rev - 1).await.map_err(status)?;
-        let leader = LeaderKey { name: r.name, key, rev, lease: r.lease };
-        Ok(Response::new(CampaignResponse { header: filled(s, None), leader: Some(leader) }))
+        cc::wait_deletes(s, &pfx, rev - 1).await.map_err(cc::unknown)?;
+        let leader = LeaderKey { name: r.name, key, rev, lease };
+        // The header is the campaign txn's, as clientv3's Election keeps it.
+        Ok(Response::new(CampaignResponse { header: filled(s, resp.header), leader: Some(leader) }))
     }
 
     async fn proclaim(&self, req: Request<ProclaimRequest>) -> Result<Response<ProclaimResponse>, Status> {
@@ -74,7 +76,7 @@ impl Election for ElectionService {
 
     async fn leader(&self, req: Request<LeaderRequest>) -> Result<Response<LeaderResponse>, Status> {
         let r = req.into_inner();
-        let resp = cc::range(&self.server, cc::first_owner(&prefix(&r.name))).await.map_err(status)?;
+        let resp = cc::range(&self.server, cc::first_owner(&prefix(&r.name))).await.map_err(cc::unknown)?;
         let Some(kv) = resp.kvs.into_iter().next() else { return Err(Status::unknown("election: no leader")) };
         Ok(Response::new(LeaderResponse { header: filled(&self.server, resp.header), kv: Some(kv) }))
     }
@@ -99,7 +101,7 @@ impl Election for ElectionService {
             success: vec![cc::op_delete(&l.key)],
             failure: vec![],
         };
-        let resp = cc::txn(&self.server, t).await.map_err(status)?;
+        let resp = cc::txn(&self.server, t).await.map_err(cc::unknown)?;
         Ok(Response::new(ResignResponse { header: filled(&self.server, resp.header) }))
     }
 }
@@ -117,7 +119,7 @@ async fn proclaim(
         success: vec![cc::op_put(key, value, lease)],
         failure: vec![],
     };
-    let resp = cc::txn(s, t).await.map_err(status)?;
+    let resp = cc::txn(s, t).await.map_err(cc::unknown)?;
     if !resp.succeeded {
         return Err(not_leader());
     }

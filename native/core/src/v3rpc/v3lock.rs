@@ -5,7 +5,7 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 use super::concurrency::{self as cc, contender_key, prefix};
-use super::header::{fill, status};
+use super::header::fill;
 use crate::etcdserver::EtcdServer;
 use crate::pb::etcdserverpb::{compare::CompareResult, TxnRequest};
 use crate::pb::v3lockpb::lock_server::Lock;
@@ -37,14 +37,15 @@ impl Lock for LockService {
     async fn lock(&self, req: Request<LockRequest>) -> Result<Response<LockResponse>, Status> {
         let r = req.into_inner();
         let s = &self.server;
+        let lease = cc::session_lease(s, r.lease).await.map_err(cc::unknown)?;
         let pfx = prefix(&r.name);
-        let key = contender_key(&r.name, r.lease);
+        let key = contender_key(&r.name, lease);
         let t = TxnRequest {
             compare: vec![cc::cmp_create(&key, CompareResult::Equal, 0)],
-            success: vec![cc::op_put(&key, b"", r.lease), cc::op_get(cc::first_owner(&pfx))],
+            success: vec![cc::op_put(&key, b"", lease), cc::op_get(cc::first_owner(&pfx))],
             failure: vec![cc::op_get(cc::get_key(&key)), cc::op_get(cc::first_owner(&pfx))],
         };
-        let resp = cc::txn(s, t).await.map_err(status)?;
+        let resp = cc::txn(s, t).await.map_err(cc::unknown)?;
         let mut header = resp.header;
         let my_rev = if resp.succeeded {
             header.map_or(0, |h| h.revision)
@@ -54,7 +55,7 @@ impl Lock for LockService {
         let mut guard = Abandon { server: s.clone(), key: Some(key.clone()) };
         let owner = cc::txn_range_kv(&resp, 1).map_or(0, |kv| kv.create_revision);
         if owner != my_rev {
-            cc::wait_deletes(s, &pfx, my_rev - 1).await.map_err(status)?;
+            cc::wait_deletes(s, &pfx, my_rev - 1).await.map_err(cc::unknown)?;
             header = None;
         }
         guard.key = None;
@@ -64,7 +65,7 @@ impl Lock for LockService {
 
     async fn unlock(&self, req: Request<UnlockRequest>) -> Result<Response<UnlockResponse>, Status> {
         let r = req.into_inner();
-        cc::delete(&self.server, &r.key).await.map_err(status)?;
+        cc::delete(&self.server, &r.key).await.map_err(cc::unknown)?;
         let mut header = None;
         fill(&self.server, &mut header);
         Ok(Response::new(UnlockResponse { header }))

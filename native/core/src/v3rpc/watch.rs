@@ -9,7 +9,7 @@ use tokio::sync::mpsc::UnboundedReceiver;
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
-use super::header::fill;
+use super::header::fill_ids;
 use crate::etcdserver::EtcdServer;
 use crate::mvcc::watcher::WatchStream;
 use crate::pb::etcdserverpb::watch_request::RequestUnion;
@@ -35,7 +35,7 @@ impl Stream for Outbound {
         match self.rx.poll_recv(cx) {
             Poll::Ready(Some(mut resp)) => {
                 self.stream.taken();
-                fill(&self.server, &mut resp.header);
+                fill_ids(&self.server, &mut resp.header);
                 Poll::Ready(Some(Ok(resp)))
             }
             Poll::Ready(None) => Poll::Ready(None),
