@@ -16,6 +16,8 @@ use std::path::{Path, PathBuf};
 use heed::types::Bytes;
 use heed::{Database, Env, EnvFlags, EnvOpenOptions, RoTxn, RwTxn, WithoutTls};
 
+use prost::Message as _;
+
 use super::revision::Revision;
 
 pub const CONSISTENT_INDEX_KEY: &[u8] = b"consistent_index";
@@ -41,6 +43,27 @@ impl From<heed::Error> for BackendError {
 }
 
 pub type Result<T> = std::result::Result<T, BackendError>;
+
+/// etcd's leasepb.Lease {ID = 1, TTL = 2} encoding, for snapshots.
+fn lease_pb(id: i64, ttl: i64) -> Vec<u8> {
+    fn varint(out: &mut Vec<u8>, mut v: u64) {
+        while v >= 0x80 {
+            out.push((v as u8) | 0x80);
+            v >>= 7;
+        }
+        out.push(v as u8);
+    }
+    let mut b = Vec::new();
+    if id != 0 {
+        b.push(0x08);
+        varint(&mut b, id as u64);
+    }
+    if ttl != 0 {
+        b.push(0x10);
+        varint(&mut b, ttl as u64);
+    }
+    b
+}
 
 pub struct Backend {
     env: Env<WithoutTls>,
@@ -180,9 +203,49 @@ impl Backend {
         self.env.non_free_pages_size().unwrap_or(0)
     }
 
-    /// A consistent copy of the whole backend at `path` (the Snapshot RPC streams it).
-    pub fn copy_to(&self, path: &Path) -> Result<std::fs::File> {
-        Ok(self.env.copy_to_path(path, heed::CompactionOption::Disabled)?)
+    /// The whole backend as a bbolt file in etcd's bucket layout (what the Snapshot RPC streams): `key` as is,
+    /// `lease` values as leasepb.Lease, the compaction revisions in `meta` as revision keys, alarms in `alarm`.
+    pub fn snapshot_bbolt(&self) -> Result<Vec<u8>> {
+        use super::bbolt::Bucket;
+        let txn = self.read_txn()?;
+        let all = |db: &Database<Bytes, Bytes>| -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+            let mut v = Vec::new();
+            for item in db.iter(&txn)? {
+                let (k, val) = item?;
+                v.push((k.to_vec(), val.to_vec()));
+            }
+            Ok(v)
+        };
+        let mut meta = Vec::new();
+        let mut alarm = Vec::new();
+        for (k, v) in all(&self.meta)? {
+            if k == b"alarms" {
+                let list = crate::pb::etcdserverpb::AlarmResponse::decode(v.as_slice())
+                    .map_err(|e| BackendError(e.to_string()))?;
+                alarm = list.alarms.iter().map(|a| (a.encode_to_vec(), Vec::new())).collect();
+            } else if k == FINISHED_COMPACT_KEY || k == SCHEDULED_COMPACT_KEY {
+                let rev = u64::from_be_bytes(v.as_slice().try_into().unwrap_or([0; 8])) as i64;
+                meta.push((k, Revision::new(rev, 0).to_bytes().to_vec()));
+            } else {
+                meta.push((k, v));
+            }
+        }
+        alarm.sort();
+        let lease = all(&self.lease)?
+            .into_iter()
+            .map(|(k, v)| {
+                let id = i64::from_be_bytes(k.as_slice().try_into().unwrap_or([0; 8]));
+                let ttl = i64::from_be_bytes(v.as_slice().try_into().unwrap_or([0; 8]));
+                (k, lease_pb(id, ttl))
+            })
+            .collect();
+        let buckets = [
+            Bucket { name: b"alarm".to_vec(), pairs: alarm },
+            Bucket { name: b"key".to_vec(), pairs: all(&self.key)? },
+            Bucket { name: b"lease".to_vec(), pairs: lease },
+            Bucket { name: b"meta".to_vec(), pairs: meta },
+        ];
+        Ok(super::bbolt::write(&buckets))
     }
 
     /// CRC-32C over every bucket's name, keys and values (the Hash RPC).

@@ -18,6 +18,7 @@
 //! backend ([`backend::Backend`], revision → KeyValue). Readers take a [`kvstore::ReadView`]; the applier,
 //! the only writer, opens one [`kvstore::WriteBatch`] per raft Ready and one write txn per request in it.
 pub mod backend;
+pub mod bbolt;
 pub mod index;
 pub mod key_index;
 pub mod kvstore;

@@ -1,5 +1,4 @@
 //! etcdserverpb.Maintenance: Status, Hash, HashKV, Alarm, Snapshot, Defragment, MoveLeader.
-use std::io::Read;
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -102,22 +101,14 @@ impl Maintenance for MaintenanceService {
         let out = async_stream(move |tx| async move {
             let header = filled(&server);
             let res = tokio::task::spawn_blocking(move || -> Result<(), String> {
-                let dir = tempfile_dir(&server)?;
-                let path = dir.join("snapshot.db");
-                let mut file = server.store.backend().copy_to(&path).map_err(|e| e.to_string())?;
-                let _ = std::fs::remove_file(&path);
-                let total = file.metadata().map_err(|e| e.to_string())?.len();
+                let db = server.store.backend().snapshot_bbolt().map_err(|e| e.to_string())?;
+                let total = db.len() as u64;
                 let mut sent = 0u64;
                 let mut sha = Sha256::new();
-                let mut buf = vec![0u8; SNAPSHOT_CHUNK];
-                loop {
-                    let n = file.read(&mut buf).map_err(|e| e.to_string())?;
-                    if n == 0 {
-                        break;
-                    }
-                    sha.update(&buf[..n]);
-                    sent += n as u64;
-                    let resp = SnapshotResponse { header, remaining_bytes: total + 32 - sent, blob: buf[..n].to_vec() };
+                for chunk in db.chunks(SNAPSHOT_CHUNK) {
+                    sha.update(chunk);
+                    sent += chunk.len() as u64;
+                    let resp = SnapshotResponse { header, remaining_bytes: total + 32 - sent, blob: chunk.to_vec() };
                     if tx.blocking_send(Ok(resp)).is_err() {
                         return Ok(());
                     }
@@ -145,11 +136,4 @@ impl Maintenance for MaintenanceService {
         }
         Ok(Response::new(MoveLeaderResponse { header: None }))
     }
-}
-
-/// A scratch directory beside the backend (same filesystem, so the copy is cheap).
-fn tempfile_dir(server: &EtcdServer) -> Result<std::path::PathBuf, String> {
-    let dir = server.cfg.backend_dir.with_extension("tmp");
-    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    Ok(dir)
 }
