@@ -17,8 +17,8 @@ pub struct WatchStream {
     queued: AtomicUsize,
 }
 
-/// Responses waiting on one stream beyond which its watchers stop taking live events.
-pub const SLOW_STREAM: usize = 1024;
+/// Responses waiting on one stream beyond which its watchers stop taking live events (etcd's chanBufLen).
+pub const SLOW_STREAM: usize = 128;
 
 impl WatchStream {
     pub fn new(id: u64) -> (Arc<WatchStream>, mpsc::UnboundedReceiver<WatchResponse>) {
