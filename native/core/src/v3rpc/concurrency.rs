@@ -56,6 +56,25 @@ pub async fn session_lease(server: &EtcdServer, lease: i64) -> Result<i64, EtcdE
     }
 }
 
+/// A contender's claim under `name/`: its key is created with `value` on the session lease if absent, or read
+/// back if present; `extra` ops run after it in either branch. Returns (the txn's answer, key, lease).
+pub async fn claim(
+    server: &EtcdServer,
+    name: &[u8],
+    lease: i64,
+    value: &[u8],
+    extra: Vec<RequestOp>,
+) -> Result<(TxnResponse, Vec<u8>, i64), tonic::Status> {
+    let lease = session_lease(server, lease).await.map_err(unknown)?;
+    let key = contender_key(name, lease);
+    let mut success = vec![op_put(&key, value, lease)];
+    success.extend(extra.iter().cloned());
+    let mut failure = vec![op_get(get_key(&key))];
+    failure.extend(extra);
+    let t = TxnRequest { compare: vec![cmp_create(&key, compare::CompareResult::Equal, 0)], success, failure };
+    Ok((txn(server, t).await.map_err(unknown)?, key, lease))
+}
+
 pub async fn txn(server: &EtcdServer, t: TxnRequest) -> Result<TxnResponse, EtcdError> {
     match server.propose(InternalRaftRequest { txn: Some(t), ..Default::default() }).await? {
         ApplyResponse::Txn(r) => Ok(r),

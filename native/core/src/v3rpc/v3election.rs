@@ -7,7 +7,7 @@ use std::sync::Arc;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
-use super::concurrency::{self as cc, contender_key, prefix, prefix_end};
+use super::concurrency::{self as cc, prefix, prefix_end};
 use super::header::{fill, status};
 use super::lease::async_stream;
 use crate::etcdserver::{EtcdError, EtcdServer};
@@ -44,15 +44,8 @@ impl Election for ElectionService {
     async fn campaign(&self, req: Request<CampaignRequest>) -> Result<Response<CampaignResponse>, Status> {
         let r = req.into_inner();
         let s = &self.server;
-        let lease = cc::session_lease(s, r.lease).await.map_err(cc::unknown)?;
         let pfx = prefix(&r.name);
-        let key = contender_key(&r.name, lease);
-        let t = TxnRequest {
-            compare: vec![cc::cmp_create(&key, CompareResult::Equal, 0)],
-            success: vec![cc::op_put(&key, &r.value, lease)],
-            failure: vec![cc::op_get(cc::get_key(&key))],
-        };
-        let resp = cc::txn(s, t).await.map_err(cc::unknown)?;
+        let (resp, key, lease) = cc::claim(s, &r.name, r.lease, &r.value, Vec::new()).await?;
         let mut rev = resp.header.map_or(0, |h| h.revision);
         if !resp.succeeded {
             let kv = cc::txn_range_kv(&resp, 0).unwrap_or_default();

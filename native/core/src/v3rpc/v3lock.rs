@@ -4,10 +4,9 @@ use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 
-use super::concurrency::{self as cc, contender_key, prefix};
+use super::concurrency::{self as cc, prefix};
 use super::header::fill;
 use crate::etcdserver::EtcdServer;
-use crate::pb::etcdserverpb::{compare::CompareResult, TxnRequest};
 use crate::pb::v3lockpb::lock_server::Lock;
 use crate::pb::v3lockpb::{LockRequest, LockResponse, UnlockRequest, UnlockResponse};
 
@@ -37,15 +36,8 @@ impl Lock for LockService {
     async fn lock(&self, req: Request<LockRequest>) -> Result<Response<LockResponse>, Status> {
         let r = req.into_inner();
         let s = &self.server;
-        let lease = cc::session_lease(s, r.lease).await.map_err(cc::unknown)?;
         let pfx = prefix(&r.name);
-        let key = contender_key(&r.name, lease);
-        let t = TxnRequest {
-            compare: vec![cc::cmp_create(&key, CompareResult::Equal, 0)],
-            success: vec![cc::op_put(&key, b"", lease), cc::op_get(cc::first_owner(&pfx))],
-            failure: vec![cc::op_get(cc::get_key(&key)), cc::op_get(cc::first_owner(&pfx))],
-        };
-        let resp = cc::txn(s, t).await.map_err(cc::unknown)?;
+        let (resp, key, _lease) = cc::claim(s, &r.name, r.lease, b"", vec![cc::op_get(cc::first_owner(&pfx))]).await?;
         let mut header = resp.header;
         let my_rev = if resp.succeeded {
             header.map_or(0, |h| h.revision)
