@@ -22,12 +22,12 @@ struct Abandon {
 
 impl Drop for Abandon {
     fn drop(&mut self) {
-        if let Some(key) = self.key.take() {
-            let server = self.server.clone();
-            tokio::spawn(async move {
-                let _ = cc::delete(&server, &key).await;
-            });
-        }
+        // Outside a runtime (the edge already gone) there is nothing to delete through.
+        let (Some(key), Ok(rt)) = (self.key.take(), tokio::runtime::Handle::try_current()) else { return };
+        let server = self.server.clone();
+        rt.spawn(async move {
+            let _ = cc::delete(&server, &key).await;
+        });
     }
 }
 
