@@ -21,6 +21,7 @@ import pytest
 
 from harness import kvgen, ops
 from harness.kvclient import DiffPair
+from harness.normalize import error, ok
 
 MAX_TXN_OPS = 128  # etcd --max-txn-ops default
 MAX_REQUEST_BYTES = 1536 * 1024  # etcd --max-request-bytes default
@@ -37,16 +38,6 @@ E_DUPLICATE_KEY = ("INVALID_ARGUMENT", "etcdserver: duplicate key given in txn r
 E_TOO_LARGE = ("INVALID_ARGUMENT", "etcdserver: request is too large")
 E_COMPACTED = ("OUT_OF_RANGE", "etcdserver: mvcc: required revision has been compacted")
 E_FUTURE_REV = ("OUT_OF_RANGE", "etcdserver: mvcc: required revision is a future revision")
-
-
-def error(o: dict[str, Any]) -> tuple[str, str]:
-    assert "error" in o, f"expected an error, got {o}"
-    return o["error"]["code"], o["error"]["details"]
-
-
-def ok(o: dict[str, Any]) -> dict[str, Any]:
-    assert "ok" in o, f"expected a response, got {o}"
-    return o["ok"]
 
 
 def kv_summary(resp: dict[str, Any]) -> list[tuple[bytes, bytes | None]]:

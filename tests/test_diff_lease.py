@@ -31,7 +31,7 @@ from google.protobuf.message import Message
 
 from harness import ops
 from harness.kvclient import CALL_TIMEOUT, Client, DiffPair, Mismatch, _short
-from harness.normalize import outcome
+from harness.normalize import error, ok, outcome
 from pyetcd_fast.etcdpb.etcdserverpb import rpc_pb2
 
 LEASE_BASE = 0x1EA5_0000_0000
@@ -42,16 +42,6 @@ MIN_TTL = 2  # ceil(1.5 * election timeout of 1 s)
 E_LEASE_EXISTS = ("FAILED_PRECONDITION", "etcdserver: lease already exists")
 E_LEASE_NOT_FOUND = ("NOT_FOUND", "etcdserver: requested lease not found")
 E_TTL_TOO_LARGE = ("OUT_OF_RANGE", "etcdserver: too large lease TTL")
-
-
-def error(o: dict[str, Any]) -> tuple[str, str]:
-    assert "error" in o, f"expected an error, got {o}"
-    return o["error"]["code"], o["error"]["details"]
-
-
-def ok(o: dict[str, Any]) -> dict[str, Any]:
-    assert "ok" in o, f"expected a response, got {o}"
-    return o["ok"]
 
 
 def rev(o: dict[str, Any]) -> str:

@@ -31,8 +31,8 @@ from pathlib import Path
 import grpc
 import pytest
 
+from harness.embedded import embedded_member
 from pyetcd_fast.embed.etcd import Etcd
-from pyetcd_fast.etcdmain.config import parse
 from pyetcd_fast.etcdpb.etcdserverpb import rpc_pb2, rpc_pb2_grpc
 
 WATCHERS = 200
@@ -45,22 +45,8 @@ TIMEOUT = 30.0
 @pytest.fixture(scope="module")
 def member(tmp_path_factory) -> Iterator[Etcd]:
     d: Path = tmp_path_factory.mktemp("embedded")
-    cfg = parse(
-        [
-            "--data-dir", str(d / "data"),
-            "--listen-client-urls", "http://127.0.0.1:0",
-            "--advertise-client-urls", "http://127.0.0.1:2379",
-            "--listen-peer-urls", "http://127.0.0.1:0",
-            "--log-level", "error",
-        ],
-        {},
-    )  # fmt: skip
-    etcd = Etcd(cfg)
-    etcd.start_background()
-    try:
+    with embedded_member(d / "data", "--log-level", "error") as etcd:
         yield etcd
-    finally:
-        etcd.close()
 
 
 def channel(etcd: Etcd) -> grpc.Channel:

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from harness.embedded import embedded_member
 from pyetcd_fast import _native
 from pyetcd_fast.embed.compactor import Compactor, parse_retention
 from pyetcd_fast.embed.etcd import Etcd
-from pyetcd_fast.etcdmain.config import parse
 
 
 @pytest.mark.parametrize(
@@ -38,22 +38,8 @@ def test_parse_retention_rejects(mode: str, text: str) -> None:
 
 @pytest.fixture
 def member(tmp_path: Path):
-    port = 0
-    cfg = parse(
-        [
-            "--data-dir", str(tmp_path / "d"),
-            "--listen-client-urls", f"http://127.0.0.1:{port}",
-            "--advertise-client-urls", "http://127.0.0.1:2379",
-            "--listen-peer-urls", "http://127.0.0.1:0",
-        ],
-        {},
-    )  # fmt: skip
-    etcd = Etcd(cfg)
-    etcd.start_background()
-    try:
+    with embedded_member(tmp_path / "d") as etcd:
         yield etcd
-    finally:
-        etcd.close()
 
 
 @pytest.fixture

@@ -62,3 +62,15 @@ def outcome(result: Message | grpc.RpcError, base: int | None) -> dict[str, Any]
     if isinstance(result, grpc.RpcError):
         return error_dict(result)
     return {"ok": message_dict(result, base)}
+
+
+def error(o: dict[str, Any]) -> tuple[str, str]:
+    """(gRPC code name, details) of an outcome that must be an error."""
+    assert "error" in o, f"expected an error, got {o}"
+    return o["error"]["code"], o["error"]["details"]
+
+
+def ok(o: dict[str, Any]) -> dict[str, Any]:
+    """The response of an outcome that must have succeeded."""
+    assert "ok" in o, f"expected a response, got {o}"
+    return o["ok"]

@@ -11,7 +11,7 @@ use crate::mvcc::{RangeOptions, TxnRead, TxnWrite};
 use crate::pb::etcdserverpb::{
     compare, range_request::SortOrder, range_request::SortTarget, request_op, response_op, CompactionRequest,
     CompactionResponse, Compare, DeleteRangeRequest, DeleteRangeResponse, LeaseGrantRequest, LeaseGrantResponse,
-    LeaseRevokeRequest, LeaseRevokeResponse, PutRequest, PutResponse, RangeRequest, RangeResponse, RequestOp,
+    LeaseRevokeRequest, LeaseRevokeResponse, PutRequest, PutResponse, RangeRequest, RangeResponse,
     ResponseHeader, ResponseOp, TxnRequest, TxnResponse,
 };
 use crate::pb::mvccpb::KeyValue;
@@ -323,6 +323,3 @@ fn run_write(txn: &mut TxnWrite, t: &TxnRequest, path: &[bool], at: &mut usize) 
     }
     Ok(TxnResponse { header: Some(ResponseHeader::default()), succeeded, responses })
 }
-
-/// Ops in a request, for the unused-import lint when the type is only named in docs.
-pub type Ops = Vec<RequestOp>;
