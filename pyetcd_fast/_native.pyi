@@ -10,7 +10,10 @@ class ServerConfig(TypedDict):
     backend_dir: str
     member_id: int
     cluster_id: int
-    voters: list[int]
+    # (id, name, peer URLs) of the members known at start; with new_cluster they become the log's first
+    # entries (a new cluster), otherwise only the transport's first peers (joining a running cluster).
+    initial_members: list[tuple[int, str, list[str]]]
+    new_cluster: bool
     heartbeat_ms: int
     election_ms: int
     max_request_bytes: int
@@ -35,6 +38,7 @@ class Status(TypedDict):
     compact_revision: int
     db_size: int
     db_size_in_use: int
+    is_learner: bool
 
 @final
 class Server:
@@ -56,6 +60,13 @@ class Server:
         """Proposes a compaction to ``rev`` through raft without waiting for it (the auto-compactor)."""
     def tick(self) -> None:
         """One raft tick; call every heartbeat interval."""
+    def serve_peers(self, listen: list[str]) -> list[str]:
+        """Starts the peer transport on each ``host:port``; returns the bound addresses. Raises OSError."""
+    @property
+    def removed(self) -> bool:
+        """Whether the member was removed from the cluster (its driver then stops it)."""
+    def members(self) -> list[tuple[int, str, list[str], list[str], bool]]:
+        """The membership as applied: (id, name, peer URLs, client URLs, is learner) per member."""
     def serve(self, listen: list[str], worker_threads: int) -> list[str]:
         """Serves gRPC and HTTP on each ``host:port``; returns the bound addresses. Raises OSError."""
     def stop(self) -> None:

@@ -102,7 +102,13 @@ class Compactor:
             self._handle = self._loop.call_later(self._interval, self._run)
 
     def step(self) -> int | None:
-        """One interval passed: returns the revision compaction was requested to, if any."""
+        """One interval passed: returns the revision compaction was requested to, if any.
+
+        Only the leader compacts (etcd pauses the compactor on followers); its proposal reaches every member.
+        """
+        st = self._server.status()
+        if st["leader"] != st["member_id"]:
+            return None
         if self._mode == "periodic":
             self._samples.append(self._revision())
             self._since_compact += self._interval

@@ -9,9 +9,10 @@ import threading
 from urllib.parse import urlsplit
 
 from pyetcd_fast import _native
+from pyetcd_fast.embed import bootstrap
 from pyetcd_fast.embed.compactor import Compactor, parse_retention
 from pyetcd_fast.embed.raftloop import ReadyLoop
-from pyetcd_fast.etcdmain.config import Config, ConfigError, compute_ids, verify_bootstrap
+from pyetcd_fast.etcdmain.config import CLUSTER_STATE_NEW, Config, ConfigError, verify_bootstrap
 from pyetcd_fast.etcdmain.log import get_logger
 
 # etcd 3.4's raft log keeps this many entries behind a snapshot for slow followers
@@ -48,6 +49,8 @@ class Etcd:
         self.log = get_logger()
         self.server: _native.Server | None = None
         self.client_addrs: list[str] = []
+        self.peer_addrs: list[str] = []
+        self.removed = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._ready_loop: ReadyLoop | None = None
         self._compactor: Compactor | None = None
@@ -66,23 +69,26 @@ class Etcd:
         except BlockingIOError:
             raise OSError(f"data dir {cfg.data_dir_path} is in use by another etcd process") from None
         if has_wal(cfg.wal_dir_path):
-            # A restart: the ids live in the WAL and --initial-cluster* are ignored, as etcd does.
-            cluster_id = member_id = 0
+            # A restart: the ids live in the WAL, the membership in the backend; --initial-cluster* are
+            # ignored, as etcd does.
+            start = bootstrap.Start(0, 0, [], False)
         else:
-            try:
-                verify_bootstrap(cfg)
-            except ValueError as e:
-                raise ConfigError(str(e), 1) from None
-            cluster_id, member_id = compute_ids(cfg)
+            if cfg.initial_cluster_state == CLUSTER_STATE_NEW:
+                try:
+                    verify_bootstrap(cfg)
+                except ValueError as e:
+                    raise ConfigError(str(e), 1) from None
+            start = bootstrap.plan(cfg)
         _native.set_log_level(LOG_LEVELS.get(cfg.log_level, 1))
         return _native.Server(
             {
                 "name": cfg.name,
                 "wal_dir": cfg.wal_dir_path,
                 "backend_dir": os.path.join(cfg.snap_dir, "db"),
-                "member_id": member_id,
-                "cluster_id": cluster_id,
-                "voters": [member_id] if member_id else [],
+                "member_id": start.member_id,
+                "cluster_id": start.cluster_id,
+                "initial_members": start.members,
+                "new_cluster": start.new_cluster,
                 "heartbeat_ms": cfg.heartbeat_interval,
                 "election_ms": cfg.election_timeout,
                 "max_request_bytes": cfg.max_request_bytes,
@@ -108,7 +114,8 @@ class Etcd:
             **{"data-dir": cfg.data_dir_path, "listen-client-urls": cfg.listen_client_urls},
         )
         self.server = server = self._open()
-        self._ready_loop = ReadyLoop(server, loop, cfg.heartbeat_interval / 1000.0, self._on_fatal)
+        self.peer_addrs = server.serve_peers([url_host_port(u) for u in cfg.listen_peer_urls])
+        self._ready_loop = ReadyLoop(server, loop, cfg.heartbeat_interval / 1000.0, self._on_fatal, self._on_removed)
         self._ready_loop.start()
         mode = cfg.auto_compaction_mode or "periodic"
         try:
@@ -128,17 +135,14 @@ class Etcd:
         )
         listen = [url_host_port(u) for u in cfg.listen_client_urls]
         self.client_addrs = server.serve(listen, worker_threads=2)
-        self.log.info(
-            "published local member to cluster through raft",
-            **{
-                "local-member-id": f"{st['member_id']:x}",
-                "local-member-attributes": f"{{Name:{cfg.name} ClientURLs:[{' '.join(cfg.advertise_client_urls)}]}}",
-                "cluster-id": f"{st['cluster_id']:x}",
-            },
-        )
         self.log.info("ready to serve client requests")
         for addr in self.client_addrs:
             self.log.warn(f"serving insecure client requests on {addr}, this is strongly discouraged!")
+
+    def _on_removed(self) -> None:
+        self.removed = True
+        self.log.warn("the member has been permanently removed from the cluster")
+        self.stop()
 
     def _on_fatal(self, exc: BaseException) -> None:
         self.fatal = exc

@@ -21,11 +21,13 @@ class ReadyLoop:
         loop: asyncio.AbstractEventLoop,
         tick_seconds: float,
         on_fatal: Callable[[BaseException], None],
+        on_removed: Callable[[], None] | None = None,
     ) -> None:
         self._server = server
         self._loop = loop
         self._tick_seconds = tick_seconds
         self._on_fatal = on_fatal
+        self._on_removed = on_removed
         self._fd = server.notify_fd()
         self._tick_handle: asyncio.TimerHandle | None = None
         self._running = False
@@ -57,6 +59,11 @@ class ReadyLoop:
         except OSError as e:
             self.stop()
             self._on_fatal(e)
+            return
+        if self._server.removed:
+            self.stop()
+            if self._on_removed is not None:
+                self._on_removed()
 
     def _tick(self) -> None:
         if not self._running:

@@ -9,6 +9,7 @@ pub mod failpoint;
 pub mod lease;
 pub mod mvcc;
 pub mod pb;
+pub mod rafthttp;
 pub mod raftnode;
 pub mod v3rpc;
 pub mod wal;

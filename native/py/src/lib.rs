@@ -3,12 +3,16 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use etcd_core::etcdserver::membership::Member;
 use etcd_core::etcdserver::{EtcdServer, ServerConfig};
 use etcd_core::raftnode::logger::LOG_LEVEL;
 use etcd_core::v3rpc::Edge;
 use pyo3::exceptions::{PyOSError, PyRuntimeError};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
+
+/// (id, name, peer URLs, client URLs, is learner).
+type MemberRow = (u64, String, Vec<String>, Vec<String>, bool);
 
 /// One member: its raft node, WAL, store, and (once `serve` is called) its client edge.
 #[pyclass(module = "pyetcd_fast._native")]
@@ -32,7 +36,11 @@ impl Server {
             backend_dir: PathBuf::from(get::<String>(cfg, "backend_dir")?),
             member_id: get(cfg, "member_id")?,
             cluster_id: get(cfg, "cluster_id")?,
-            voters: get(cfg, "voters")?,
+            initial_members: get::<Vec<(u64, String, Vec<String>)>>(cfg, "initial_members")?
+                .into_iter()
+                .map(|(id, name, peer_urls)| Member { id, name, peer_urls, ..Default::default() })
+                .collect(),
+            new_cluster: get(cfg, "new_cluster")?,
             heartbeat_ms: get(cfg, "heartbeat_ms")?,
             election_ms: get(cfg, "election_ms")?,
             max_request_bytes: get(cfg, "max_request_bytes")?,
@@ -67,6 +75,28 @@ impl Server {
 
     fn tick(&self, py: Python<'_>) {
         py.allow_threads(|| self.inner.tick())
+    }
+
+    /// Starts the peer transport on `listen` (host:port strings); returns the bound addresses.
+    fn serve_peers(&self, py: Python<'_>, listen: Vec<String>) -> PyResult<Vec<String>> {
+        let server = self.inner.clone();
+        py.allow_threads(|| server.serve_peers(&listen)).map_err(PyOSError::new_err)
+    }
+
+    /// Whether the member was removed from the cluster (the driver then stops it).
+    #[getter]
+    fn removed(&self) -> bool {
+        self.inner.is_removed()
+    }
+
+    /// The membership as applied: (id, name, peer URLs, client URLs, is learner) per member.
+    fn members(&self) -> Vec<MemberRow> {
+        self.inner
+            .cluster
+            .members()
+            .into_iter()
+            .map(|m| (m.id, m.name, m.peer_urls, m.client_urls, m.is_learner))
+            .collect()
     }
 
     /// Starts the client edge on `listen` (host:port strings); returns the bound addresses.
@@ -112,6 +142,7 @@ impl Server {
         d.set_item("compact_revision", s.store.compact_rev())?;
         d.set_item("db_size", s.store.backend().size())?;
         d.set_item("db_size_in_use", s.store.backend().size_in_use())?;
+        d.set_item("is_learner", s.is_learner())?;
         Ok(d)
     }
 }

@@ -22,6 +22,12 @@ impl Alarms {
         Ok(Alarms { list: Mutex::new(list) })
     }
 
+    /// Reads the alarms again (a snapshot replaced the store).
+    pub fn reload(&self, store: &KvStore) -> Result<(), MvccError> {
+        *self.list.lock() = Alarms::load(store)?.list.into_inner();
+        Ok(())
+    }
+
     pub fn list(&self) -> Vec<AlarmMember> {
         self.list.lock().clone()
     }

@@ -11,8 +11,8 @@ use crate::mvcc::{RangeOptions, TxnRead, TxnWrite};
 use crate::pb::etcdserverpb::{
     compare, range_request::SortOrder, range_request::SortTarget, request_op, response_op, CompactionRequest,
     CompactionResponse, Compare, DeleteRangeRequest, DeleteRangeResponse, LeaseGrantRequest, LeaseGrantResponse,
-    LeaseRevokeRequest, LeaseRevokeResponse, PutRequest, PutResponse, RangeRequest, RangeResponse,
-    ResponseHeader, ResponseOp, TxnRequest, TxnResponse,
+    LeaseRevokeRequest, LeaseRevokeResponse, PutRequest, PutResponse, RangeRequest, RangeResponse, ResponseHeader,
+    ResponseOp, TxnRequest, TxnResponse,
 };
 use crate::pb::mvccpb::KeyValue;
 

@@ -36,6 +36,17 @@ pub enum EtcdError {
     BadLeaderTransferee,
     MemberNotFound,
     MemberNotLearner,
+    /// The id was removed from the cluster; gRPC shows it as "member not found", as etcd does.
+    MemberRemoved,
+    MemberExists,
+    PeerUrlExists,
+    MemberBadUrls,
+    TooManyLearners,
+    LearnerNotReady,
+    NotEnoughStartedMembers,
+    Unhealthy,
+    NotSupportedForLearner,
+    LeaderTransferTimeout,
     Timeout,
     NoLeader,
     Stopped,
@@ -55,9 +66,17 @@ impl EtcdError {
             Corrupt => Code::DataLoss,
             NotLeader => Code::FailedPrecondition,
             BadLeaderTransferee => Code::FailedPrecondition,
-            MemberNotFound => Code::NotFound,
-            MemberNotLearner => Code::FailedPrecondition,
-            Timeout | NoLeader | Stopped => Code::Unavailable,
+            MemberNotFound | MemberRemoved => Code::NotFound,
+            MemberNotLearner
+            | MemberExists
+            | PeerUrlExists
+            | TooManyLearners
+            | LearnerNotReady
+            | NotEnoughStartedMembers => Code::FailedPrecondition,
+            MemberBadUrls => Code::InvalidArgument,
+            Timeout | NoLeader | Stopped | Unhealthy | NotSupportedForLearner | LeaderTransferTimeout => {
+                Code::Unavailable
+            }
             Internal(_) => Code::Internal,
         }
     }
@@ -82,14 +101,49 @@ impl EtcdError {
             Corrupt => "etcdserver: corrupt cluster",
             NotLeader => "etcdserver: not leader",
             BadLeaderTransferee => "etcdserver: bad leader transferee",
-            MemberNotFound => "etcdserver: member not found",
+            MemberNotFound | MemberRemoved => "etcdserver: member not found",
             MemberNotLearner => "etcdserver: can only promote a learner member",
+            MemberExists => "etcdserver: member ID already exist",
+            PeerUrlExists => "etcdserver: Peer URLs already exists",
+            MemberBadUrls => "etcdserver: given member URLs are invalid",
+            TooManyLearners => "etcdserver: too many learner members in cluster",
+            LearnerNotReady => "etcdserver: can only promote a learner member which is in sync with leader",
+            NotEnoughStartedMembers => "etcdserver: re-configuration failed due to not enough started members",
+            Unhealthy => "etcdserver: unhealthy cluster",
+            NotSupportedForLearner => "etcdserver: rpc not supported for learner",
+            LeaderTransferTimeout => "etcdserver: request timed out, leader transfer took too long",
             Timeout => "etcdserver: request timed out",
             NoLeader => "etcdserver: no leader",
             Stopped => "etcdserver: server stopped",
             Internal(s) => return format!("etcdserver: {s}"),
         };
         m.to_string()
+    }
+}
+
+impl EtcdError {
+    /// The error whose message is `m` (a peer's answer), or `Internal` with it.
+    pub fn from_message(m: &str) -> EtcdError {
+        use EtcdError::*;
+        let known = [
+            LeaseNotFound,
+            NotLeader,
+            NoLeader,
+            MemberNotFound,
+            MemberNotLearner,
+            LearnerNotReady,
+            NotEnoughStartedMembers,
+            Unhealthy,
+            TooManyLearners,
+            PeerUrlExists,
+            MemberExists,
+            Timeout,
+            Stopped,
+        ];
+        known
+            .into_iter()
+            .find(|e| e.message() == m)
+            .unwrap_or_else(|| Internal(m.strip_prefix("etcdserver: ").unwrap_or(m).to_string()))
     }
 }
 

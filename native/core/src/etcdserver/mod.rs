@@ -8,8 +8,10 @@
 pub mod alarm;
 pub mod apply;
 pub mod errors;
+pub mod membership;
 mod notify;
 pub mod server;
+mod server_cluster;
 pub mod validate;
 
 pub use errors::EtcdError;

@@ -1,30 +1,33 @@
 //! [`EtcdServer`]: the proposal queue, the waiters, and the per-batch Ready loop.
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use prost::Message as _;
 use protobuf::Message as _;
-use raft::eraftpb::{ConfChange, ConfChangeV2, Entry, EntryType};
-use raft::storage::MemStorage;
-use raft::{RawNode, StateRole, Storage};
+use raft::eraftpb::{ConfChange, ConfChangeV2, ConfState, Entry, EntryType, Message, Snapshot};
+use raft::{RawNode, SnapshotStatus, StateRole, Storage};
 use tokio::sync::oneshot;
 
 use super::alarm::Alarms;
 use super::apply;
 use super::errors::EtcdError;
+use super::membership::{ConfChangeContext, ConfOp, Member, RaftCluster};
 use super::notify::Notifier;
 use crate::mvcc::watcher::events_of;
 use crate::mvcc::KvStore;
 use crate::pb::etcdserverpb::{
-    alarm_request::AlarmAction, AlarmRequest, AlarmResponse, AlarmType, CompactionRequest, CompactionResponse,
-    DeleteRangeResponse, InternalRaftRequest, LeaseGrantResponse, LeaseRevokeRequest, LeaseRevokeResponse, PutResponse,
-    RequestHeader, TxnResponse,
+    alarm_request::AlarmAction, AlarmRequest, AlarmResponse, AlarmType, ClusterMemberAttrSetRequest, CompactionRequest,
+    CompactionResponse, DeleteRangeResponse, InternalRaftRequest, LeaseGrantResponse, LeaseRevokeRequest,
+    LeaseRevokeResponse, MemberAttributes, PutResponse, RequestHeader, TxnResponse,
 };
 use crate::pb::mvccpb::Event;
-use crate::raftnode::{self, logger::ZapDrain};
+use crate::rafthttp::Transport;
+use crate::raftnode::logger::{zap_log, ZapDrain};
+use crate::raftnode::{self, Bootstrap, RaftStorage};
 use crate::wal::{Wal, WalOptions, WalSnapshot};
 
 #[derive(Clone, Debug)]
@@ -35,7 +38,12 @@ pub struct ServerConfig {
     pub backend_dir: PathBuf,
     pub member_id: u64,
     pub cluster_id: u64,
-    pub voters: Vec<u64>,
+    /// The members this member starts with (from --initial-cluster, or from the cluster it joins). With
+    /// `new_cluster` they become the log's first entries; otherwise they only tell the transport whom to
+    /// reach until the membership arrives through raft.
+    pub initial_members: Vec<Member>,
+    /// --initial-cluster-state new.
+    pub new_cluster: bool,
     pub heartbeat_ms: u64,
     pub election_ms: u64,
     pub max_request_bytes: usize,
@@ -62,18 +70,33 @@ pub enum ApplyResponse {
     LeaseGrant(LeaseGrantResponse),
     LeaseRevoke(LeaseRevokeResponse),
     Alarm(AlarmResponse),
+    /// A membership change: the members after it.
+    Members(Vec<Member>),
+    Empty,
 }
 
 type ApplyResult = Result<ApplyResponse, EtcdError>;
 type ReadWaiter = oneshot::Sender<Result<(), EtcdError>>;
 
+/// What the transport tells raft about peers.
+pub(crate) enum Report {
+    Unreachable(u64),
+    Snapshot(u64, bool),
+}
+
+/// A ReadIndex request is asked again after this long without an answer (etcd's readIndexRetryTime): raft
+/// drops one that reaches no leader, or a leader that has not committed in its term yet.
+const READ_INDEX_RETRY: Duration = Duration::from_millis(500);
+/// A member publishes its attributes again after this long without seeing them applied.
+const PUBLISH_RETRY: Duration = Duration::from_secs(2);
+
 /// State only the driver touches (under `core`).
-struct Core {
-    node: RawNode<MemStorage>,
+pub(crate) struct Core {
+    pub(crate) node: RawNode<RaftStorage>,
     wal: Wal,
     read_seq: u64,
-    /// ReadIndex requests sent to raft, by context, waiting for their ReadState.
-    pending_reads: HashMap<u64, Vec<ReadWaiter>>,
+    /// ReadIndex requests sent to raft, by context, waiting for their ReadState (with when they were asked).
+    pending_reads: HashMap<u64, (Instant, Vec<ReadWaiter>)>,
     /// Confirmed read indexes waiting for the applied index to reach them.
     confirmed_reads: Vec<(u64, Vec<ReadWaiter>)>,
     snapshot_index: u64,
@@ -86,16 +109,31 @@ pub struct EtcdServer {
     /// Backend bytes in use after the last batch (the quota check reads it).
     db_in_use: AtomicU64,
     proposals: Mutex<Vec<Vec<u8>>>,
-    waiters: Mutex<HashMap<u64, oneshot::Sender<ApplyResult>>>,
+    /// Proposals raft dropped for want of a leader, asked again each batch while their waiter waits.
+    held: Mutex<Vec<Vec<u8>>>,
+    pub(crate) waiters: Mutex<HashMap<u64, oneshot::Sender<ApplyResult>>>,
     reads: Mutex<Vec<ReadWaiter>>,
-    notifier: Notifier,
-    core: Mutex<Core>,
-    next_id: AtomicU64,
+    pub(crate) notifier: Notifier,
+    pub(crate) core: Mutex<Core>,
+    pub(crate) next_id: AtomicU64,
     term: AtomicU64,
     leader: AtomicU64,
-    applied: AtomicU64,
+    applied: Arc<AtomicU64>,
     committed: AtomicU64,
     stopped: AtomicBool,
+    /// The membership, as applied.
+    pub cluster: RaftCluster,
+    pub(crate) transport: OnceLock<Arc<Transport>>,
+    /// Raft messages from peers, stepped at the next batch.
+    inbox: Mutex<Vec<Message>>,
+    reports: Mutex<Vec<Report>>,
+    pub(crate) conf_proposals: Mutex<Vec<ConfChange>>,
+    /// A leader transfer asked by MoveLeader.
+    pub(crate) transfer: Mutex<Option<u64>>,
+    /// This member was removed from the cluster: the driver stops it.
+    removed: AtomicBool,
+    published: AtomicBool,
+    last_publish: Mutex<Option<Instant>>,
 }
 
 impl EtcdServer {
@@ -103,27 +141,39 @@ impl EtcdServer {
     /// the WAL and re-applies the entries after the backend's consistent index.
     pub fn open(mut cfg: ServerConfig) -> Result<EtcdServer, String> {
         let opts = WalOptions { fsync: cfg.wal_fsync, ..WalOptions::default() };
-        let rs = raftnode::open_or_bootstrap(&cfg.wal_dir, cfg.member_id, cfg.cluster_id, &cfg.voters, opts)?;
+        let boot = if cfg.new_cluster { Bootstrap::NewCluster(&cfg.initial_members) } else { Bootstrap::Join };
+        let rs = raftnode::open_or_bootstrap(&cfg.wal_dir, cfg.member_id, cfg.cluster_id, boot, opts)?;
         cfg.member_id = rs.member_id;
         cfg.cluster_id = rs.cluster_id;
         let store = KvStore::open(&cfg.backend_dir).map_err(|e| e.to_string())?;
         store.lessor.set_min_ttl_from_election(cfg.election_ms);
         store.watchable.max_response_bytes.store(cfg.max_request_bytes, Ordering::Relaxed);
-        let applied = store.consistent_index();
         let snapshot_index = rs.storage.first_index().map_err(|e| e.to_string())?.saturating_sub(1);
+        finish_snapshot_install(&store, &cfg.backend_dir, snapshot_index)?;
+        let applied = store.consistent_index();
         let last_index = rs.storage.last_index().map_err(|e| e.to_string())?;
         if applied > last_index {
             return Err(format!(
                 "backend applied index {applied} is past the last WAL index {last_index}: the WAL is not this data dir's"
             ));
         }
+        let cluster = RaftCluster::load(store.backend()).map_err(|e| e.to_string())?;
         {
-            // Entries the backend holds were committed; the HardState that said so may not have reached the WAL.
             let mut w = rs.storage.wl();
+            // Entries the backend holds were committed; the HardState that said so may not have reached the WAL.
             if w.hard_state().commit < applied {
                 w.mut_hard_state().commit = applied;
             }
+            // The backend's membership is raft's configuration as of the applied index (the WAL's snapshot
+            // record may be older).
+            if !cluster.is_empty() {
+                let (voters, learners) = cluster.conf_ids();
+                w.set_conf_state(ConfState::from((voters, learners)));
+            }
         }
+        let applied_shared = Arc::new(AtomicU64::new(applied));
+        let mut storage = RaftStorage::new(rs.storage);
+        storage.set_snapshot_source(store.backend.clone(), applied_shared.clone());
         let election_tick = (cfg.election_ms / cfg.heartbeat_ms.max(1)).max(2) as usize;
         let rcfg = raft::Config {
             id: cfg.member_id,
@@ -137,7 +187,7 @@ impl EtcdServer {
             ..Default::default()
         };
         let logger = slog::Logger::root(slog::Fuse(ZapDrain { member_id: cfg.member_id }), slog::o!());
-        let mut node = RawNode::new(&rcfg, rs.storage, &logger).map_err(|e| e.to_string())?;
+        let mut node = RawNode::new(&rcfg, storage, &logger).map_err(|e| e.to_string())?;
         let voters = node.raft.prs().conf().voters().ids().iter().collect::<Vec<_>>();
         if voters == [cfg.member_id] {
             // A cluster of one needs no election timeout to pass: campaign now (etcd advances ticks instead).
@@ -162,6 +212,7 @@ impl EtcdServer {
             alarms,
             db_in_use,
             proposals: Mutex::new(Vec::new()),
+            held: Mutex::new(Vec::new()),
             waiters: Mutex::new(HashMap::new()),
             reads: Mutex::new(Vec::new()),
             notifier: Notifier::new().map_err(|e| e.to_string())?,
@@ -169,11 +220,85 @@ impl EtcdServer {
             next_id: AtomicU64::new(next_id),
             term: AtomicU64::new(0),
             leader: AtomicU64::new(0),
-            applied: AtomicU64::new(applied),
+            applied: applied_shared,
             committed: AtomicU64::new(0),
             stopped: AtomicBool::new(false),
+            cluster,
+            transport: OnceLock::new(),
+            inbox: Mutex::new(Vec::new()),
+            reports: Mutex::new(Vec::new()),
+            conf_proposals: Mutex::new(Vec::new()),
+            transfer: Mutex::new(None),
+            removed: AtomicBool::new(false),
+            published: AtomicBool::new(false),
+            last_publish: Mutex::new(None),
         };
         Ok(server)
+    }
+
+    /// Starts the peer transport on `listen` and introduces it to every member known so far.
+    pub fn serve_peers(self: &Arc<Self>, listen: &[String]) -> Result<Vec<String>, String> {
+        let t = Transport::start(self, listen)?;
+        let addrs = t.addrs().to_vec();
+        if self.transport.set(t).is_err() {
+            return Err("the peer transport is already running".into());
+        }
+        self.refresh_peers();
+        Ok(addrs)
+    }
+
+    /// Tells the transport every member's peer URLs (the initial ones first, the applied membership over them).
+    fn refresh_peers(&self) {
+        let Some(t) = self.transport.get() else {
+            return;
+        };
+        for m in &self.cfg.initial_members {
+            if !self.cluster.is_removed(m.id) {
+                t.set_peer(m.id, m.peer_urls.clone());
+            }
+        }
+        for m in self.cluster.members() {
+            t.set_peer(m.id, m.peer_urls);
+        }
+    }
+
+    /// Messages from a peer (the transport calls this once per read).
+    pub fn receive(&self, msgs: Vec<Message>) {
+        self.inbox.lock().extend(msgs);
+        self.notifier.notify();
+    }
+
+    pub fn report_unreachable(&self, id: u64) {
+        self.reports.lock().push(Report::Unreachable(id));
+        self.notifier.notify();
+    }
+
+    pub fn report_snapshot(&self, id: u64, ok: bool) {
+        self.reports.lock().push(Report::Snapshot(id, ok));
+        self.notifier.notify();
+    }
+
+    /// A peer refused us as removed from the cluster.
+    pub fn mark_removed(&self) {
+        if !self.removed.swap(true, Ordering::AcqRel) {
+            zap_log(
+                "warn",
+                "etcdserver/server.go",
+                "the local member has been permanently removed from the cluster",
+                &[("local-member-id", format!("{:x}", self.member_id()))],
+            );
+        }
+        self.notifier.notify();
+    }
+
+    /// Whether this member was removed from the cluster (the driver stops it).
+    pub fn is_removed(&self) -> bool {
+        self.removed.load(Ordering::Acquire)
+    }
+
+    /// Whether this member is a learner.
+    pub fn is_learner(&self) -> bool {
+        self.cluster.member(self.member_id()).is_some_and(|m| m.is_learner)
     }
 
     pub fn notify_fd(&self) -> i32 {
@@ -204,8 +329,12 @@ impl EtcdServer {
         self.committed.load(Ordering::Acquire)
     }
 
+    pub fn is_stopped(&self) -> bool {
+        self.stopped.load(Ordering::Acquire)
+    }
+
     /// etcd's request timeout: 5 s plus two election timeouts.
-    fn request_timeout(&self) -> Duration {
+    pub(crate) fn request_timeout(&self) -> Duration {
         Duration::from_millis(5000 + 2 * self.cfg.election_ms)
     }
 
@@ -213,6 +342,9 @@ impl EtcdServer {
     pub async fn propose(&self, mut req: InternalRaftRequest) -> ApplyResult {
         if self.stopped.load(Ordering::Acquire) {
             return Err(EtcdError::Stopped);
+        }
+        if self.is_learner() {
+            return Err(EtcdError::NotSupportedForLearner);
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         req.header = Some(RequestHeader { id, ..Default::default() });
@@ -272,6 +404,9 @@ impl EtcdServer {
         if self.stopped.load(Ordering::Acquire) {
             return Err(EtcdError::Stopped);
         }
+        if self.is_learner() {
+            return Err(EtcdError::NotSupportedForLearner);
+        }
         let (tx, rx) = oneshot::channel();
         self.reads.lock().push(tx);
         self.notifier.notify();
@@ -324,36 +459,118 @@ impl EtcdServer {
         }
     }
 
-    /// One batch: propose what is queued, then handle every Ready until raft has nothing left.
-    /// Returns the number of entries applied. Errors are fatal to the member (disk failures).
+    /// One batch: step what peers sent, propose what is queued, then handle every Ready until raft has
+    /// nothing left. Returns the number of entries applied. Errors are fatal to the member (disk failures).
     pub fn process_ready(&self) -> Result<usize, String> {
         let mut core = self.core.lock();
         self.notifier.drain();
-        let props = std::mem::take(&mut *self.proposals.lock());
-        for data in props {
-            if let Err(e) = core.node.propose(vec![], data.clone()) {
-                // No leader to take it (raft-rs drops proposals then): fail the waiter now.
-                if let Ok(req) = InternalRaftRequest::decode(data.as_slice()) {
-                    let id = req.header.map_or(0, |h| h.id);
-                    if let Some(w) = self.waiters.lock().remove(&id) {
-                        let _ = w.send(Err(EtcdError::Internal(format!("proposal dropped: {e}"))));
-                    }
+        for m in std::mem::take(&mut *self.inbox.lock()) {
+            // Messages from members raft does not know (yet) are refused by raft; nothing to do about them.
+            let _ = core.node.step(m);
+        }
+        for r in std::mem::take(&mut *self.reports.lock()) {
+            match r {
+                Report::Unreachable(id) => core.node.report_unreachable(id),
+                Report::Snapshot(id, ok) => {
+                    core.node.report_snapshot(id, if ok { SnapshotStatus::Finish } else { SnapshotStatus::Failure })
                 }
             }
         }
-        let reads = std::mem::take(&mut *self.reads.lock());
-        if !reads.is_empty() {
-            core.read_seq += 1;
-            let ctx = core.read_seq;
-            core.pending_reads.insert(ctx, reads);
-            core.node.read_index(ctx.to_be_bytes().to_vec());
+        if let Some(target) = self.transfer.lock().take() {
+            core.node.transfer_leader(target);
         }
+        self.propose_queued(&mut core);
+        self.maybe_publish(&mut core);
+        self.request_reads(&mut core);
         let mut applied = 0;
         while core.node.has_ready() {
             applied += self.handle_ready(&mut core)?;
         }
         self.release_reads(&mut core);
         Ok(applied)
+    }
+
+    /// Proposes the queued requests and conf changes. Raft drops proposals while no leader is known; those
+    /// whose waiter still waits are held and proposed again at the next batch.
+    fn propose_queued(&self, core: &mut Core) {
+        let mut props = std::mem::take(&mut *self.held.lock());
+        props.append(&mut self.proposals.lock());
+        let mut held = Vec::new();
+        for data in props {
+            if core.node.propose(vec![], data.clone()).is_err() {
+                let id = InternalRaftRequest::decode(data.as_slice()).ok().and_then(|r| r.header).map_or(0, |h| h.id);
+                if self.waiters.lock().contains_key(&id) {
+                    held.push(data);
+                }
+            }
+        }
+        for cc in std::mem::take(&mut *self.conf_proposals.lock()) {
+            if let Err(e) = core.node.propose_conf_change(vec![], cc.clone()) {
+                if let Some(w) = self.waiters.lock().remove(&cc.id) {
+                    let err = if self.leader() == 0 { EtcdError::NoLeader } else { EtcdError::Internal(e.to_string()) };
+                    let _ = w.send(Err(err));
+                }
+            }
+        }
+        *self.held.lock() = held;
+    }
+
+    /// etcd's publish: once a leader is known, the member's name and client URLs go through raft, so every
+    /// member lists them (an added member is "unstarted" until then).
+    fn maybe_publish(&self, core: &mut Core) {
+        if self.published.load(Ordering::Acquire) || self.leader() == 0 || self.is_removed() {
+            return;
+        }
+        let mut last = self.last_publish.lock();
+        if last.is_some_and(|t| t.elapsed() < PUBLISH_RETRY) {
+            return;
+        }
+        *last = Some(Instant::now());
+        let req = InternalRaftRequest {
+            header: Some(RequestHeader { id: self.next_id.fetch_add(1, Ordering::Relaxed), ..Default::default() }),
+            cluster_member_attr_set: Some(ClusterMemberAttrSetRequest {
+                member_id: self.member_id(),
+                member_attributes: Some(MemberAttributes {
+                    name: self.cfg.name.clone(),
+                    client_urls: self.cfg.client_urls.clone(),
+                }),
+            }),
+            ..Default::default()
+        };
+        let _ = core.node.propose(vec![], req.encode_to_vec());
+    }
+
+    /// Sends new ReadIndex requests, and asks again for those raft left unanswered too long.
+    fn request_reads(&self, core: &mut Core) {
+        let reads = std::mem::take(&mut *self.reads.lock());
+        if !reads.is_empty() {
+            core.read_seq += 1;
+            let ctx = core.read_seq;
+            core.pending_reads.insert(ctx, (Instant::now(), reads));
+            core.node.read_index(ctx.to_be_bytes().to_vec());
+        }
+        let now = Instant::now();
+        let stale: Vec<u64> = core
+            .pending_reads
+            .iter()
+            .filter(|(_, (t, _))| now.duration_since(*t) >= READ_INDEX_RETRY)
+            .map(|(ctx, _)| *ctx)
+            .collect();
+        for ctx in stale {
+            if let Some((t, _)) = core.pending_reads.get_mut(&ctx) {
+                *t = now;
+            }
+            core.node.read_index(ctx.to_be_bytes().to_vec());
+        }
+    }
+
+    fn send(&self, msgs: Vec<Message>) {
+        if msgs.is_empty() {
+            return;
+        }
+        if let Some(t) = self.transport.get() {
+            t.send(msgs);
+        }
     }
 
     fn handle_ready(&self, core: &mut Core) -> Result<usize, String> {
@@ -370,12 +587,15 @@ impl EtcdServer {
                 self.leader.store(0, Ordering::Release);
             }
         }
-        // Messages to peers: none in a cluster of one; the peer transport sends them (clustering issue).
-        let _ = rd.take_messages();
+        // A leader's messages may go out before its own entries are persisted (raft's thesis, 10.2.1).
+        self.send(rd.take_messages());
+        if !rd.snapshot().is_empty() {
+            self.install_snapshot(core, rd.snapshot().clone())?;
+        }
         let mut applied = self.apply_entries(core, rd.take_committed_entries())?;
         for rs in rd.take_read_states() {
             let ctx = u64::from_be_bytes(rs.request_ctx.as_slice().try_into().unwrap_or([0; 8]));
-            if let Some(ws) = core.pending_reads.remove(&ctx) {
+            if let Some((_, ws)) = core.pending_reads.remove(&ctx) {
                 core.confirmed_reads.push((rs.index, ws));
             }
         }
@@ -396,17 +616,56 @@ impl EtcdServer {
             self.term.store(hs.term, Ordering::Release);
             self.committed.store(hs.commit, Ordering::Release);
         }
-        let _ = rd.take_persisted_messages();
+        // Votes and append responses promise what is now on disk: they go out only after the WAL sync.
+        self.send(rd.take_persisted_messages());
         let mut light = core.node.advance(rd);
         if let Some(commit) = light.commit_index() {
             self.committed.store(commit, Ordering::Release);
             core.node.mut_store().wl().mut_hard_state().commit = commit;
         }
-        let _ = light.take_messages();
+        self.send(light.take_messages());
         applied += self.apply_entries(core, light.take_committed_entries())?;
         core.node.advance_apply();
         self.maybe_snapshot(core)?;
         Ok(applied)
+    }
+
+    /// A snapshot from the leader replaces this member's state (it fell behind the leader's log). The order
+    /// makes a crash at any point recoverable: the snapshot's backend is kept on disk, the WAL records the
+    /// snapshot, the backend is replaced, then the kept copy goes; a restart finishes an interrupted swap
+    /// ([`finish_snapshot_install`]).
+    fn install_snapshot(&self, core: &mut Core, snap: Snapshot) -> Result<(), String> {
+        let md = snap.get_metadata();
+        let (index, term) = (md.index, md.term);
+        let kept = snap_db_path(&self.cfg.backend_dir, index);
+        write_synced(&kept, &snap.data).map_err(|e| format!("save snapshot db {}: {e}", kept.display()))?;
+        core.wal
+            .save_snapshot(WalSnapshot { index, term }, &raftnode::storage::encode_conf_state(md.get_conf_state()))
+            .map_err(|e| e.to_string())?;
+        self.restore_backend(&snap.data)?;
+        let _ = std::fs::remove_file(&kept);
+        core.node.mut_store().wl().apply_snapshot(snap).map_err(|e| e.to_string())?;
+        self.applied.store(index, Ordering::Release);
+        core.snapshot_index = index;
+        zap_log(
+            "info",
+            "etcdserver/server.go",
+            "applied snapshot",
+            &[("local-member-id", format!("{:x}", self.member_id())), ("snapshot-index", index.to_string())],
+        );
+        Ok(())
+    }
+
+    fn restore_backend(&self, dump: &[u8]) -> Result<(), String> {
+        self.store.restore(dump).map_err(|e| e.to_string())?;
+        self.cluster.reload(self.store.backend()).map_err(|e| e.to_string())?;
+        self.alarms.reload(&self.store).map_err(|e| e.to_string())?;
+        self.db_in_use.store(self.store.backend().size_in_use(), Ordering::Release);
+        if self.cluster.member(self.member_id()).is_some_and(|m| m.is_started()) {
+            self.published.store(true, Ordering::Release);
+        }
+        self.refresh_peers();
+        Ok(())
     }
 
     /// Applies committed entries in one backend batch, then completes their waiters.
@@ -427,12 +686,17 @@ impl EtcdServer {
                     let req = InternalRaftRequest::decode(e.data.as_ref())
                         .map_err(|err| format!("entry {}: {err}", e.index))?;
                     let id = req.header.as_ref().map_or(0, |h| h.id);
+                    if let Some(a) = &req.cluster_member_attr_set {
+                        self.apply_member_attrs(&mut batch, a)?;
+                        results.push((id, Ok(ApplyResponse::Empty)));
+                        continue;
+                    }
                     results.push((id, apply_request(&mut batch, &self.alarms, &req, &mut events)));
                 }
                 EntryType::EntryConfChange => {
                     let cc = ConfChange::parse_from_bytes(&e.data).map_err(|err| err.to_string())?;
-                    let cs = core.node.apply_conf_change(&cc).map_err(|err| err.to_string())?;
-                    core.node.mut_store().wl().set_conf_state(cs);
+                    let r = self.apply_conf_change(core, &mut batch, &cc)?;
+                    results.push((cc.id, r));
                 }
                 EntryType::EntryConfChangeV2 => {
                     let cc = ConfChangeV2::parse_from_bytes(&e.data).map_err(|err| err.to_string())?;
@@ -453,6 +717,89 @@ impl EtcdServer {
             }
         }
         Ok(entries.len())
+    }
+
+    /// A membership change, checked the same way on every member (etcd's applyConfChange). A refused change
+    /// leaves raft's configuration as it was and answers its proposer with the reason.
+    fn apply_conf_change(
+        &self,
+        core: &mut Core,
+        batch: &mut crate::mvcc::WriteBatch<'_>,
+        cc: &ConfChange,
+    ) -> Result<ApplyResult, String> {
+        let Some(ctx) = ConfChangeContext::decode(&cc.context) else {
+            let cs = core.node.apply_conf_change(cc).map_err(|err| err.to_string())?;
+            core.node.mut_store().wl().set_conf_state(cs);
+            return Ok(Ok(ApplyResponse::Members(self.cluster.members())));
+        };
+        if let Err(e) = self.cluster.validate(&ctx) {
+            return Ok(Err(e));
+        }
+        self.cluster.apply(self.store.backend(), batch.rw_txn(), &ctx).map_err(|e| e.to_string())?;
+        if ctx.op != ConfOp::Update {
+            let cs = core.node.apply_conf_change(cc).map_err(|err| err.to_string())?;
+            core.node.mut_store().wl().set_conf_state(cs);
+        }
+        let id = ctx.member.id;
+        if let Some(t) = self.transport.get() {
+            match ctx.op {
+                ConfOp::Remove => t.remove_peer(id),
+                _ => {
+                    if let Some(m) = self.cluster.member(id) {
+                        t.set_peer(id, m.peer_urls);
+                    }
+                }
+            }
+        }
+        let verb = match ctx.op {
+            ConfOp::Add => "added member",
+            ConfOp::Remove => "removed member",
+            ConfOp::Update => "updated member",
+            ConfOp::Promote => "promote member",
+        };
+        zap_log(
+            "info",
+            "membership/cluster.go",
+            verb,
+            &[
+                ("cluster-id", format!("{:x}", self.cluster_id())),
+                ("local-member-id", format!("{:x}", self.member_id())),
+                ("member-id", format!("{id:x}")),
+                ("member-peer-urls", format!("{:?}", ctx.member.peer_urls)),
+            ],
+        );
+        if ctx.op == ConfOp::Remove && id == self.member_id() {
+            self.mark_removed();
+        }
+        Ok(Ok(ApplyResponse::Members(self.cluster.members())))
+    }
+
+    fn apply_member_attrs(
+        &self,
+        batch: &mut crate::mvcc::WriteBatch<'_>,
+        a: &ClusterMemberAttrSetRequest,
+    ) -> Result<(), String> {
+        let attrs = a.member_attributes.clone().unwrap_or_default();
+        let known = self
+            .cluster
+            .set_attributes(self.store.backend(), batch.rw_txn(), a.member_id, &attrs.name, &attrs.client_urls)
+            .map_err(|e| e.to_string())?;
+        if known && a.member_id == self.member_id() && !self.published.swap(true, Ordering::AcqRel) {
+            zap_log(
+                "info",
+                "etcdserver/server.go",
+                "published local member to cluster through raft",
+                &[
+                    ("local-member-id", format!("{:x}", self.member_id())),
+                    (
+                        "local-member-attributes",
+                        format!("{{Name:{} ClientURLs:[{}]}}", attrs.name, attrs.client_urls.join(" ")),
+                    ),
+                    ("cluster-id", format!("{:x}", self.cluster_id())),
+                ],
+            );
+        }
+        Ok(())
     }
 
     fn release_reads(&self, core: &mut Core) {
@@ -506,8 +853,11 @@ impl EtcdServer {
         for w in self.reads.lock().drain(..) {
             let _ = w.send(Err(EtcdError::Stopped));
         }
+        if let Some(t) = self.transport.get() {
+            t.stop();
+        }
         let mut core = self.core.lock();
-        for (_, ws) in core.pending_reads.drain() {
+        for (_, (_, ws)) in core.pending_reads.drain() {
             for w in ws {
                 let _ = w.send(Err(EtcdError::Stopped));
             }
@@ -520,6 +870,36 @@ impl EtcdServer {
     pub fn is_leader(&self) -> bool {
         self.leader() == self.cfg.member_id
     }
+}
+
+/// Where a snapshot's backend is kept while it replaces the member's (etcd's `<index>.snap.db`).
+fn snap_db_path(backend_dir: &Path, index: u64) -> PathBuf {
+    backend_dir.with_file_name(format!("{index:016x}.snap.db"))
+}
+
+fn write_synced(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut f = std::fs::File::create(path)?;
+    f.write_all(data)?;
+    f.sync_all()
+}
+
+/// A crash between recording a snapshot in the WAL and replacing the backend leaves the snapshot's backend
+/// beside the old one: finish the swap before anything reads the store.
+fn finish_snapshot_install(store: &KvStore, backend_dir: &Path, snapshot_index: u64) -> Result<(), String> {
+    let kept = snap_db_path(backend_dir, snapshot_index);
+    if snapshot_index > 0 && store.consistent_index() < snapshot_index && kept.exists() {
+        let dump = std::fs::read(&kept).map_err(|e| format!("read {}: {e}", kept.display()))?;
+        store.restore(&dump).map_err(|e| e.to_string())?;
+    }
+    if let Some(dir) = backend_dir.parent() {
+        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            if e.file_name().to_string_lossy().ends_with(".snap.db") {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
+    }
+    Ok(())
 }
 
 fn apply_request(

@@ -175,6 +175,14 @@ impl Lessor {
         due
     }
 
+    /// Forgets every lease (a snapshot replaces the store); leadership stays as it is.
+    pub fn clear(&self) {
+        let mut g = self.inner.lock();
+        g.leases.clear();
+        g.items.clear();
+        g.revoking.clear();
+    }
+
     /// This member became the one whose clock counts: every lease restarts with its full TTL.
     pub fn promote(&self) {
         let mut g = self.inner.lock();

@@ -271,6 +271,72 @@ impl Backend {
         Ok(self.meta.put(txn, key, v)?)
     }
 
+    pub fn delete_meta(&self, txn: &mut RwTxn<'_>, key: &[u8]) -> Result<bool> {
+        Ok(self.meta.delete(txn, key)?)
+    }
+
+    /// Every `meta` record whose key starts with `prefix`.
+    pub fn meta_with_prefix(&self, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let txn = self.read_txn()?;
+        let mut out = Vec::new();
+        for item in self.meta.prefix_iter(&txn, prefix)? {
+            let (k, v) = item?;
+            out.push((k.to_vec(), v.to_vec()));
+        }
+        Ok(out)
+    }
+
+    /// The whole backend as one consistent dump (what a raft snapshot carries to a member that fell behind):
+    /// per bucket a tag byte and its records as length-prefixed key/value pairs, then a 0 tag.
+    pub fn dump(&self) -> Result<Vec<u8>> {
+        let txn = self.read_txn()?;
+        let mut out = Vec::new();
+        for (tag, db) in [(1u8, &self.key), (2, &self.meta), (3, &self.lease)] {
+            for item in db.iter(&txn)? {
+                let (k, v) = item?;
+                out.push(tag);
+                out.extend_from_slice(&(k.len() as u32).to_be_bytes());
+                out.extend_from_slice(k);
+                out.extend_from_slice(&(v.len() as u32).to_be_bytes());
+                out.extend_from_slice(v);
+            }
+        }
+        out.push(0);
+        Ok(out)
+    }
+
+    /// Replaces every bucket's contents with `dump`'s, in one transaction.
+    pub fn restore_dump(&self, dump: &[u8]) -> Result<()> {
+        let bad = || BackendError("snapshot dump: truncated".into());
+        let mut txn = self.write_txn()?;
+        for db in [&self.key, &self.meta, &self.lease] {
+            db.clear(&mut txn)?;
+        }
+        let mut p = 0usize;
+        let mut take = |n: usize| -> Result<&[u8]> {
+            let s = dump.get(p..p + n).ok_or_else(bad)?;
+            p += n;
+            Ok(s)
+        };
+        loop {
+            let tag = take(1)?[0];
+            let db = match tag {
+                0 => break,
+                1 => &self.key,
+                2 => &self.meta,
+                3 => &self.lease,
+                t => return Err(BackendError(format!("snapshot dump: bad bucket tag {t}"))),
+            };
+            let kl = u32::from_be_bytes(take(4)?.try_into().unwrap()) as usize;
+            let k = take(kl)?;
+            let vl = u32::from_be_bytes(take(4)?.try_into().unwrap()) as usize;
+            let v = take(vl)?;
+            db.put(&mut txn, k, v)?;
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }

@@ -45,11 +45,96 @@ pub struct KvStore {
 impl KvStore {
     /// Opens the backend at `dir` and rebuilds the revision index from it.
     pub fn open(dir: &Path) -> Result<KvStore, MvccError> {
-        let backend = Backend::open(dir)?;
+        let backend = Arc::new(Backend::open(dir)?);
+        let mut loaded = Loaded::from(&backend)?;
+        let lessor = Lessor::new();
+        loaded.restore_leases(&lessor);
+        let compactor = Compactor::new(loaded.finished);
+        let mut index = std::mem::take(&mut loaded.index);
+        if loaded.scheduled > loaded.finished {
+            // A purge was cut short: the rebuilt index still has the rows it had not deleted yet.
+            let keep = index.compact(loaded.scheduled);
+            compactor.resume(loaded.scheduled, keep, &backend);
+        }
+        let state = State {
+            index,
+            current_rev: loaded.current_rev,
+            compact_main_rev: loaded.compact_main_rev,
+            pending: HashMap::new(),
+        };
+        Ok(KvStore { backend, compactor, lessor, watchable: WatchableStore::default(), state: RwLock::new(state) })
+    }
+
+    /// Replaces the whole store with a snapshot's backend `dump` (a member that fell behind the leader's log):
+    /// the index and leases are rebuilt and every watcher catches up from the new history.
+    pub fn restore(&self, dump: &[u8]) -> Result<(), MvccError> {
+        let mut state = self.state.write();
+        self.backend.restore_dump(dump)?;
+        let mut loaded = Loaded::from(&self.backend)?;
+        let mut index = std::mem::take(&mut loaded.index);
+        if loaded.scheduled > loaded.finished {
+            index.compact(loaded.scheduled);
+        }
+        self.lessor.clear();
+        loaded.restore_leases(&self.lessor);
+        *state = State {
+            index,
+            current_rev: loaded.current_rev,
+            compact_main_rev: loaded.compact_main_rev,
+            pending: HashMap::new(),
+        };
+        drop(state);
+        self.watchable.unsync_all();
+        Ok(())
+    }
+
+    /// The raft index of the last entry whose effects the backend holds.
+    pub fn consistent_index(&self) -> u64 {
+        self.backend.get_meta_u64(CONSISTENT_INDEX_KEY).ok().flatten().unwrap_or(0)
+    }
+
+    pub fn rev(&self) -> i64 {
+        self.state.read().current_rev
+    }
+
+    pub fn compact_rev(&self) -> i64 {
+        self.state.read().compact_main_rev
+    }
+
+    pub fn backend(&self) -> &Backend {
+        &self.backend
+    }
+
+    /// A consistent read-only view at the current revision.
+    pub fn read(&self) -> Result<ReadView<'_>, MvccError> {
+        let state = self.state.read();
+        let txn = self.backend.read_txn()?;
+        Ok(ReadView { store: self, state, txn })
+    }
+
+    /// Opens the batch the applier fills with one raft Ready's committed entries.
+    pub fn write_batch(&self) -> Result<WriteBatch<'_>, MvccError> {
+        Ok(WriteBatch { store: self, txn: Some(self.backend.write_txn()?) })
+    }
+}
+
+/// What the backend holds, read back into memory.
+struct Loaded {
+    index: TreeIndex,
+    current_rev: i64,
+    compact_main_rev: i64,
+    finished: i64,
+    scheduled: i64,
+    leases: Vec<(i64, i64)>,
+    /// The lease of each live key as of its newest revision.
+    key_leases: HashMap<Vec<u8>, i64>,
+}
+
+impl Loaded {
+    fn from(backend: &Backend) -> Result<Loaded, MvccError> {
         let mut index = TreeIndex::new();
         let mut current_rev = 1;
         let mut err = None;
-        // The lease of each live key as of the newest revision seen (rows come in revision order).
         let mut key_leases: HashMap<Vec<u8>, i64> = HashMap::new();
         backend.for_each_kv(|k, v| {
             let rev = Revision::from_bytes(k);
@@ -81,51 +166,17 @@ impl KvStore {
         let scheduled = backend.get_meta_u64(SCHEDULED_COMPACT_KEY)?.map_or(-1, |v| v as i64);
         let compact_main_rev = finished.max(scheduled);
         current_rev = current_rev.max(compact_main_rev);
-        let lessor = Lessor::new();
-        for (id, ttl) in backend.leases()? {
-            lessor.restore(id, ttl);
+        let leases = backend.leases()?;
+        Ok(Loaded { index, current_rev, compact_main_rev, finished, scheduled, leases, key_leases })
+    }
+
+    fn restore_leases(&self, lessor: &Lessor) {
+        for (id, ttl) in &self.leases {
+            lessor.restore(*id, *ttl);
         }
-        for (key, lease) in key_leases {
-            lessor.attach(&key, lease);
+        for (key, lease) in &self.key_leases {
+            lessor.attach(key, *lease);
         }
-        let compactor = Compactor::new(finished);
-        let backend = Arc::new(backend);
-        if scheduled > finished {
-            // A purge was cut short: the rebuilt index still has the rows it had not deleted yet.
-            let keep = index.compact(scheduled);
-            compactor.resume(scheduled, keep, &backend);
-        }
-        let state = State { index, current_rev, compact_main_rev, pending: HashMap::new() };
-        Ok(KvStore { backend, compactor, lessor, watchable: WatchableStore::default(), state: RwLock::new(state) })
-    }
-
-    /// The raft index of the last entry whose effects the backend holds.
-    pub fn consistent_index(&self) -> u64 {
-        self.backend.get_meta_u64(CONSISTENT_INDEX_KEY).ok().flatten().unwrap_or(0)
-    }
-
-    pub fn rev(&self) -> i64 {
-        self.state.read().current_rev
-    }
-
-    pub fn compact_rev(&self) -> i64 {
-        self.state.read().compact_main_rev
-    }
-
-    pub fn backend(&self) -> &Backend {
-        &self.backend
-    }
-
-    /// A consistent read-only view at the current revision.
-    pub fn read(&self) -> Result<ReadView<'_>, MvccError> {
-        let state = self.state.read();
-        let txn = self.backend.read_txn()?;
-        Ok(ReadView { store: self, state, txn })
-    }
-
-    /// Opens the batch the applier fills with one raft Ready's committed entries.
-    pub fn write_batch(&self) -> Result<WriteBatch<'_>, MvccError> {
-        Ok(WriteBatch { store: self, txn: Some(self.backend.write_txn()?) })
     }
 }
 
@@ -161,6 +212,11 @@ impl<'a> WriteBatch<'a> {
     pub fn txn(&mut self) -> TxnWrite<'_, 'a> {
         let state = self.store.state.write();
         TxnWrite::new(self.store, state, self.txn.as_mut().expect("batch open"))
+    }
+
+    /// The batch's transaction, for records outside the key space (membership).
+    pub fn rw_txn(&mut self) -> &mut RwTxn<'a> {
+        self.txn.as_mut().expect("batch open")
     }
 
     /// Commits every request of the batch together with the consistent index `applied`, then lets readers

@@ -217,6 +217,13 @@ impl WatchableStore {
         }
     }
 
+    /// Every watcher catches up from history (the store was replaced by a snapshot).
+    pub fn unsync_all(&self) {
+        let mut g = self.groups.lock();
+        let synced = std::mem::take(&mut g.synced);
+        g.unsynced.extend(synced);
+    }
+
     /// Catches unsynced watchers up from history; returns whether any remain unsynced.
     pub fn sync(&self, store: &KvStore) -> Result<bool, MvccError> {
         let mut g = self.groups.lock();

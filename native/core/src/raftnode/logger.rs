@@ -81,3 +81,26 @@ impl Drain for ZapDrain {
         Ok(())
     }
 }
+
+/// One zap JSON line from the server's own code (not raft's), e.g. the transport's peer events.
+pub fn zap_log(level: &str, caller: &str, msg: &str, fields: &[(&str, String)]) {
+    let rank = match level {
+        "debug" => 0,
+        "info" => 1,
+        "warn" => 2,
+        _ => 3,
+    };
+    if rank < LOG_LEVEL.load(Ordering::Relaxed) {
+        return;
+    }
+    let mut line = format!(
+        "{{\"level\":\"{level}\",\"ts\":\"{}\",\"caller\":\"{caller}\",\"msg\":{}",
+        zap_ts(),
+        serde_json::to_string(msg).unwrap()
+    );
+    for (k, v) in fields {
+        line.push_str(&format!(",{}:{}", serde_json::to_string(k).unwrap(), serde_json::to_string(v).unwrap()));
+    }
+    line.push_str("}\n");
+    let _ = std::io::stderr().lock().write_all(line.as_bytes());
+}

@@ -9,4 +9,4 @@
 pub mod logger;
 pub mod storage;
 
-pub use storage::{open_or_bootstrap, RaftState};
+pub use storage::{open_or_bootstrap, Bootstrap, RaftState, RaftStorage};

@@ -1,11 +1,107 @@
 //! Opening a member's raft state: a new WAL with the initial membership, or the existing WAL replayed.
 use std::path::Path;
 
-use protobuf::Message as _;
-use raft::eraftpb::{ConfState, Entry, HardState, Snapshot};
-use raft::storage::MemStorage;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
+use protobuf::Message as _;
+use raft::eraftpb::{ConfChange, ConfChangeType, ConfState, Entry, EntryType, HardState, Snapshot};
+use raft::storage::{MemStorage, MemStorageCore};
+use raft::{GetEntriesContext, RaftState as RaftInitState, Storage};
+
+use crate::etcdserver::membership::{ConfChangeContext, ConfOp, Member};
+use crate::mvcc::backend::Backend;
 use crate::wal::{Wal, WalOptions, WalSnapshot};
+
+/// The raft log in memory (entries since the last snapshot, as the WAL holds them), plus what a snapshot
+/// for a follower that fell behind is made of: the backend at the applied index, dumped when raft asks.
+#[derive(Clone)]
+pub struct RaftStorage {
+    pub mem: MemStorage,
+    source: Option<(Arc<Backend>, Arc<AtomicU64>)>,
+}
+
+impl RaftStorage {
+    pub fn new(mem: MemStorage) -> RaftStorage {
+        RaftStorage { mem, source: None }
+    }
+
+    /// Snapshots are the backend `backend` at the index `applied` holds.
+    pub fn set_snapshot_source(&mut self, backend: Arc<Backend>, applied: Arc<AtomicU64>) {
+        self.source = Some((backend, applied));
+    }
+
+    pub fn wl(&self) -> std::sync::RwLockWriteGuard<'_, MemStorageCore> {
+        self.mem.wl()
+    }
+
+    pub fn rl(&self) -> std::sync::RwLockReadGuard<'_, MemStorageCore> {
+        self.mem.rl()
+    }
+}
+
+impl Storage for RaftStorage {
+    fn initial_state(&self) -> raft::Result<RaftInitState> {
+        self.mem.initial_state()
+    }
+
+    fn entries(
+        &self,
+        low: u64,
+        high: u64,
+        max_size: impl Into<Option<u64>>,
+        context: GetEntriesContext,
+    ) -> raft::Result<Vec<Entry>> {
+        self.mem.entries(low, high, max_size, context)
+    }
+
+    fn term(&self, idx: u64) -> raft::Result<u64> {
+        self.mem.term(idx)
+    }
+
+    fn first_index(&self) -> raft::Result<u64> {
+        self.mem.first_index()
+    }
+
+    fn last_index(&self) -> raft::Result<u64> {
+        self.mem.last_index()
+    }
+
+    /// The backend as of the applied index, with that index's term and the membership raft has applied.
+    /// Raft asks from inside the Ready loop, between batches, so the backend holds exactly `applied`.
+    fn snapshot(&self, request_index: u64, to: u64) -> raft::Result<Snapshot> {
+        let Some((backend, applied)) = &self.source else {
+            return self.mem.snapshot(request_index, to);
+        };
+        let index = applied.load(Ordering::Acquire);
+        let term = self.mem.term(index)?;
+        let data = backend.dump().map_err(|e| raft::Error::Store(raft::StorageError::Other(Box::new(e))))?;
+        let mut snap = Snapshot { data: data.into(), ..Default::default() };
+        let md = snap.mut_metadata();
+        md.index = index;
+        md.term = term;
+        md.set_conf_state(self.mem.initial_state()?.conf_state);
+        crate::raftnode::logger::zap_log(
+            "info",
+            "etcdserver/snapshot_merge.go",
+            "sending database snapshot",
+            &[
+                ("remote-peer-id", format!("{to:x}")),
+                ("snapshot-index", index.to_string()),
+                ("bytes", snap.data.len().to_string()),
+            ],
+        );
+        Ok(snap)
+    }
+}
+
+/// How a member's raft state begins when its WAL does not exist yet.
+pub enum Bootstrap<'a> {
+    /// A member of a new cluster: the initial members become the log's first entries, as etcd writes them.
+    NewCluster(&'a [Member]),
+    /// A member joining a running cluster: an empty log, filled by the leader.
+    Join,
+}
 
 /// What a member restarts from.
 pub struct RaftState {
@@ -35,13 +131,13 @@ pub fn encode_conf_state(cs: &ConfState) -> Vec<u8> {
     cs.write_to_bytes().expect("encode ConfState")
 }
 
-/// Opens `wal_dir`, or creates it for a new member whose initial voters are `voters`.
+/// Opens `wal_dir`, or creates it for a new member as `boot` says.
 /// The ids in an existing WAL win over the ones passed in: a restart keeps its identity.
 pub fn open_or_bootstrap(
     wal_dir: &Path,
     member_id: u64,
     cluster_id: u64,
-    voters: &[u64],
+    boot: Bootstrap<'_>,
     opts: WalOptions,
 ) -> Result<RaftState, String> {
     if Wal::exists(wal_dir) {
@@ -73,11 +169,44 @@ pub fn open_or_bootstrap(
         return Ok(RaftState { storage, wal, member_id, cluster_id, fresh: false });
     }
     let mut wal = Wal::create(wal_dir, &encode_metadata(member_id, cluster_id), opts).map_err(|e| e.to_string())?;
-    let cs = ConfState::from((voters.to_vec(), vec![]));
+    let members = match boot {
+        Bootstrap::NewCluster(m) => m.to_vec(),
+        Bootstrap::Join => Vec::new(),
+    };
+    let voters: Vec<u64> = members.iter().map(|m| m.id).collect();
+    let cs = ConfState::from((voters, vec![]));
     wal.save_snapshot(WalSnapshot { index: 0, term: 0 }, &encode_conf_state(&cs)).map_err(|e| e.to_string())?;
     let storage = MemStorage::new_with_conf_state(cs);
-    // etcd bootstraps a new member at term 1 (its initial membership entries are written there), so its first
-    // election lands on term 2; starting from the same term keeps `raft_term` in answers equal to etcd's.
-    storage.wl().mut_hard_state().term = 1;
+    if members.is_empty() {
+        return Ok(RaftState { storage, wal, member_id, cluster_id, fresh: true });
+    }
+    // etcd's StartNode: one committed ConfChangeAddNode per initial member at term 1, so a member added later
+    // learns the initial membership from the log itself. The first election then lands on term 2, and
+    // `raft_term` in answers equals etcd's.
+    let mut sorted = members;
+    sorted.sort_by_key(|m| m.id);
+    let mut ents = Vec::new();
+    for (i, m) in sorted.into_iter().enumerate() {
+        let mut cc = ConfChange::default();
+        cc.set_change_type(ConfChangeType::AddNode);
+        cc.node_id = m.id;
+        cc.context = ConfChangeContext { op: ConfOp::Add, member: m }.encode().into();
+        let mut e = Entry::default();
+        e.set_entry_type(EntryType::EntryConfChange);
+        e.term = 1;
+        e.index = i as u64 + 1;
+        e.data = cc.write_to_bytes().expect("encode ConfChange").into();
+        ents.push(e);
+    }
+    let hs = HardState { term: 1, commit: ents.len() as u64, ..Default::default() };
+    let encoded: Vec<(u64, Vec<u8>)> =
+        ents.iter().map(|e| (e.index, e.write_to_bytes().expect("encode Entry"))).collect();
+    let refs: Vec<(u64, &[u8])> = encoded.iter().map(|(i, b)| (*i, b.as_slice())).collect();
+    wal.save(Some(&hs.write_to_bytes().expect("encode HardState")), &refs).map_err(|e| e.to_string())?;
+    {
+        let mut w = storage.wl();
+        w.append(&ents).map_err(|e| e.to_string())?;
+        w.set_hardstate(hs);
+    }
     Ok(RaftState { storage, wal, member_id, cluster_id, fresh: true })
 }

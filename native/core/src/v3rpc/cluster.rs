@@ -1,67 +1,63 @@
-//! etcdserverpb.Cluster: MemberList answers with this member. Membership changes are the clustering work
-//! (raft conf changes); until then they are refused with etcd's errors for a change that cannot be made.
+//! etcdserverpb.Cluster: the membership as applied through raft, and changes to it as raft conf changes
+//! (see `etcdserver::membership` and `etcdserver::server_cluster`).
 use std::sync::Arc;
 
 use tonic::{Request, Response, Status};
 
 use super::header::{fill_ids, status};
-use crate::etcdserver::{EtcdError, EtcdServer};
+use crate::etcdserver::membership::Member;
+use crate::etcdserver::EtcdServer;
 use crate::pb::etcdserverpb::cluster_server::Cluster;
 use crate::pb::etcdserverpb::{
-    Member, MemberAddRequest, MemberAddResponse, MemberListRequest, MemberListResponse, MemberPromoteRequest,
-    MemberPromoteResponse, MemberRemoveRequest, MemberRemoveResponse, MemberUpdateRequest, MemberUpdateResponse,
+    Member as PbMember, MemberAddRequest, MemberAddResponse, MemberListRequest, MemberListResponse,
+    MemberPromoteRequest, MemberPromoteResponse, MemberRemoveRequest, MemberRemoveResponse, MemberUpdateRequest,
+    MemberUpdateResponse, ResponseHeader,
 };
 
 pub struct ClusterService {
     pub server: Arc<EtcdServer>,
 }
 
+fn pb(members: &[Member]) -> Vec<PbMember> {
+    members.iter().map(Member::to_pb).collect()
+}
+
 impl ClusterService {
-    fn me(&self) -> Member {
-        let c = &self.server.cfg;
-        Member {
-            id: self.server.member_id(),
-            name: c.name.clone(),
-            peer_ur_ls: c.peer_urls.clone(),
-            client_ur_ls: c.client_urls.clone(),
-            is_learner: false,
-        }
+    fn header(&self) -> Option<ResponseHeader> {
+        let mut h = None;
+        fill_ids(&self.server, &mut h);
+        h
     }
 }
 
 #[tonic::async_trait]
 impl Cluster for ClusterService {
-    async fn member_add(&self, _req: Request<MemberAddRequest>) -> Result<Response<MemberAddResponse>, Status> {
-        Err(status(EtcdError::Internal("membership changes are not supported by this member yet".into())))
+    async fn member_add(&self, req: Request<MemberAddRequest>) -> Result<Response<MemberAddResponse>, Status> {
+        let r = req.into_inner();
+        let (m, members) = self.server.add_member(r.peer_ur_ls, r.is_learner).await.map_err(status)?;
+        Ok(Response::new(MemberAddResponse { header: self.header(), member: Some(m.to_pb()), members: pb(&members) }))
     }
 
     async fn member_remove(&self, req: Request<MemberRemoveRequest>) -> Result<Response<MemberRemoveResponse>, Status> {
-        if req.into_inner().id != self.server.member_id() {
-            return Err(status(EtcdError::MemberNotFound));
-        }
-        Err(status(EtcdError::Internal("membership changes are not supported by this member yet".into())))
+        let members = self.server.remove_member(req.into_inner().id).await.map_err(status)?;
+        Ok(Response::new(MemberRemoveResponse { header: self.header(), members: pb(&members) }))
     }
 
     async fn member_update(&self, req: Request<MemberUpdateRequest>) -> Result<Response<MemberUpdateResponse>, Status> {
-        if req.into_inner().id != self.server.member_id() {
-            return Err(status(EtcdError::MemberNotFound));
-        }
-        Err(status(EtcdError::Internal("membership changes are not supported by this member yet".into())))
+        let r = req.into_inner();
+        let members = self.server.update_member(r.id, r.peer_ur_ls).await.map_err(status)?;
+        Ok(Response::new(MemberUpdateResponse { header: self.header(), members: pb(&members) }))
     }
 
     async fn member_list(&self, _req: Request<MemberListRequest>) -> Result<Response<MemberListResponse>, Status> {
-        let mut header = None;
-        fill_ids(&self.server, &mut header);
-        Ok(Response::new(MemberListResponse { header, members: vec![self.me()] }))
+        Ok(Response::new(MemberListResponse { header: self.header(), members: pb(&self.server.cluster.members()) }))
     }
 
     async fn member_promote(
         &self,
         req: Request<MemberPromoteRequest>,
     ) -> Result<Response<MemberPromoteResponse>, Status> {
-        if req.into_inner().id != self.server.member_id() {
-            return Err(status(EtcdError::MemberNotFound));
-        }
-        Err(status(EtcdError::MemberNotLearner))
+        let members = self.server.promote_member(req.into_inner().id).await.map_err(status)?;
+        Ok(Response::new(MemberPromoteResponse { header: self.header(), members: pb(&members) }))
     }
 }

@@ -1,5 +1,5 @@
-//! etcdserverpb.Lease: grant and revoke go through raft; keep-alive, time-to-live and the list are answered
-//! from the local lessor (renewal is the leader's, as in etcd 3.4).
+//! etcdserverpb.Lease: grant and revoke go through raft; keep-alive and time-to-live are answered by the
+//! leader's lessor (a follower forwards them, as in etcd 3.4); the list is the local lessor's.
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -73,9 +73,15 @@ impl Lease for LeaseService {
         let out = async_stream(move |tx| async move {
             while let Some(Ok(r)) = inbound.next().await {
                 // Unknown or expired: TTL 0 and no error, which clients read as "lease not found".
-                let ttl = server.store.lessor.renew(r.id).unwrap_or(0);
-                let resp = LeaseKeepAliveResponse { header: filled(&server), id: r.id, ttl };
-                if tx.send(Ok(resp)).await.is_err() {
+                let resp = match server.lease_renew(r.id).await {
+                    Ok(ttl) => Ok(LeaseKeepAliveResponse { header: filled(&server), id: r.id, ttl }),
+                    Err(EtcdError::LeaseNotFound) => {
+                        Ok(LeaseKeepAliveResponse { header: filled(&server), id: r.id, ttl: 0 })
+                    }
+                    Err(e) => Err(status(e)),
+                };
+                let failed = resp.is_err();
+                if tx.send(resp).await.is_err() || failed {
                     break;
                 }
             }
@@ -88,16 +94,8 @@ impl Lease for LeaseService {
         req: Request<LeaseTimeToLiveRequest>,
     ) -> Result<Response<LeaseTimeToLiveResponse>, Status> {
         let r = req.into_inner();
-        let resp = match self.server.store.lessor.time_to_live(r.id) {
-            Some((ttl, granted_ttl, keys)) => LeaseTimeToLiveResponse {
-                header: filled(&self.server),
-                id: r.id,
-                ttl,
-                granted_ttl,
-                keys: if r.keys { keys } else { Vec::new() },
-            },
-            None => LeaseTimeToLiveResponse { header: filled(&self.server), id: r.id, ttl: -1, ..Default::default() },
-        };
+        let mut resp = self.server.lease_time_to_live(&r).await.map_err(status)?;
+        resp.header = filled(&self.server);
         Ok(Response::new(resp))
     }
 

@@ -64,7 +64,7 @@ impl Maintenance for MaintenanceService {
             raft_applied_index: s.applied_index(),
             errors,
             db_size_in_use: s.db_size_in_use() as i64,
-            is_learner: false,
+            is_learner: s.is_learner(),
         }))
     }
 
@@ -127,13 +127,7 @@ impl Maintenance for MaintenanceService {
     }
 
     async fn move_leader(&self, req: Request<MoveLeaderRequest>) -> Result<Response<MoveLeaderResponse>, Status> {
-        let r = req.into_inner();
-        if self.server.leader() != self.server.member_id() {
-            return Err(status(EtcdError::NotLeader));
-        }
-        if r.target_id != self.server.member_id() {
-            return Err(status(EtcdError::BadLeaderTransferee));
-        }
+        self.server.move_leader(req.into_inner().target_id).await.map_err(status)?;
         Ok(Response::new(MoveLeaderResponse { header: None }))
     }
 }

@@ -6,7 +6,7 @@
 mod cluster;
 mod concurrency;
 mod header;
-mod http;
+pub(crate) mod http;
 mod kv;
 mod lease;
 mod maintenance;

@@ -1,0 +1,222 @@
+//! The peer listener: raft message streams in, and the peer port's HTTP endpoints.
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::service::TowerToHyperService;
+use prost::Message as _;
+use protobuf::Message as _;
+use raft::eraftpb::Message;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+
+use super::{ACCEPT, MAGIC, REJECT_CLUSTER, REJECT_REMOVED, REJECT_TO};
+use crate::etcdserver::{EtcdError, EtcdServer};
+use crate::pb::etcdserverpb::{LeaseKeepAliveRequest, LeaseTimeToLiveRequest};
+use crate::raftnode::logger::zap_log;
+use crate::v3rpc::http::ETCD_SERVER_VERSION;
+
+/// A frame larger than this is refused (a snapshot of the largest allowed backend, 8 GiB, is the bound).
+const MAX_FRAME: usize = u32::MAX as usize;
+
+type Srv = Weak<EtcdServer>;
+
+pub(super) async fn serve(l: std::net::TcpListener, server: Srv, mut stop: watch::Receiver<bool>) {
+    let Ok(listener) = tokio::net::TcpListener::from_std(l) else {
+        return;
+    };
+    let app = router(server.clone());
+    loop {
+        let (stream, _) = tokio::select! {
+            r = listener.accept() => match r { Ok(c) => c, Err(_) => continue },
+            _ = stop.changed() => return,
+        };
+        let _ = stream.set_nodelay(true);
+        let server = server.clone();
+        let app = app.clone();
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            let mut magic = [0u8; 4];
+            let peeked = tokio::time::timeout(Duration::from_secs(5), async {
+                loop {
+                    match stream.peek(&mut magic).await {
+                        Ok(n) if n >= 4 => return true,
+                        Ok(0) | Err(_) => return false,
+                        Ok(_) => tokio::time::sleep(Duration::from_millis(1)).await,
+                    }
+                }
+            })
+            .await;
+            if !matches!(peeked, Ok(true)) {
+                return;
+            }
+            if &magic == MAGIC {
+                raft_stream(stream, server, stop).await;
+            } else {
+                let svc = TowerToHyperService::new(app);
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
+            }
+        });
+    }
+}
+
+async fn raft_stream(stream: TcpStream, server: Srv, mut stop: watch::Receiver<bool>) {
+    let mut r = BufReader::with_capacity(256 << 10, stream);
+    let mut hs = [0u8; 28];
+    if r.read_exact(&mut hs).await.is_err() {
+        return;
+    }
+    let field = |i: usize| u64::from_be_bytes(hs[4 + 8 * i..12 + 8 * i].try_into().unwrap());
+    let (cluster_id, from, to) = (field(0), field(1), field(2));
+    let Some(s) = server.upgrade() else {
+        return;
+    };
+    let answer = if cluster_id != s.cluster_id() {
+        zap_log(
+            "warn",
+            "rafthttp/http.go",
+            "request cluster ID mismatch",
+            &[
+                ("local-member-cluster-id", format!("{:x}", s.cluster_id())),
+                ("remote-peer-cluster-id", format!("{cluster_id:x}")),
+                ("remote-peer-id", format!("{from:x}")),
+            ],
+        );
+        REJECT_CLUSTER
+    } else if s.cluster.is_removed(from) {
+        zap_log(
+            "warn",
+            "rafthttp/http.go",
+            "rejected stream from remote peer because it was removed",
+            &[("remote-peer-id-stream-handler", format!("{from:x}"))],
+        );
+        REJECT_REMOVED
+    } else if to != s.member_id() {
+        REJECT_TO
+    } else {
+        ACCEPT
+    };
+    drop(s);
+    if r.get_mut().write_all(&[answer]).await.is_err() || answer != ACCEPT {
+        return;
+    }
+    let mut batch = Vec::new();
+    let mut body = Vec::new();
+    loop {
+        let mut len = [0u8; 4];
+        let read = tokio::select! {
+            r = r.read_exact(&mut len) => r,
+            _ = stop.changed() => return,
+        };
+        if read.is_err() {
+            return;
+        }
+        let n = u32::from_be_bytes(len) as usize;
+        if n > MAX_FRAME {
+            return;
+        }
+        body.resize(n, 0);
+        if r.read_exact(&mut body).await.is_err() {
+            return;
+        }
+        match Message::parse_from_bytes(&body) {
+            Ok(m) => batch.push(m),
+            Err(_) => return,
+        }
+        // Hand over everything already buffered at once: one wake-up of the raft loop per read.
+        if r.buffer().len() < 4 {
+            let Some(s) = server.upgrade() else {
+                return;
+            };
+            s.receive(std::mem::take(&mut batch));
+        }
+    }
+}
+
+fn cluster_header(s: &EtcdServer) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    h.insert("X-Etcd-Cluster-ID", HeaderValue::from_str(&format!("{:x}", s.cluster_id())).unwrap());
+    h
+}
+
+fn error_response(e: EtcdError) -> Response {
+    let code = match e {
+        EtcdError::LeaseNotFound | EtcdError::MemberNotFound | EtcdError::MemberRemoved => StatusCode::NOT_FOUND,
+        EtcdError::NotLeader | EtcdError::NoLeader => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::PRECONDITION_FAILED,
+    };
+    (code, e.message()).into_response()
+}
+
+fn router(server: Srv) -> Router {
+    Router::new()
+        .route("/members", get(members))
+        .route("/version", get(version))
+        .route("/leases", post(lease_renew))
+        .route("/leases/internal", post(lease_ttl))
+        .route("/members/promote/{id}", post(promote))
+        .with_state(server)
+}
+
+async fn members(State(server): State<Srv>) -> Response {
+    let Some(s) = server.upgrade() else {
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    };
+    let list: Vec<serde_json::Value> = s
+        .cluster
+        .members()
+        .iter()
+        .map(|m| {
+            serde_json::json!({"id": m.id, "name": m.name, "peerURLs": m.peer_urls, "clientURLs": m.client_urls,
+                "isLearner": m.is_learner})
+        })
+        .collect();
+    let mut h = cluster_header(&s);
+    h.insert("Content-Type", HeaderValue::from_static("application/json"));
+    (h, serde_json::to_string(&list).unwrap()).into_response()
+}
+
+async fn version() -> Response {
+    let body = format!("{{\"etcdserver\":\"{ETCD_SERVER_VERSION}\",\"etcdcluster\":\"3.4.0\"}}");
+    ([("Content-Type", "application/json")], body).into_response()
+}
+
+async fn lease_renew(State(server): State<Srv>, body: Bytes) -> Response {
+    let (Some(s), Ok(req)) = (server.upgrade(), LeaseKeepAliveRequest::decode(body)) else {
+        return StatusCode::BAD_REQUEST.into_response();
+    };
+    match s.lease_renew_local(req.id) {
+        Ok(ttl) => (cluster_header(&s), ttl.to_be_bytes().to_vec()).into_response(),
+        Err(e) => error_response(e),
+    }
+}
+
+async fn lease_ttl(State(server): State<Srv>, body: Bytes) -> Response {
+    let (Some(s), Ok(req)) = (server.upgrade(), LeaseTimeToLiveRequest::decode(body)) else {
+        return StatusCode::BAD_REQUEST.into_response();
+    };
+    match s.lease_time_to_live_local(&req) {
+        Ok(resp) => (cluster_header(&s), resp.encode_to_vec()).into_response(),
+        Err(e) => error_response(e),
+    }
+}
+
+async fn promote(State(server): State<Srv>, Path(id): Path<String>) -> Response {
+    let (Some(s), Ok(id)) = (server.upgrade(), u64::from_str_radix(&id, 16)) else {
+        return StatusCode::BAD_REQUEST.into_response();
+    };
+    let s: Arc<EtcdServer> = s;
+    match s.promote_member(id).await {
+        Ok(_) => (cluster_header(&s), "").into_response(),
+        Err(e) => error_response(e),
+    }
+}

@@ -1,0 +1,163 @@
+//! The peer transport: raft messages between members, and the peer port's HTTP endpoints (etcd's rafthttp).
+//!
+//! Every member listens on its `--listen-peer-urls`. A connection's first four bytes choose its protocol:
+//!
+//! - `RAFT` opens a one-way message stream. The dialer sends a handshake — `RAFT`, the cluster id, its own
+//!   member id and the member id it meant to reach, each a big-endian u64 — and the listener answers one
+//!   byte: [`ACCEPT`], or a refusal ([`REJECT_CLUSTER`] for a peer of another cluster, [`REJECT_TO`] for a
+//!   message meant for another member, [`REJECT_REMOVED`] for a member removed from the cluster). Then the
+//!   dialer writes frames (a big-endian u32 length and an encoded `raftpb.Message`) for as long as the
+//!   connection lives. Each member dials each peer once, so a pair of members talks over two streams.
+//! - Anything else is HTTP/1.1: `GET /members` and `GET /version` (a member joining with
+//!   `--initial-cluster-state existing` asks these), `POST /leases` and `POST /leases/internal` (followers
+//!   forward lease keep-alives and time-to-live queries to the leader, where lease clocks run), and
+//!   `POST /members/promote/<id>` (a promote asked of a follower runs on the leader, which knows how far the
+//!   learner has caught up).
+//!
+//! Sending never blocks the raft loop: [`Transport::send`] queues each message on its peer's channel, and the
+//! peer's task writes everything queued in one `write` (appends are pipelined; raft's in-flight limit bounds
+//! them). A peer that cannot be reached drops what was queued and is reported unreachable, and raft resends.
+//! A snapshot travels as one large frame whose success or failure is reported back to raft.
+mod client;
+mod listener;
+mod peer;
+
+use std::collections::HashMap;
+use std::net::TcpListener;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use raft::eraftpb::Message;
+use tokio::runtime::Runtime;
+use tokio::sync::{mpsc, watch};
+
+pub use client::{post, PeerHttpError};
+
+use crate::etcdserver::EtcdServer;
+
+pub const MAGIC: &[u8; 4] = b"RAFT";
+pub const ACCEPT: u8 = 0;
+pub const REJECT_CLUSTER: u8 = 1;
+pub const REJECT_TO: u8 = 2;
+pub const REJECT_REMOVED: u8 = 3;
+
+struct PeerHandle {
+    urls: Arc<Mutex<Vec<String>>>,
+    tx: mpsc::UnboundedSender<Message>,
+    /// When the current stream to the peer was established (None while it is down).
+    active_since: Arc<Mutex<Option<Instant>>>,
+}
+
+pub struct Transport {
+    member_id: u64,
+    cluster_id: u64,
+    rt: Mutex<Option<Runtime>>,
+    handle: tokio::runtime::Handle,
+    peers: Mutex<HashMap<u64, PeerHandle>>,
+    server: Weak<EtcdServer>,
+    shutdown: watch::Sender<bool>,
+    addrs: Vec<String>,
+}
+
+impl Transport {
+    /// Binds every `host:port` of `listen` now (a busy port fails the start) and serves them.
+    pub fn start(server: &Arc<EtcdServer>, listen: &[String]) -> Result<Arc<Transport>, String> {
+        let mut listeners = Vec::new();
+        let mut addrs = Vec::new();
+        for a in listen {
+            let l = TcpListener::bind(a.as_str()).map_err(|e| format!("listen tcp {a}: bind: {e}"))?;
+            l.set_nonblocking(true).map_err(|e| e.to_string())?;
+            addrs.push(l.local_addr().map_err(|e| e.to_string())?.to_string());
+            listeners.push(l);
+        }
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("pyetcd-peer")
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        let (tx, rx) = watch::channel(false);
+        let t = Arc::new(Transport {
+            member_id: server.member_id(),
+            cluster_id: server.cluster_id(),
+            handle: rt.handle().clone(),
+            rt: Mutex::new(Some(rt)),
+            peers: Mutex::new(HashMap::new()),
+            server: Arc::downgrade(server),
+            shutdown: tx,
+            addrs,
+        });
+        for l in listeners {
+            t.handle.spawn(listener::serve(l, Arc::downgrade(server), rx.clone()));
+        }
+        Ok(t)
+    }
+
+    pub fn addrs(&self) -> &[String] {
+        &self.addrs
+    }
+
+    pub fn handle(&self) -> &tokio::runtime::Handle {
+        &self.handle
+    }
+
+    /// Adds a peer, or updates the URLs of a known one.
+    pub fn set_peer(&self, id: u64, urls: Vec<String>) {
+        if id == self.member_id {
+            return;
+        }
+        let mut peers = self.peers.lock();
+        if let Some(p) = peers.get(&id) {
+            *p.urls.lock() = urls;
+            return;
+        }
+        let (tx, rx) = mpsc::unbounded_channel();
+        let urls = Arc::new(Mutex::new(urls));
+        let active_since = Arc::new(Mutex::new(None));
+        let p = peer::Peer {
+            id,
+            from: self.member_id,
+            cluster_id: self.cluster_id,
+            urls: urls.clone(),
+            active_since: active_since.clone(),
+            server: self.server.clone(),
+        };
+        self.handle.spawn(p.run(rx, self.shutdown.subscribe()));
+        peers.insert(id, PeerHandle { urls, tx, active_since });
+    }
+
+    /// Forgets a removed member; its task ends with its channel.
+    pub fn remove_peer(&self, id: u64) {
+        self.peers.lock().remove(&id);
+    }
+
+    /// A peer's URLs (for forwarding to the leader).
+    pub fn peer_urls(&self, id: u64) -> Option<Vec<String>> {
+        self.peers.lock().get(&id).map(|p| p.urls.lock().clone())
+    }
+
+    /// When the stream to `id` came up, if it is up (etcd's `ActiveSince`).
+    pub fn active_since(&self, id: u64) -> Option<Instant> {
+        self.peers.lock().get(&id).and_then(|p| *p.active_since.lock())
+    }
+
+    /// Queues messages for their peers; messages for unknown peers are dropped (raft resends).
+    pub fn send(&self, msgs: Vec<Message>) {
+        let peers = self.peers.lock();
+        for m in msgs {
+            if let Some(p) = peers.get(&m.to) {
+                let _ = p.tx.send(m);
+            }
+        }
+    }
+
+    /// Stops listening and dialing.
+    pub fn stop(&self) {
+        let _ = self.shutdown.send(true);
+        self.peers.lock().clear();
+        if let Some(rt) = self.rt.lock().take() {
+            rt.shutdown_timeout(Duration::from_secs(1));
+        }
+    }
+}

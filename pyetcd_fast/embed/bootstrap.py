@@ -1,0 +1,87 @@
+"""Who a new member is and whom it starts with: etcd's bootstrap from ``--initial-cluster``.
+
+- ``--initial-cluster-state new``: every member derives the same ids from the peer URLs and the token
+  (:func:`compute_ids`), and the initial members become the first entries of its raft log.
+- ``--initial-cluster-state existing``: the member asks the running members for the cluster
+  (``GET <peer URL>/members``, etcd's ``GetClusterFromRemotePeers``), takes the cluster id from the answer
+  and its own id from the member with its peer URLs (``ValidateClusterAndAssignIDs``); the membership then
+  arrives through raft.
+
+A restart uses neither: the WAL holds the ids and the backend the membership.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+
+from pyetcd_fast.etcdmain.config import CLUSTER_STATE_NEW, Config, ConfigError, compute_ids, member_id
+
+# etcd's timeout for asking a peer for the cluster.
+FETCH_TIMEOUT = 2.0
+
+
+@dataclass
+class Start:
+    """What the native server is opened with when its WAL does not exist yet."""
+
+    member_id: int
+    cluster_id: int
+    # (id, name, peer URLs) per member known at start.
+    members: list[tuple[int, str, list[str]]]
+    new_cluster: bool
+
+
+def new_cluster(cfg: Config) -> Start:
+    """The start of a member of a new cluster: everyone's ids from ``--initial-cluster`` and the token."""
+    cid, mid = compute_ids(cfg)
+    urls_map = cfg.initial_cluster_map()
+    members = [(member_id(urls, cfg.initial_cluster_token), name, urls) for name, urls in urls_map.items()]
+    return Start(mid, cid, members, True)
+
+
+def fetch_cluster(peer_urls: list[str], timeout: float = FETCH_TIMEOUT) -> tuple[int, list[dict]]:
+    """(cluster id, members) from the first peer that answers ``GET /members``."""
+    for url in peer_urls:
+        try:
+            with urllib.request.urlopen(url.rstrip("/") + "/members", timeout=timeout) as resp:
+                members = json.loads(resp.read())
+                cid = int(resp.headers.get("X-Etcd-Cluster-ID", "0"), 16)
+        except (OSError, ValueError, urllib.error.URLError):
+            continue
+        if isinstance(members, list) and cid:
+            return cid, members
+    raise ConfigError(
+        "cannot fetch cluster info from peer urls: could not retrieve cluster information from the given URLs", 1
+    )
+
+
+def join_existing(cfg: Config) -> Start:
+    """The start of a member added with MemberAdd: the cluster as its members report it."""
+    try:
+        urls_map = cfg.initial_cluster_map()
+    except ValueError as e:
+        raise ConfigError(f"error setting up initial cluster: {e}", 1) from None
+    mine = sorted(cfg.initial_advertise_peer_urls)
+    others = [u for name, urls in urls_map.items() if name != cfg.name for u in urls]
+    cid, members = fetch_cluster(others)
+    me = next((m for m in members if sorted(m.get("peerURLs") or []) == mine), None)
+    if me is None:
+        raise ConfigError(
+            f"error validating peerURLs {{ClusterID:{cid:x} Members:{members}}}: "
+            f"PeerURLs: no match found for existing member ({','.join(mine)})",
+            1,
+        )
+    if len(members) != len(urls_map):
+        raise ConfigError(f"error validating peerURLs {{ClusterID:{cid:x}}}: member count is unequal", 1)
+    known = [(int(m["id"]), str(m.get("name") or ""), list(m.get("peerURLs") or [])) for m in members]
+    return Start(int(me["id"]), cid, known, False)
+
+
+def plan(cfg: Config) -> Start:
+    """How a member without a WAL starts, by ``--initial-cluster-state``."""
+    if cfg.initial_cluster_state == CLUSTER_STATE_NEW:
+        return new_cluster(cfg)
+    return join_existing(cfg)
