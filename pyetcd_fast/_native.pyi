@@ -39,6 +39,7 @@ class Status(TypedDict):
     db_size: int
     db_size_in_use: int
     is_learner: bool
+    published: bool
 
 @final
 class Server:

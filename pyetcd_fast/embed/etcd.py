@@ -19,6 +19,9 @@ from pyetcd_fast.etcdmain.log import get_logger
 # (--experimental-snapshot-catchup-entries).
 SNAPSHOT_CATCHUP_ENTRIES = 5000
 
+# How often a starting member looks whether it has published itself yet.
+PUBLISH_POLL = 0.01
+
 LOG_LEVELS = {"debug": 0, "info": 1, "warn": 2, "error": 3, "panic": 3, "fatal": 3}
 
 
@@ -57,6 +60,8 @@ class Etcd:
         self._lock_fd: int | None = None
         self._thread: threading.Thread | None = None
         self.stopped = threading.Event()
+        # Set once clients are served (after the member published itself through raft).
+        self.serving = threading.Event()
         self.fatal: BaseException | None = None
 
     def _open(self) -> _native.Server:
@@ -133,15 +138,31 @@ class Etcd:
                 "cluster-version": "3.4",
             },
         )
-        listen = [url_host_port(u) for u in cfg.listen_client_urls]
-        self.client_addrs = server.serve(listen, worker_threads=2)
+        self._serve_when_published()
+
+    def _serve_when_published(self) -> None:
+        """Clients are served once this member's attributes went through raft (etcd's ReadyNotify): by
+        then it has a leader and has caught up, and every member lists its name."""
+        if self.stopped.is_set() or self.server is None or self._loop is None:
+            return
+        if not self.server.status()["published"]:
+            self._loop.call_later(PUBLISH_POLL, self._serve_when_published)
+            return
+        listen = [url_host_port(u) for u in self.cfg.listen_client_urls]
+        try:
+            self.client_addrs = self.server.serve(listen, worker_threads=2)
+        except OSError as e:
+            self._on_fatal(e)
+            return
         self.log.info("ready to serve client requests")
         for addr in self.client_addrs:
             self.log.warn(f"serving insecure client requests on {addr}, this is strongly discouraged!")
+        self.serving.set()
 
     def _on_removed(self) -> None:
         self.removed = True
-        self.log.warn("the member has been permanently removed from the cluster")
+        self.log.error("the member has been permanently removed from the cluster")
+        self.log.info("the data-dir used by this member must be removed")
         self.stop()
 
     def _on_fatal(self, exc: BaseException) -> None:
@@ -185,6 +206,8 @@ class Etcd:
         self._thread = threading.Thread(target=run, name="pyetcd-raft", daemon=True)
         self._thread.start()
         started.wait()
+        while not (self.serving.wait(0.01) or self.stopped.is_set()):
+            pass
         if self.fatal is not None:
             raise self.fatal
 

@@ -60,12 +60,17 @@ class Result:
         return iter((self.rc, self.stdout, self.stderr))
 
 
-def run(endpoint: str, *args: str, stdin: str | None = None, timeout: float = TIMEOUT) -> Result:
-    """``ETCDCTL_API=3 etcdctl --endpoints <endpoint> <args>``; a hang fails the test via TimeoutExpired."""
+def run(
+    endpoint: str, *args: str, stdin: str | None = None, timeout: float = TIMEOUT, argv_prefix: Sequence[str] = ()
+) -> Result:
+    """``ETCDCTL_API=3 etcdctl --endpoints <endpoint> <args>``; a hang fails the test via TimeoutExpired.
+
+    ``argv_prefix`` runs it through another command, e.g. ``["ip", "netns", "exec", ns]``.
+    """
     env = {k: v for k, v in os.environ.items() if not k.startswith("ETCDCTL_")}
     env["ETCDCTL_API"] = "3"
     p = subprocess.run(
-        [ETCDCTL_BIN, "--endpoints", endpoint, *args],
+        [*argv_prefix, ETCDCTL_BIN, "--endpoints", endpoint, *args],
         input=None if stdin is None else stdin.encode(),
         stdin=subprocess.DEVNULL if stdin is None else None,
         capture_output=True,

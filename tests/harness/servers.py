@@ -22,6 +22,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -69,6 +70,55 @@ def server_cmd(kind: str, flags: list[str]) -> list[str]:
     raise ValueError(f"unknown server kind {kind!r}")
 
 
+def child_env() -> dict[str, str]:
+    """The environment a server runs in: ours imports pyetcd_fast from the repo."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+    return env
+
+
+def spawn(argv: list[str], log_path: Path) -> subprocess.Popen:
+    """Start ``argv`` with stdout and stderr appended to ``log_path`` (a restart's log follows the last one)."""
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(
+            argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=REPO_ROOT, env=child_env()
+        )
+
+
+def wait_serving(
+    proc: subprocess.Popen,
+    endpoint: str,
+    what: str,
+    argv: list[str],
+    log_tail: Callable[[], str],
+    *,
+    serializable: bool = False,
+    timeout: float = READY_TIMEOUT,
+) -> None:
+    """Wait until a Range on ``endpoint`` succeeds; fail with ``log_tail()`` if ``proc`` exits or time runs out.
+
+    A linearizable read (the default) succeeds only once a leader exists and the server applies;
+    ``serializable`` is for a learner, which serves nothing else.
+    """
+    # Import here: the generated stubs are produced by conftest before any server starts.
+    from pyetcd_fast.etcdpb.etcdserverpb import rpc_pb2, rpc_pb2_grpc
+
+    deadline = time.monotonic() + timeout
+    last_err: Exception | None = None
+    with grpc.insecure_channel(endpoint) as ch:
+        kv = rpc_pb2_grpc.KVStub(ch)
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{what} exited with {proc.returncode} before serving\nargv: {argv}\n{log_tail()}")
+            try:
+                kv.Range(rpc_pb2.RangeRequest(key=b"__harness_ready__", serializable=serializable), timeout=1.0)
+                return
+            except grpc.RpcError as e:
+                last_err = e
+                time.sleep(0.05)
+    raise TimeoutError(f"{what} not ready after {timeout}s ({last_err})\nargv: {argv}\n{log_tail()}")
+
+
 @dataclass
 class Server:
     kind: str
@@ -94,44 +144,13 @@ class Server:
     def start(self) -> None:
         flags = etcd_flags("t", self.data_dir, self.client_port, self.peer_port) + list(self.extra_flags)
         self.argv = server_cmd(self.kind, flags)
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
-        # Append: a restarted server's log follows the one it replaced.
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(
-                self.argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=REPO_ROOT, env=env
-            )
+        self.proc = spawn(self.argv, self.log_path)
         _live.append(self)
         try:
-            self._wait_ready()
+            wait_serving(self.proc, self.endpoint, f"{self.kind} server", self.argv, self.log_tail)
         except BaseException:
             self.stop()
             raise
-
-    def _wait_ready(self) -> None:
-        # Import here: the generated stubs are produced by conftest before any server starts.
-        from pyetcd_fast.etcdpb.etcdserverpb import rpc_pb2, rpc_pb2_grpc
-
-        deadline = time.monotonic() + READY_TIMEOUT
-        last_err: Exception | None = None
-        with grpc.insecure_channel(self.endpoint) as ch:
-            kv = rpc_pb2_grpc.KVStub(ch)
-            while time.monotonic() < deadline:
-                if self.proc.poll() is not None:
-                    raise RuntimeError(
-                        f"{self.kind} server exited with {self.proc.returncode} before serving\n"
-                        f"argv: {self.argv}\n{self.log_tail()}"
-                    )
-                try:
-                    # A linearizable read succeeds only once a leader exists and the server applies.
-                    kv.Range(rpc_pb2.RangeRequest(key=b"__harness_ready__"), timeout=1.0)
-                    return
-                except grpc.RpcError as e:
-                    last_err = e
-                    time.sleep(0.05)
-        raise TimeoutError(
-            f"{self.kind} server not ready after {READY_TIMEOUT}s ({last_err})\nargv: {self.argv}\n{self.log_tail()}"
-        )
 
     def stop(self) -> None:
         p = self.proc

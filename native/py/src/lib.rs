@@ -143,6 +143,7 @@ impl Server {
         d.set_item("db_size", s.store.backend().size())?;
         d.set_item("db_size_in_use", s.store.backend().size_in_use())?;
         d.set_item("is_learner", s.is_learner())?;
+        d.set_item("published", s.is_published())?;
         Ok(d)
     }
 }

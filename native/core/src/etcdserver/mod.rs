@@ -12,6 +12,7 @@ pub mod membership;
 mod notify;
 pub mod server;
 mod server_cluster;
+mod snapshot;
 pub mod validate;
 
 pub use errors::EtcdError;

@@ -1,6 +1,6 @@
 //! [`EtcdServer`]: the proposal queue, the waiters, and the per-batch Ready loop.
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -8,14 +8,14 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use prost::Message as _;
 use protobuf::Message as _;
-use raft::eraftpb::{ConfChange, ConfChangeV2, ConfState, Entry, EntryType, Message, Snapshot};
+use raft::eraftpb::{ConfChange, ConfChangeV2, ConfState, Entry, EntryType, Message};
 use raft::{RawNode, SnapshotStatus, StateRole, Storage};
 use tokio::sync::oneshot;
 
 use super::alarm::Alarms;
 use super::apply;
 use super::errors::EtcdError;
-use super::membership::{ConfChangeContext, ConfOp, Member, RaftCluster};
+use super::membership::{Member, RaftCluster};
 use super::notify::Notifier;
 use crate::mvcc::watcher::events_of;
 use crate::mvcc::KvStore;
@@ -28,7 +28,7 @@ use crate::pb::mvccpb::Event;
 use crate::rafthttp::Transport;
 use crate::raftnode::logger::{zap_log, ZapDrain};
 use crate::raftnode::{self, Bootstrap, RaftStorage};
-use crate::wal::{Wal, WalOptions, WalSnapshot};
+use crate::wal::{Wal, WalOptions};
 
 #[derive(Clone, Debug)]
 pub struct ServerConfig {
@@ -75,7 +75,7 @@ pub enum ApplyResponse {
     Empty,
 }
 
-type ApplyResult = Result<ApplyResponse, EtcdError>;
+pub(crate) type ApplyResult = Result<ApplyResponse, EtcdError>;
 type ReadWaiter = oneshot::Sender<Result<(), EtcdError>>;
 
 /// What the transport tells raft about peers.
@@ -93,13 +93,13 @@ const PUBLISH_RETRY: Duration = Duration::from_secs(2);
 /// State only the driver touches (under `core`).
 pub(crate) struct Core {
     pub(crate) node: RawNode<RaftStorage>,
-    wal: Wal,
+    pub(crate) wal: Wal,
     read_seq: u64,
     /// ReadIndex requests sent to raft, by context, waiting for their ReadState (with when they were asked).
     pending_reads: HashMap<u64, (Instant, Vec<ReadWaiter>)>,
     /// Confirmed read indexes waiting for the applied index to reach them.
     confirmed_reads: Vec<(u64, Vec<ReadWaiter>)>,
-    snapshot_index: u64,
+    pub(crate) snapshot_index: u64,
 }
 
 pub struct EtcdServer {
@@ -107,8 +107,11 @@ pub struct EtcdServer {
     pub store: KvStore,
     pub alarms: Alarms,
     /// Backend bytes in use after the last batch (the quota check reads it).
-    db_in_use: AtomicU64,
+    pub(crate) db_in_use: AtomicU64,
     proposals: Mutex<Vec<Vec<u8>>>,
+    /// Revokes of expired leases, proposed only while this member still leads (a deposed leader's revokes
+    /// must not reach the new leader: etcd #12528).
+    revokes: Mutex<Vec<Vec<u8>>>,
     /// Proposals raft dropped for want of a leader, asked again each batch while their waiter waits.
     held: Mutex<Vec<Vec<u8>>>,
     pub(crate) waiters: Mutex<HashMap<u64, oneshot::Sender<ApplyResult>>>,
@@ -118,7 +121,7 @@ pub struct EtcdServer {
     pub(crate) next_id: AtomicU64,
     term: AtomicU64,
     leader: AtomicU64,
-    applied: Arc<AtomicU64>,
+    pub(crate) applied: Arc<AtomicU64>,
     committed: AtomicU64,
     stopped: AtomicBool,
     /// The membership, as applied.
@@ -132,7 +135,7 @@ pub struct EtcdServer {
     pub(crate) transfer: Mutex<Option<u64>>,
     /// This member was removed from the cluster: the driver stops it.
     removed: AtomicBool,
-    published: AtomicBool,
+    pub(crate) published: AtomicBool,
     last_publish: Mutex<Option<Instant>>,
 }
 
@@ -149,7 +152,7 @@ impl EtcdServer {
         store.lessor.set_min_ttl_from_election(cfg.election_ms);
         store.watchable.max_response_bytes.store(cfg.max_request_bytes, Ordering::Relaxed);
         let snapshot_index = rs.storage.first_index().map_err(|e| e.to_string())?.saturating_sub(1);
-        finish_snapshot_install(&store, &cfg.backend_dir, snapshot_index)?;
+        super::snapshot::finish_snapshot_install(&store, &cfg.backend_dir, snapshot_index)?;
         let applied = store.consistent_index();
         let last_index = rs.storage.last_index().map_err(|e| e.to_string())?;
         if applied > last_index {
@@ -213,6 +216,7 @@ impl EtcdServer {
             db_in_use,
             proposals: Mutex::new(Vec::new()),
             held: Mutex::new(Vec::new()),
+            revokes: Mutex::new(Vec::new()),
             waiters: Mutex::new(HashMap::new()),
             reads: Mutex::new(Vec::new()),
             notifier: Notifier::new().map_err(|e| e.to_string())?,
@@ -248,7 +252,7 @@ impl EtcdServer {
     }
 
     /// Tells the transport every member's peer URLs (the initial ones first, the applied membership over them).
-    fn refresh_peers(&self) {
+    pub(crate) fn refresh_peers(&self) {
         let Some(t) = self.transport.get() else {
             return;
         };
@@ -294,6 +298,11 @@ impl EtcdServer {
     /// Whether this member was removed from the cluster (the driver stops it).
     pub fn is_removed(&self) -> bool {
         self.removed.load(Ordering::Acquire)
+    }
+
+    /// Whether this member's attributes were applied through raft (etcd serves clients only after that).
+    pub fn is_published(&self) -> bool {
+        self.published.load(Ordering::Acquire)
     }
 
     /// Whether this member is a learner.
@@ -418,23 +427,23 @@ impl EtcdServer {
     }
 
     /// One raft tick (the driver calls it every heartbeat interval). The leader's lessor is polled here for
-    /// expired leases, whose revokes are queued as proposals for the batch that follows.
+    /// expired leases, whose revokes are queued for the batch that follows.
     pub fn tick(&self) {
         self.core.lock().node.tick();
         let expired = self.store.lessor.expired();
         if expired.is_empty() {
             return;
         }
-        let mut props = self.proposals.lock();
+        let mut revokes = self.revokes.lock();
         for id in expired {
             let req = InternalRaftRequest {
                 header: Some(RequestHeader { id: self.next_id.fetch_add(1, Ordering::Relaxed), ..Default::default() }),
                 lease_revoke: Some(LeaseRevokeRequest { id }),
                 ..Default::default()
             };
-            props.push(req.encode_to_vec());
+            revokes.push(req.encode_to_vec());
         }
-        drop(props);
+        drop(revokes);
         self.notifier.notify();
     }
 
@@ -495,6 +504,12 @@ impl EtcdServer {
     fn propose_queued(&self, core: &mut Core) {
         let mut props = std::mem::take(&mut *self.held.lock());
         props.append(&mut self.proposals.lock());
+        let revokes = std::mem::take(&mut *self.revokes.lock());
+        if core.node.raft.state == StateRole::Leader {
+            for data in revokes {
+                let _ = core.node.propose(vec![], data);
+            }
+        }
         let mut held = Vec::new();
         for data in props {
             if core.node.propose(vec![], data.clone()).is_err() {
@@ -630,44 +645,6 @@ impl EtcdServer {
         Ok(applied)
     }
 
-    /// A snapshot from the leader replaces this member's state (it fell behind the leader's log). The order
-    /// makes a crash at any point recoverable: the snapshot's backend is kept on disk, the WAL records the
-    /// snapshot, the backend is replaced, then the kept copy goes; a restart finishes an interrupted swap
-    /// ([`finish_snapshot_install`]).
-    fn install_snapshot(&self, core: &mut Core, snap: Snapshot) -> Result<(), String> {
-        let md = snap.get_metadata();
-        let (index, term) = (md.index, md.term);
-        let kept = snap_db_path(&self.cfg.backend_dir, index);
-        write_synced(&kept, &snap.data).map_err(|e| format!("save snapshot db {}: {e}", kept.display()))?;
-        core.wal
-            .save_snapshot(WalSnapshot { index, term }, &raftnode::storage::encode_conf_state(md.get_conf_state()))
-            .map_err(|e| e.to_string())?;
-        self.restore_backend(&snap.data)?;
-        let _ = std::fs::remove_file(&kept);
-        core.node.mut_store().wl().apply_snapshot(snap).map_err(|e| e.to_string())?;
-        self.applied.store(index, Ordering::Release);
-        core.snapshot_index = index;
-        zap_log(
-            "info",
-            "etcdserver/server.go",
-            "applied snapshot",
-            &[("local-member-id", format!("{:x}", self.member_id())), ("snapshot-index", index.to_string())],
-        );
-        Ok(())
-    }
-
-    fn restore_backend(&self, dump: &[u8]) -> Result<(), String> {
-        self.store.restore(dump).map_err(|e| e.to_string())?;
-        self.cluster.reload(self.store.backend()).map_err(|e| e.to_string())?;
-        self.alarms.reload(&self.store).map_err(|e| e.to_string())?;
-        self.db_in_use.store(self.store.backend().size_in_use(), Ordering::Release);
-        if self.cluster.member(self.member_id()).is_some_and(|m| m.is_started()) {
-            self.published.store(true, Ordering::Release);
-        }
-        self.refresh_peers();
-        Ok(())
-    }
-
     /// Applies committed entries in one backend batch, then completes their waiters.
     fn apply_entries(&self, core: &mut Core, entries: Vec<Entry>) -> Result<usize, String> {
         let Some(last) = entries.last() else {
@@ -719,89 +696,6 @@ impl EtcdServer {
         Ok(entries.len())
     }
 
-    /// A membership change, checked the same way on every member (etcd's applyConfChange). A refused change
-    /// leaves raft's configuration as it was and answers its proposer with the reason.
-    fn apply_conf_change(
-        &self,
-        core: &mut Core,
-        batch: &mut crate::mvcc::WriteBatch<'_>,
-        cc: &ConfChange,
-    ) -> Result<ApplyResult, String> {
-        let Some(ctx) = ConfChangeContext::decode(&cc.context) else {
-            let cs = core.node.apply_conf_change(cc).map_err(|err| err.to_string())?;
-            core.node.mut_store().wl().set_conf_state(cs);
-            return Ok(Ok(ApplyResponse::Members(self.cluster.members())));
-        };
-        if let Err(e) = self.cluster.validate(&ctx) {
-            return Ok(Err(e));
-        }
-        self.cluster.apply(self.store.backend(), batch.rw_txn(), &ctx).map_err(|e| e.to_string())?;
-        if ctx.op != ConfOp::Update {
-            let cs = core.node.apply_conf_change(cc).map_err(|err| err.to_string())?;
-            core.node.mut_store().wl().set_conf_state(cs);
-        }
-        let id = ctx.member.id;
-        if let Some(t) = self.transport.get() {
-            match ctx.op {
-                ConfOp::Remove => t.remove_peer(id),
-                _ => {
-                    if let Some(m) = self.cluster.member(id) {
-                        t.set_peer(id, m.peer_urls);
-                    }
-                }
-            }
-        }
-        let verb = match ctx.op {
-            ConfOp::Add => "added member",
-            ConfOp::Remove => "removed member",
-            ConfOp::Update => "updated member",
-            ConfOp::Promote => "promote member",
-        };
-        zap_log(
-            "info",
-            "membership/cluster.go",
-            verb,
-            &[
-                ("cluster-id", format!("{:x}", self.cluster_id())),
-                ("local-member-id", format!("{:x}", self.member_id())),
-                ("member-id", format!("{id:x}")),
-                ("member-peer-urls", format!("{:?}", ctx.member.peer_urls)),
-            ],
-        );
-        if ctx.op == ConfOp::Remove && id == self.member_id() {
-            self.mark_removed();
-        }
-        Ok(Ok(ApplyResponse::Members(self.cluster.members())))
-    }
-
-    fn apply_member_attrs(
-        &self,
-        batch: &mut crate::mvcc::WriteBatch<'_>,
-        a: &ClusterMemberAttrSetRequest,
-    ) -> Result<(), String> {
-        let attrs = a.member_attributes.clone().unwrap_or_default();
-        let known = self
-            .cluster
-            .set_attributes(self.store.backend(), batch.rw_txn(), a.member_id, &attrs.name, &attrs.client_urls)
-            .map_err(|e| e.to_string())?;
-        if known && a.member_id == self.member_id() && !self.published.swap(true, Ordering::AcqRel) {
-            zap_log(
-                "info",
-                "etcdserver/server.go",
-                "published local member to cluster through raft",
-                &[
-                    ("local-member-id", format!("{:x}", self.member_id())),
-                    (
-                        "local-member-attributes",
-                        format!("{{Name:{} ClientURLs:[{}]}}", attrs.name, attrs.client_urls.join(" ")),
-                    ),
-                    ("cluster-id", format!("{:x}", self.cluster_id())),
-                ],
-            );
-        }
-        Ok(())
-    }
-
     fn release_reads(&self, core: &mut Core) {
         let applied = self.applied_index();
         core.confirmed_reads.retain_mut(|(index, ws)| {
@@ -814,34 +708,6 @@ impl EtcdServer {
                 true
             }
         });
-    }
-
-    /// Every `snapshot_count` applied entries: mark a snapshot in the WAL and drop the raft log behind it,
-    /// keeping `snapshot_catchup_entries` for slow followers. The backend is synced first: the entries the
-    /// WAL forgets must be durable there.
-    fn maybe_snapshot(&self, core: &mut Core) -> Result<(), String> {
-        let applied = self.applied_index();
-        if applied < core.snapshot_index + self.cfg.snapshot_count.max(1) {
-            return Ok(());
-        }
-        self.store.backend().sync().map_err(|e| e.to_string())?;
-        let store = core.node.mut_store();
-        let term = store.term(applied).map_err(|e| e.to_string())?;
-        let cs = store.initial_state().map_err(|e| e.to_string())?.conf_state;
-        crate::failpoint::failpoint("snapshot-before-save");
-        core.wal
-            .save_snapshot(WalSnapshot { index: applied, term }, &raftnode::storage::encode_conf_state(&cs))
-            .map_err(|e| e.to_string())?;
-        let compact_to = applied.saturating_sub(self.cfg.snapshot_catchup_entries).max(1);
-        let first = store.first_index().map_err(|e| e.to_string())?;
-        let mut w = store.wl();
-        if compact_to > first {
-            w.compact(compact_to).map_err(|e| e.to_string())?;
-        }
-        drop(w);
-        core.wal.release_lock_to(compact_to).map_err(|e| e.to_string())?;
-        core.snapshot_index = applied;
-        Ok(())
     }
 
     /// Fails every waiter and refuses new requests; the driver stops calling process_ready after this.
@@ -870,36 +736,6 @@ impl EtcdServer {
     pub fn is_leader(&self) -> bool {
         self.leader() == self.cfg.member_id
     }
-}
-
-/// Where a snapshot's backend is kept while it replaces the member's (etcd's `<index>.snap.db`).
-fn snap_db_path(backend_dir: &Path, index: u64) -> PathBuf {
-    backend_dir.with_file_name(format!("{index:016x}.snap.db"))
-}
-
-fn write_synced(path: &Path, data: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut f = std::fs::File::create(path)?;
-    f.write_all(data)?;
-    f.sync_all()
-}
-
-/// A crash between recording a snapshot in the WAL and replacing the backend leaves the snapshot's backend
-/// beside the old one: finish the swap before anything reads the store.
-fn finish_snapshot_install(store: &KvStore, backend_dir: &Path, snapshot_index: u64) -> Result<(), String> {
-    let kept = snap_db_path(backend_dir, snapshot_index);
-    if snapshot_index > 0 && store.consistent_index() < snapshot_index && kept.exists() {
-        let dump = std::fs::read(&kept).map_err(|e| format!("read {}: {e}", kept.display()))?;
-        store.restore(&dump).map_err(|e| e.to_string())?;
-    }
-    if let Some(dir) = backend_dir.parent() {
-        for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-            if e.file_name().to_string_lossy().ends_with(".snap.db") {
-                let _ = std::fs::remove_file(e.path());
-            }
-        }
-    }
-    Ok(())
 }
 
 fn apply_request(

@@ -1,5 +1,6 @@
-//! The cluster side of [`EtcdServer`]: membership changes with etcd's safety checks, leader transfer, and
-//! the lease calls a follower forwards to the leader (whose lessor keeps the clocks).
+//! The cluster side of [`EtcdServer`]: membership changes (proposed with etcd's safety checks, applied
+//! alike on every member), leader transfer, and the lease calls a follower forwards to the leader (whose
+//! lessor keeps the clocks).
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
@@ -10,9 +11,12 @@ use tokio::sync::oneshot;
 
 use super::errors::EtcdError;
 use super::membership::{ConfChangeContext, ConfOp, Member};
-use super::server::{ApplyResponse, EtcdServer};
-use crate::pb::etcdserverpb::{LeaseKeepAliveRequest, LeaseTimeToLiveRequest, LeaseTimeToLiveResponse};
+use super::server::{ApplyResponse, ApplyResult, Core, EtcdServer};
+use crate::pb::etcdserverpb::{
+    ClusterMemberAttrSetRequest, LeaseKeepAliveRequest, LeaseTimeToLiveRequest, LeaseTimeToLiveResponse,
+};
 use crate::rafthttp::{post, PeerHttpError};
+use crate::raftnode::logger::zap_log;
 
 /// etcd's HealthInterval: a peer counts as connected once its stream has been up this long.
 const HEALTH_INTERVAL: Duration = Duration::from_secs(5);
@@ -31,6 +35,89 @@ fn valid_peer_url(u: &str) -> bool {
 }
 
 impl EtcdServer {
+    /// A membership change, checked the same way on every member (etcd's applyConfChange). A refused change
+    /// leaves raft's configuration as it was and answers its proposer with the reason.
+    pub(crate) fn apply_conf_change(
+        &self,
+        core: &mut Core,
+        batch: &mut crate::mvcc::WriteBatch<'_>,
+        cc: &ConfChange,
+    ) -> Result<ApplyResult, String> {
+        let Some(ctx) = ConfChangeContext::decode(&cc.context) else {
+            let cs = core.node.apply_conf_change(cc).map_err(|err| err.to_string())?;
+            core.node.mut_store().wl().set_conf_state(cs);
+            return Ok(Ok(ApplyResponse::Members(self.cluster.members())));
+        };
+        if let Err(e) = self.cluster.validate(&ctx) {
+            return Ok(Err(e));
+        }
+        self.cluster.apply(self.store.backend(), batch.rw_txn(), &ctx).map_err(|e| e.to_string())?;
+        if ctx.op != ConfOp::Update {
+            let cs = core.node.apply_conf_change(cc).map_err(|err| err.to_string())?;
+            core.node.mut_store().wl().set_conf_state(cs);
+        }
+        let id = ctx.member.id;
+        if let Some(t) = self.transport.get() {
+            match ctx.op {
+                ConfOp::Remove => t.remove_peer(id),
+                _ => {
+                    if let Some(m) = self.cluster.member(id) {
+                        t.set_peer(id, m.peer_urls);
+                    }
+                }
+            }
+        }
+        let verb = match ctx.op {
+            ConfOp::Add => "added member",
+            ConfOp::Remove => "removed member",
+            ConfOp::Update => "updated member",
+            ConfOp::Promote => "promote member",
+        };
+        zap_log(
+            "info",
+            "membership/cluster.go",
+            verb,
+            &[
+                ("cluster-id", format!("{:x}", self.cluster_id())),
+                ("local-member-id", format!("{:x}", self.member_id())),
+                ("member-id", format!("{id:x}")),
+                ("member-peer-urls", format!("{:?}", ctx.member.peer_urls)),
+            ],
+        );
+        if ctx.op == ConfOp::Remove && id == self.member_id() {
+            self.mark_removed();
+        }
+        Ok(Ok(ApplyResponse::Members(self.cluster.members())))
+    }
+
+    pub(crate) fn apply_member_attrs(
+        &self,
+        batch: &mut crate::mvcc::WriteBatch<'_>,
+        a: &ClusterMemberAttrSetRequest,
+    ) -> Result<(), String> {
+        let attrs = a.member_attributes.clone().unwrap_or_default();
+        let known = self
+            .cluster
+            .set_attributes(self.store.backend(), batch.rw_txn(), a.member_id, &attrs.name, &attrs.client_urls)
+            .map_err(|e| e.to_string())?;
+        if known && a.member_id == self.member_id() && !self.published.swap(true, Ordering::AcqRel) {
+            zap_log(
+                "info",
+                "etcdserver/server.go",
+                "published local member to cluster through raft",
+                &[
+                    ("local-member-id", format!("{:x}", self.member_id())),
+                    (
+                        "local-member-attributes",
+                        format!("{{Name:{} ClientURLs:[{}]}}", attrs.name, attrs.client_urls.join(" ")),
+                    ),
+                    ("cluster-id", format!("{:x}", self.cluster_id())),
+                ],
+            );
+        }
+        Ok(())
+    }
+
     fn strict(&self) -> bool {
         true // etcd's --strict-reconfig-check defaults to true
     }

@@ -6,6 +6,7 @@ use std::time::Duration;
 use tokio::runtime::Runtime;
 use tokio::sync::watch;
 
+use super::h2authority::ShimListener;
 use super::v3election::ElectionService;
 use super::v3lock::LockService;
 use super::watch::{sync_loop, WatchService};
@@ -67,16 +68,12 @@ impl Edge {
             let mut rx = rx.clone();
             rt.spawn(async move {
                 let listener = match tokio::net::TcpListener::from_std(l) {
-                    Ok(l) => l,
+                    Ok(l) => ShimListener(l),
                     Err(e) => {
                         eprintln!("pyetcd_fast: listener: {e}");
                         return;
                     }
                 };
-                // Responses are small and latency-bound: no Nagle delay behind a delayed ACK.
-                let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-                    let _ = tcp.set_nodelay(true);
-                });
                 let _ = axum::serve(listener, app)
                     .with_graceful_shutdown(async move {
                         let _ = rx.wait_for(|v| *v).await;

@@ -1,0 +1,345 @@
+//! Accepting etcd clients' URL-shaped `:authority`.
+//!
+//! etcd 3.4's clientv3 dials a single endpoint given with a scheme (what `etcdctl endpoint status --cluster`
+//! and `endpoint hashkv --cluster` do with the client URLs from MemberList, and `--endpoints=http://...` for
+//! the endpoint commands) with gRPC's passthrough resolver, so every request carries
+//! `:authority: http://host:port`. Go's server ignores it; the `h2` crate refuses the stream as malformed.
+//! [`AuthorityShim`] mends it on the way in: each HTTP/2 header block from the client is decoded (HPACK,
+//! against the client's dynamic table) and written again as literal fields with the `:authority` reduced to
+//! `host:port`. Only HEADERS and CONTINUATION frames are rewritten; every other byte passes through, and
+//! HTTP/1 connections are not looked at past their first bytes.
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::{Buf, BytesMut};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+
+const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+const FRAME_HEADERS: u8 = 0x1;
+const FRAME_CONTINUATION: u8 = 0x9;
+const FLAG_END_STREAM: u8 = 0x1;
+const FLAG_END_HEADERS: u8 = 0x4;
+const FLAG_PADDED: u8 = 0x8;
+const FLAG_PRIORITY: u8 = 0x20;
+/// The server's SETTINGS_MAX_FRAME_SIZE (the HTTP/2 default; we do not raise it).
+const MAX_FRAME: usize = 16384;
+
+enum Mode {
+    /// Not enough bytes yet to tell HTTP/2 from HTTP/1.
+    Start,
+    Http1,
+    Http2,
+}
+
+/// A header block being collected over HEADERS and CONTINUATION frames.
+struct Block {
+    stream: u32,
+    flags: u8,
+    priority: Option<[u8; 5]>,
+    fragment: Vec<u8>,
+}
+
+pub struct AuthorityShim {
+    inner: TcpStream,
+    mode: Mode,
+    raw: BytesMut,
+    out: BytesMut,
+    /// Payload bytes of the current non-header frame still to pass through.
+    passing: usize,
+    block: Option<Block>,
+    /// The client's HPACK state: every header block is decoded against it in order.
+    decoder: hpack::Decoder<'static>,
+}
+
+impl AuthorityShim {
+    pub fn new(inner: TcpStream) -> AuthorityShim {
+        AuthorityShim {
+            inner,
+            mode: Mode::Start,
+            raw: BytesMut::with_capacity(16 << 10),
+            out: BytesMut::new(),
+            passing: 0,
+            block: None,
+            decoder: hpack::Decoder::new(),
+        }
+    }
+
+    /// Moves what can be decided from `raw` to `out`.
+    fn process(&mut self) {
+        loop {
+            match self.mode {
+                Mode::Start => {
+                    let n = self.raw.len().min(PREFACE.len());
+                    if self.raw[..n] != PREFACE[..n] {
+                        self.mode = Mode::Http1;
+                    } else if n == PREFACE.len() {
+                        self.out.extend_from_slice(&self.raw.split_to(n));
+                        self.mode = Mode::Http2;
+                    } else {
+                        return;
+                    }
+                }
+                Mode::Http1 => {
+                    let all = self.raw.split();
+                    self.out.extend_from_slice(&all);
+                    return;
+                }
+                Mode::Http2 => {
+                    if self.passing > 0 {
+                        let n = self.passing.min(self.raw.len());
+                        if n == 0 {
+                            return;
+                        }
+                        self.out.extend_from_slice(&self.raw.split_to(n));
+                        self.passing -= n;
+                        continue;
+                    }
+                    if self.raw.len() < 9 {
+                        return;
+                    }
+                    let len = u32::from_be_bytes([0, self.raw[0], self.raw[1], self.raw[2]]) as usize;
+                    let (kind, flags) = (self.raw[3], self.raw[4]);
+                    let stream = u32::from_be_bytes(self.raw[5..9].try_into().unwrap()) & 0x7fff_ffff;
+                    let is_block = kind == FRAME_HEADERS || (kind == FRAME_CONTINUATION && self.block.is_some());
+                    if !is_block {
+                        self.out.extend_from_slice(&self.raw.split_to(9));
+                        self.passing = len;
+                        continue;
+                    }
+                    if self.raw.len() < 9 + len {
+                        return;
+                    }
+                    self.raw.advance(9);
+                    let payload = self.raw.split_to(len);
+                    self.header_frame(kind, flags, stream, &payload);
+                }
+            }
+        }
+    }
+
+    fn header_frame(&mut self, kind: u8, flags: u8, stream: u32, payload: &[u8]) {
+        if kind == FRAME_HEADERS {
+            let mut p = payload;
+            let mut end = p.len();
+            if flags & FLAG_PADDED != 0 && !p.is_empty() {
+                let pad = p[0] as usize;
+                end = end.saturating_sub(pad);
+                p = &p[1.min(end)..end];
+            }
+            let mut priority = None;
+            if flags & FLAG_PRIORITY != 0 && p.len() >= 5 {
+                priority = Some(p[..5].try_into().unwrap());
+                p = &p[5..];
+            }
+            self.block = Some(Block { stream, flags, priority, fragment: p.to_vec() });
+        } else if let Some(b) = self.block.as_mut() {
+            b.fragment.extend_from_slice(payload);
+        }
+        if flags & FLAG_END_HEADERS != 0 {
+            if let Some(b) = self.block.take() {
+                self.emit(b);
+            }
+        }
+    }
+
+    /// Writes a collected header block back as HEADERS (+ CONTINUATION) frames, `:authority` renamed.
+    fn emit(&mut self, b: Block) {
+        let block = reencode(&mut self.decoder, &b.fragment).unwrap_or(b.fragment);
+        let mut first = Vec::with_capacity(block.len() + 5);
+        let mut flags = b.flags & FLAG_END_STREAM;
+        if let Some(p) = b.priority {
+            first.extend_from_slice(&p);
+            flags |= FLAG_PRIORITY;
+        }
+        let room = MAX_FRAME - first.len();
+        let (head, mut rest) = block.split_at(block.len().min(room));
+        first.extend_from_slice(head);
+        if rest.is_empty() {
+            flags |= FLAG_END_HEADERS;
+        }
+        self.frame(first.len(), FRAME_HEADERS, flags, b.stream);
+        self.out.extend_from_slice(&first);
+        while !rest.is_empty() {
+            let (chunk, more) = rest.split_at(rest.len().min(MAX_FRAME));
+            let f = if more.is_empty() { FLAG_END_HEADERS } else { 0 };
+            self.frame(chunk.len(), FRAME_CONTINUATION, f, b.stream);
+            self.out.extend_from_slice(chunk);
+            rest = more;
+        }
+    }
+
+    fn frame(&mut self, len: usize, kind: u8, flags: u8, stream: u32) {
+        self.out.extend_from_slice(&(len as u32).to_be_bytes()[1..]);
+        self.out.extend_from_slice(&[kind, flags]);
+        self.out.extend_from_slice(&stream.to_be_bytes());
+    }
+}
+
+/// An HPACK integer with an `n`-bit prefix and the first byte's high bits `flags`.
+fn write_int(out: &mut Vec<u8>, flags: u8, n: u32, mut v: usize) {
+    let max = (1usize << n) - 1;
+    if v < max {
+        out.push(flags | v as u8);
+        return;
+    }
+    out.push(flags | max as u8);
+    v -= max;
+    while v >= 0x80 {
+        out.push((v as u8 & 0x7f) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn write_string(out: &mut Vec<u8>, s: &[u8]) {
+    write_int(out, 0, 7, s.len());
+    out.extend_from_slice(s);
+}
+
+/// `http://host:port[/...]` → `host:port`; anything else as it is.
+fn authority_of(v: &[u8]) -> &[u8] {
+    let Some(at) = v.windows(3).position(|w| w == b"://") else {
+        return v;
+    };
+    let rest = &v[at + 3..];
+    let end = rest.iter().position(|c| *c == b'/').unwrap_or(rest.len());
+    &rest[..end]
+}
+
+/// Decodes a header block against the client's table and writes it again with every field a literal
+/// without indexing (so the server's table stays empty and cannot drift), `:authority` reduced to its
+/// host and port. None if the block does not decode (it then goes through as it came, for h2 to judge).
+fn reencode(decoder: &mut hpack::Decoder<'static>, block: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(block.len() * 4 + 64);
+    decoder
+        .decode_with_cb(block, |name, value| {
+            let value = if &name[..] == b":authority" { authority_of(&value) } else { &value[..] };
+            out.push(0x00);
+            write_string(&mut out, &name);
+            write_string(&mut out, value);
+        })
+        .ok()?;
+    Some(out)
+}
+
+impl AsyncRead for AuthorityShim {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        loop {
+            if !this.out.is_empty() {
+                let n = this.out.len().min(buf.remaining());
+                buf.put_slice(&this.out.split_to(n));
+                return Poll::Ready(Ok(()));
+            }
+            let mut tmp = [0u8; 16 << 10];
+            let mut rb = ReadBuf::new(&mut tmp);
+            match Pin::new(&mut this.inner).poll_read(cx, &mut rb) {
+                Poll::Ready(Ok(())) => {
+                    if rb.filled().is_empty() {
+                        // EOF: whatever could not be framed goes through as it is.
+                        let rest = this.raw.split();
+                        this.out.extend_from_slice(&rest);
+                        if this.out.is_empty() {
+                            return Poll::Ready(Ok(()));
+                        }
+                        continue;
+                    }
+                    this.raw.extend_from_slice(rb.filled());
+                    this.process();
+                }
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+}
+
+impl AsyncWrite for AuthorityShim {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// The client listener, handing out shimmed connections with Nagle off.
+pub struct ShimListener(pub tokio::net::TcpListener);
+
+impl axum::serve::Listener for ShimListener {
+    type Io = AuthorityShim;
+    type Addr = std::net::SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        loop {
+            match self.0.accept().await {
+                Ok((tcp, addr)) => {
+                    // Responses are small and latency-bound: no Nagle delay behind a delayed ACK.
+                    let _ = tcp.set_nodelay(true);
+                    return (AuthorityShim::new(tcp), addr);
+                }
+                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(5)).await,
+            }
+        }
+    }
+
+    fn local_addr(&self) -> io::Result<Self::Addr> {
+        self.0.local_addr()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn authority_loses_its_scheme_and_fields_keep_order() {
+        let mut enc = hpack::Encoder::new();
+        let headers: Vec<(&[u8], &[u8])> = vec![
+            (b":method", b"POST"),
+            (b":scheme", b"http"),
+            (b":path", b"/etcdserverpb.KV/Range"),
+            (b":authority", b"http://127.0.0.1:2379"),
+            (b"content-type", b"application/grpc"),
+        ];
+        let mut dec = hpack::Decoder::new();
+        for _ in 0..2 {
+            // The second block refers to the first's dynamic-table entries.
+            let block = enc.encode(headers.iter().copied());
+            let out = reencode(&mut dec, &block).unwrap();
+            let got = hpack::Decoder::new().decode(&out).unwrap();
+            let mut want: Vec<(Vec<u8>, Vec<u8>)> = headers.iter().map(|(n, v)| (n.to_vec(), v.to_vec())).collect();
+            want[3].1 = b"127.0.0.1:2379".to_vec();
+            assert_eq!(got, want);
+        }
+    }
+
+    #[test]
+    fn long_strings_use_multi_byte_lengths() {
+        let long = vec![b'a'; 300];
+        let mut out = Vec::new();
+        write_string(&mut out, &long);
+        assert_eq!(&out[..3], &[0x7f, 0xad, 0x01]);
+        assert_eq!(authority_of(b"h:1"), b"h:1");
+        assert_eq!(authority_of(b"https://h:1/x"), b"h:1");
+    }
+}
