@@ -18,9 +18,9 @@ run: install ## install, then start a single-node server on localhost:2379 (data
 	pyetcd
 
 .PHONY: deps-test
-deps-test: ## install what the tests need: real etcd/etcdctl 3.4 (Debian), test Python packages
-	@if ! command -v etcd >/dev/null || ! command -v etcdctl >/dev/null; then \
-		export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && apt-get install -y -qq etcd-server etcd-client >/dev/null; \
+deps-test: ## install what the tests need: real etcd/etcdctl 3.4 (Debian), iproute2 (partition tests), Python packages
+	@if ! command -v etcd >/dev/null || ! command -v etcdctl >/dev/null || ! command -v ip >/dev/null; then \
+		export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && apt-get install -y -qq etcd-server etcd-client iproute2 >/dev/null; \
 	fi
 	$(PIP) install --quiet pytest pytest-timeout grpcio grpcio-tools protobuf ruff mypy uvloop PyYAML setuptools-rust
 
@@ -36,6 +36,10 @@ test-cargo: ## cargo tests of the native core (WAL, key index, MVCC)
 .PHONY: test-py
 test-py: ## pytest: config, e2e with real etcdctl, differential vs real etcd, crash safety
 	$(PYTHON) -m pytest tests
+
+.PHONY: soak
+soak: ## the leader-kill cluster test with 50 kills (KILLS=n to change); not part of `make test`
+	PYETCD_LEADER_KILLS=$${KILLS:-50} $(PYTHON) -m pytest tests/cluster/test_leader_kill.py -s
 
 .PHONY: test
 test: test-cargo test-py ## every test (assumes deps are installed and the extension is built)
