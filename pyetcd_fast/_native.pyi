@@ -63,6 +63,8 @@ class Server:
         """One raft tick; call every heartbeat interval."""
     def serve_peers(self, listen: list[str]) -> list[str]:
         """Starts the peer transport on each ``host:port``; returns the bound addresses. Raises OSError."""
+    def transfer_leadership(self) -> int | None:
+        """Starts handing leadership to the most caught-up voter; returns its id, or None if not leading."""
     @property
     def removed(self) -> bool:
         """Whether the member was removed from the cluster (its driver then stops it)."""

@@ -170,6 +170,18 @@ class Etcd:
         self.log.error("etcd server stopped on a fatal error", error=str(exc))
         self.stop()
 
+    async def graceful_stop(self) -> None:
+        """``stop``, after handing leadership to another voter if this member leads (etcd does the same on
+        SIGTERM), so the others need not wait out an election timeout."""
+        server = self.server
+        if server is not None and not self.stopped.is_set() and server.transfer_leadership() is not None:
+            me = server.member_id
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + 2 * self.cfg.election_timeout / 1000.0
+            while loop.time() < deadline and server.status()["leader"] == me and not self.stopped.is_set():
+                await asyncio.sleep(PUBLISH_POLL)
+        self.stop()
+
     def stop(self) -> None:
         """Stops serving and syncs the member's files. Safe to call twice."""
         if self.stopped.is_set():

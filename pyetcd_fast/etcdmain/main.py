@@ -25,7 +25,7 @@ async def _serve(etcd: Etcd) -> int:
     stop_watch = asyncio.ensure_future(asyncio.to_thread(etcd.stopped.wait))
     signalled = asyncio.ensure_future(done.wait())
     await asyncio.wait([stop_watch, signalled], return_when=asyncio.FIRST_COMPLETED)
-    etcd.stop()
+    await etcd.graceful_stop()
     signalled.cancel()
     await stop_watch
     return 1 if etcd.fatal is not None else 0

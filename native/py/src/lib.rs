@@ -83,6 +83,12 @@ impl Server {
         py.allow_threads(|| server.serve_peers(&listen)).map_err(PyOSError::new_err)
     }
 
+    /// Starts handing leadership to the most caught-up voter (before a graceful stop); returns its id, or
+    /// None when this member does not lead or has no one to hand over to.
+    fn transfer_leadership(&self) -> Option<u64> {
+        self.inner.begin_leadership_transfer()
+    }
+
     /// Whether the member was removed from the cluster (the driver then stops it).
     #[getter]
     fn removed(&self) -> bool {

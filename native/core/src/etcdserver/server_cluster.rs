@@ -301,6 +301,25 @@ impl EtcdServer {
         Ok(())
     }
 
+    /// etcd's TransferLeadership before a graceful stop: a leader hands over to the voter whose log goes
+    /// furthest, so the cluster does not wait out an election timeout. Returns the transferee, if any.
+    pub fn begin_leadership_transfer(&self) -> Option<u64> {
+        if !self.is_leader() {
+            return None;
+        }
+        let me = self.member_id();
+        let (voters, _) = self.cluster.conf_ids();
+        let target = {
+            let core = self.core.lock();
+            let prs = core.node.raft.prs();
+            voters.iter().filter(|id| **id != me).filter_map(|id| prs.get(*id).map(|p| (p.matched, *id))).max()?.1
+        };
+        zap_transfer(me, target);
+        *self.transfer.lock() = Some(target);
+        self.notifier.notify();
+        Some(target)
+    }
+
     /// The leader's peer URL, when a leader is known and it is not this member.
     fn leader_peer_url(&self) -> Option<String> {
         let leader = self.leader();
