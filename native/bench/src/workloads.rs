@@ -215,18 +215,30 @@ async fn lease_keepalive(args: &Args, chans: &[Channel]) -> Result<Value, String
             };
             let id = g.into_inner().id;
             let (tx, rx) = mpsc::channel(1);
+            if next.fetch_add(1, Ordering::Relaxed) >= total {
+                return lat;
+            }
+            // The first keep-alive goes before the call: a gRPC server may send its headers only with the
+            // first answer.
+            let mut t = Instant::now();
+            if tx.send(LeaseKeepAliveRequest { id }).await.is_err() {
+                return lat;
+            }
             let Ok(resp) = lease.lease_keep_alive(tokio_stream::wrappers::ReceiverStream::new(rx)).await else {
                 return lat;
             };
             let mut inbound = resp.into_inner();
-            while next.fetch_add(1, Ordering::Relaxed) < total {
-                let t = Instant::now();
-                if tx.send(LeaseKeepAliveRequest { id }).await.is_err() {
-                    break;
-                }
+            loop {
                 match inbound.next().await {
                     Some(Ok(_)) => lat.record(t.elapsed()),
                     _ => break,
+                }
+                if next.fetch_add(1, Ordering::Relaxed) >= total {
+                    break;
+                }
+                t = Instant::now();
+                if tx.send(LeaseKeepAliveRequest { id }).await.is_err() {
+                    break;
                 }
             }
             lat
