@@ -53,8 +53,8 @@ test: test-cargo test-py ## every test (assumes deps are installed and the exten
 
 .PHONY: lint
 lint: ## ruff, mypy + stubtest (needs `make develop`), cargo fmt --check, cargo clippy -D warnings
-	ruff check pyetcd_fast tests tools
-	ruff format --check pyetcd_fast tests tools
+	ruff check pyetcd_fast tests tools bench
+	ruff format --check pyetcd_fast tests tools bench
 	$(PYTHON) -m mypy pyetcd_fast
 	$(PYTHON) -m mypy.stubtest pyetcd_fast._native --allowlist tools/stubtest-allowlist.txt
 	cargo fmt --all -- --check
@@ -62,8 +62,8 @@ lint: ## ruff, mypy + stubtest (needs `make develop`), cargo fmt --check, cargo 
 
 .PHONY: fmt
 fmt: ## apply ruff format and cargo fmt
-	ruff format pyetcd_fast tests tools
-	ruff check --fix pyetcd_fast tests tools
+	ruff format pyetcd_fast tests tools bench
+	ruff check --fix pyetcd_fast tests tools bench
 	cargo fmt --all
 
 .PHONY: ci
