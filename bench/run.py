@@ -9,7 +9,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
@@ -20,6 +20,7 @@ from bench.workloads import CHECK_PERF, WORKLOADS, Workload
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))
 
+from harness import etcdctl  # noqa: E402
 from harness.cluster import Cluster  # noqa: E402
 from pyetcd_fast.etcdpb.etcdserverpb import rpc_pb2, rpc_pb2_grpc  # noqa: E402
 
@@ -36,7 +37,6 @@ class Sample:
     round: int
     workload: str
     result: dict
-    extra: dict = field(default_factory=dict)
 
 
 def ensure_generator() -> Path:
@@ -62,11 +62,9 @@ def seed(endpoints: list[str], keys: tuple[str, ...]) -> None:
 
 
 def check_perf(endpoints: list[str], load: str) -> dict:
-    env = dict(os.environ, ETCDCTL_API="3")
-    cmd = ["etcdctl", "--endpoints", ",".join(endpoints), "check", "perf", f"--load={load}"]
-    p = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
-    m = re.search(r"(?:Throughput is|Throughput too low:) (\d+) writes/s", p.stdout)
-    return {"rps": float(m.group(1))} if m else {"error": (p.stdout + p.stderr)[-500:]}
+    r = etcdctl.run(",".join(endpoints), "check", "perf", f"--load={load}", timeout=300)
+    m = re.search(r"(?:Throughput is|Throughput too low:) (\d+) writes/s", r.stdout)
+    return {"rps": float(m.group(1))} if m else {"error": (r.stdout + r.stderr)[-500:]}
 
 
 def rss_mb(pid: int) -> float:

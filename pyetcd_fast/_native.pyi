@@ -24,7 +24,6 @@ class ServerConfig(TypedDict):
     wal_fsync: bool
     watch_progress_notify_ms: int
     quota_bytes: int
-    peer_urls: list[str]
     client_urls: list[str]
 
 class Status(TypedDict):
@@ -39,7 +38,6 @@ class Status(TypedDict):
     db_size: int
     db_size_in_use: int
     is_learner: bool
-    published: bool
 
 @final
 class Server:
@@ -68,6 +66,9 @@ class Server:
     @property
     def removed(self) -> bool:
         """Whether the member was removed from the cluster (its driver then stops it)."""
+    @property
+    def published(self) -> bool:
+        """Whether this member's name and client URLs went through raft (it then serves clients)."""
     def members(self) -> list[tuple[int, str, list[str], list[str], bool]]:
         """The membership as applied: (id, name, peer URLs, client URLs, is learner) per member."""
     def serve(self, listen: list[str], worker_threads: int) -> list[str]:

@@ -17,7 +17,14 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 
-from pyetcd_fast.etcdmain.config import CLUSTER_STATE_NEW, Config, ConfigError, compute_ids, member_id
+from pyetcd_fast.etcdmain.config import (
+    CLUSTER_STATE_NEW,
+    Config,
+    ConfigError,
+    compute_ids,
+    member_id,
+    verify_bootstrap,
+)
 
 # etcd's timeout for asking a peer for the cluster.
 FETCH_TIMEOUT = 2.0
@@ -35,7 +42,12 @@ class Start:
 
 
 def new_cluster(cfg: Config) -> Start:
-    """The start of a member of a new cluster: everyone's ids from ``--initial-cluster`` and the token."""
+    """The start of a member of a new cluster: everyone's ids from ``--initial-cluster`` and the token, once
+    the flags pass etcd's bootstrap checks."""
+    try:
+        verify_bootstrap(cfg)
+    except ValueError as e:
+        raise ConfigError(str(e), 1) from None
     cid, mid = compute_ids(cfg)
     urls_map = cfg.initial_cluster_map()
     members = [(member_id(urls, cfg.initial_cluster_token), name, urls) for name, urls in urls_map.items()]

@@ -110,14 +110,14 @@ class Compactor:
         if st["leader"] != st["member_id"]:
             return None
         if self._mode == "periodic":
-            self._samples.append(self._revision())
+            self._samples.append(int(st["revision"]))
             self._since_compact += self._interval
             if self._since_compact + 1e-9 < self._period or len(self._samples) < (self._samples.maxlen or 0):
                 return None
             self._since_compact = 0.0
             target = self._samples[0]
         else:
-            target = self._revision() - int(self._retention)
+            target = int(st["revision"]) - int(self._retention)
         if target <= 0 or target == self._last_compacted:
             return None
         self.log.info(f"starting auto {self._mode} compaction", revision=target)

@@ -12,15 +12,15 @@ from pyetcd_fast import _native
 from pyetcd_fast.embed import bootstrap
 from pyetcd_fast.embed.compactor import Compactor, parse_retention
 from pyetcd_fast.embed.raftloop import ReadyLoop
-from pyetcd_fast.etcdmain.config import CLUSTER_STATE_NEW, Config, ConfigError, verify_bootstrap
+from pyetcd_fast.etcdmain.config import Config, ConfigError
 from pyetcd_fast.etcdmain.log import get_logger
 
 # etcd 3.4's raft log keeps this many entries behind a snapshot for slow followers
 # (--experimental-snapshot-catchup-entries).
 SNAPSHOT_CATCHUP_ENTRIES = 5000
 
-# How often a starting member looks whether it has published itself yet.
-PUBLISH_POLL = 0.01
+# How often a stopping leader looks whether it has handed leadership over yet.
+HANDOVER_POLL = 0.01
 
 LOG_LEVELS = {"debug": 0, "info": 1, "warn": 2, "error": 3, "panic": 3, "fatal": 3}
 
@@ -53,7 +53,6 @@ class Etcd:
         self.server: _native.Server | None = None
         self.client_addrs: list[str] = []
         self.peer_addrs: list[str] = []
-        self.removed = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._ready_loop: ReadyLoop | None = None
         self._compactor: Compactor | None = None
@@ -62,6 +61,8 @@ class Etcd:
         self.stopped = threading.Event()
         # Set once clients are served (after the member published itself through raft).
         self.serving = threading.Event()
+        # Set once the member serves or stopped (what start_background waits for).
+        self._settled = threading.Event()
         self.fatal: BaseException | None = None
 
     def _open(self) -> _native.Server:
@@ -78,11 +79,6 @@ class Etcd:
             # ignored, as etcd does.
             start = bootstrap.Start(0, 0, [], False)
         else:
-            if cfg.initial_cluster_state == CLUSTER_STATE_NEW:
-                try:
-                    verify_bootstrap(cfg)
-                except ValueError as e:
-                    raise ConfigError(str(e), 1) from None
             start = bootstrap.plan(cfg)
         _native.set_log_level(LOG_LEVELS.get(cfg.log_level, 1))
         return _native.Server(
@@ -104,7 +100,6 @@ class Etcd:
                 "wal_fsync": not cfg.unsafe_no_fsync,
                 "watch_progress_notify_ms": int(cfg.experimental_watch_progress_notify_interval * 1000),
                 "quota_bytes": cfg.quota_backend_bytes_effective or 0,
-                "peer_urls": list(cfg.initial_advertise_peer_urls),
                 "client_urls": list(cfg.advertise_client_urls),
             }
         )
@@ -120,7 +115,14 @@ class Etcd:
         )
         self.server = server = self._open()
         self.peer_addrs = server.serve_peers([url_host_port(u) for u in cfg.listen_peer_urls])
-        self._ready_loop = ReadyLoop(server, loop, cfg.heartbeat_interval / 1000.0, self._on_fatal, self._on_removed)
+        self._ready_loop = ReadyLoop(
+            server,
+            loop,
+            cfg.heartbeat_interval / 1000.0,
+            self._on_fatal,
+            on_removed=self._on_removed,
+            on_published=self._serve_clients,
+        )
         self._ready_loop.start()
         mode = cfg.auto_compaction_mode or "periodic"
         try:
@@ -138,15 +140,12 @@ class Etcd:
                 "cluster-version": "3.4",
             },
         )
-        self._serve_when_published()
 
-    def _serve_when_published(self) -> None:
+    def _serve_clients(self) -> None:
         """Clients are served once this member's attributes went through raft (etcd's ReadyNotify): by
-        then it has a leader and has caught up, and every member lists its name."""
-        if self.stopped.is_set() or self.server is None or self._loop is None:
-            return
-        if not self.server.status()["published"]:
-            self._loop.call_later(PUBLISH_POLL, self._serve_when_published)
+        then it has a leader and has caught up, and every member lists its name. The Ready loop calls this
+        after the batch that applied them."""
+        if self.stopped.is_set() or self.server is None:
             return
         listen = [url_host_port(u) for u in self.cfg.listen_client_urls]
         try:
@@ -158,9 +157,9 @@ class Etcd:
         for addr in self.client_addrs:
             self.log.warn(f"serving insecure client requests on {addr}, this is strongly discouraged!")
         self.serving.set()
+        self._settled.set()
 
     def _on_removed(self) -> None:
-        self.removed = True
         self.log.error("the member has been permanently removed from the cluster")
         self.log.info("the data-dir used by this member must be removed")
         self.stop()
@@ -179,7 +178,7 @@ class Etcd:
             loop = asyncio.get_running_loop()
             deadline = loop.time() + 2 * self.cfg.election_timeout / 1000.0
             while loop.time() < deadline and server.status()["leader"] == me and not self.stopped.is_set():
-                await asyncio.sleep(PUBLISH_POLL)
+                await asyncio.sleep(HANDOVER_POLL)
         self.stop()
 
     def stop(self) -> None:
@@ -197,10 +196,11 @@ class Etcd:
             os.close(self._lock_fd)
             self._lock_fd = None
         self.stopped.set()
+        self._settled.set()
 
     def start_background(self) -> None:
-        """Serves from a thread with its own event loop (for embedding in programs and test suites)."""
-        started = threading.Event()
+        """Serves from a thread with its own event loop (for embedding in programs and test suites); returns
+        once clients are served, or raises what stopped the member first."""
 
         def run() -> None:
             loop = new_event_loop()
@@ -209,17 +209,14 @@ class Etcd:
                 self.start(loop)
             except BaseException as e:  # surfaced to the caller below
                 self.fatal = e
-                started.set()
+                self._settled.set()
                 return
-            started.set()
             loop.run_until_complete(asyncio.to_thread(self.stopped.wait))
             loop.close()
 
         self._thread = threading.Thread(target=run, name="pyetcd-raft", daemon=True)
         self._thread.start()
-        started.wait()
-        while not (self.serving.wait(0.01) or self.stopped.is_set()):
-            pass
+        self._settled.wait()
         if self.fatal is not None:
             raise self.fatal
 

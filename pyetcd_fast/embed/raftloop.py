@@ -21,13 +21,17 @@ class ReadyLoop:
         loop: asyncio.AbstractEventLoop,
         tick_seconds: float,
         on_fatal: Callable[[BaseException], None],
+        *,
         on_removed: Callable[[], None] | None = None,
+        on_published: Callable[[], None] | None = None,
     ) -> None:
         self._server = server
         self._loop = loop
         self._tick_seconds = tick_seconds
         self._on_fatal = on_fatal
         self._on_removed = on_removed
+        self._on_published = on_published
+        self._published = False
         self._fd = server.notify_fd()
         self._tick_handle: asyncio.TimerHandle | None = None
         self._running = False
@@ -64,6 +68,10 @@ class ReadyLoop:
             self.stop()
             if self._on_removed is not None:
                 self._on_removed()
+        elif not self._published and self._server.published:
+            self._published = True
+            if self._on_published is not None:
+                self._loop.call_soon(self._on_published)
 
     def _tick(self) -> None:
         if not self._running:

@@ -4,30 +4,20 @@ per-round ratios, Markdown) on known samples. The benchmarks themselves live in 
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 
-from harness.servers import start_server
-
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO))
-
-from bench.report import markdown, summarize  # noqa: E402
-from bench.run import GENERATOR, Sample, run_generator, seed  # noqa: E402
-from bench.workloads import WORKLOADS  # noqa: E402
+from bench.report import markdown, summarize
+from bench.run import GENERATOR, Sample, run_generator, seed
+from bench.workloads import WORKLOADS
 
 SMOKE = {"total": 200, "clients": 4, "conns": 2, "watchers": 20, "streams": 4, "puts": 10, "put-rate": 0}
 
 
 @pytest.fixture(scope="module")
-def ours(tmp_path_factory):
+def ours(ours_server):
     if not GENERATOR.exists():
         pytest.fail(f"{GENERATOR} is missing: `make develop` builds it")
-    srv = start_server("ours", tmp_path_factory.mktemp("bench-smoke"))
-    yield srv
-    srv.stop()
+    return ours_server
 
 
 @pytest.mark.parametrize("w", WORKLOADS, ids=lambda w: w.name)

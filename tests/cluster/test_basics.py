@@ -18,13 +18,12 @@ from __future__ import annotations
 
 import json
 import random
-import threading
 import time
-from collections.abc import Iterator
 
 import pytest
 
 from harness.cluster import Cluster, Member
+from harness.keepalive import KeepAlive
 from harness.watchclient import WatchStream
 from pyetcd_fast.etcdpb.etcdserverpb import rpc_pb2
 from pyetcd_fast.etcdpb.mvccpb import kv_pb2
@@ -111,36 +110,6 @@ def test_linearizable_reads_across_members(cluster3: Cluster) -> None:
         assert resp.header.revision >= rev, f"round {n}: read header revision {resp.header.revision} < {rev}"
 
 
-class KeepAlive:
-    """Sends a LeaseKeepAliveRequest every ``KEEPALIVE_EVERY`` s on one stream until ``stop``."""
-
-    def __init__(self, c: Cluster, m: Member, lease_id: int) -> None:
-        self.lease_id = lease_id
-        self.stopped = threading.Event()
-        self.responses: list[rpc_pb2.LeaseKeepAliveResponse] = []
-        self.error: Exception | None = None
-        self.call = c.stubs(m).lease.LeaseKeepAlive(self._requests())
-        self.reader = threading.Thread(target=self._read, name="keepalive", daemon=True)
-        self.reader.start()
-
-    def _requests(self) -> Iterator[rpc_pb2.LeaseKeepAliveRequest]:
-        while not self.stopped.is_set():
-            yield rpc_pb2.LeaseKeepAliveRequest(ID=self.lease_id)
-            self.stopped.wait(KEEPALIVE_EVERY)
-
-    def _read(self) -> None:
-        try:
-            for r in self.call:
-                self.responses.append(r)
-        except Exception as e:  # noqa: BLE001 - reported by the test
-            self.error = e
-
-    def stop(self) -> None:
-        self.stopped.set()
-        self.call.cancel()
-        self.reader.join(CALL_TIMEOUT)
-
-
 def test_lease_kept_alive_through_a_follower(cluster3: Cluster) -> None:
     c = cluster3
     leader, (f1, f2) = followers(c)
@@ -149,7 +118,7 @@ def test_lease_kept_alive_through_a_follower(cluster3: Cluster) -> None:
     key = b"lease/held"
     put(c, f1, key, b"v", lease=grant.ID)
 
-    ka = KeepAlive(c, f2, grant.ID)
+    ka = KeepAlive(c.stubs(f2).lease, grant.ID, KEEPALIVE_EVERY)
     try:
         time.sleep(2 * LEASE_TTL)
         assert ka.error is None, ka.error

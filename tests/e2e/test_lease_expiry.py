@@ -18,7 +18,6 @@ timing differs between servers:
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,6 +26,7 @@ import grpc
 import pytest
 
 from harness import ops
+from harness.keepalive import KeepAlive
 from harness.kvclient import CALL_TIMEOUT, Client
 from harness.servers import Server, start_server
 from pyetcd_fast.etcdpb.etcdserverpb import rpc_pb2
@@ -100,37 +100,6 @@ def assert_expired_in_one_revision(c: Client, lease_id: int, prefix: bytes, n: i
     assert e.value.code() == grpc.StatusCode.NOT_FOUND
 
 
-class KeepAlive:
-    """A LeaseKeepAlive stream that sends one request every ``KEEPALIVE_EVERY`` s until ``stop()``."""
-
-    def __init__(self, c: Client, lease_id: int) -> None:
-        self.lease_id = lease_id
-        self.stopped = threading.Event()
-        self.responses: list[rpc_pb2.LeaseKeepAliveResponse] = []
-        self.error: Exception | None = None
-        self.stream = c.lease.LeaseKeepAlive(self._requests())
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
-
-    def _requests(self) -> Iterator[rpc_pb2.LeaseKeepAliveRequest]:
-        while not self.stopped.is_set():
-            yield rpc_pb2.LeaseKeepAliveRequest(ID=self.lease_id)
-            self.stopped.wait(KEEPALIVE_EVERY)
-
-    def _read(self) -> None:
-        try:
-            for r in self.stream:
-                self.responses.append(r)
-        except grpc.RpcError as e:
-            if e.code() != grpc.StatusCode.CANCELLED:
-                self.error = e
-
-    def stop(self) -> None:
-        self.stopped.set()
-        self.stream.cancel()
-        self.reader.join(CALL_TIMEOUT)
-
-
 def test_expiry_deletes_attached_keys_in_one_revision(client: Client) -> None:
     lid, prefix, n = 0x5E_0001, b"expiry/once/", 3
     t0 = time.monotonic()
@@ -143,7 +112,7 @@ def test_expiry_deletes_attached_keys_in_one_revision(client: Client) -> None:
     assert gone - t0 >= 1.5, f"expired after {gone - t0:.2f}s of a 2s TTL"
     assert_expired_in_one_revision(client, lid, prefix, n, last_put)
     # KeepAlive on the expired lease: TTL 0, no error.
-    ka = KeepAlive(client, lid)
+    ka = KeepAlive(client.lease, lid, KEEPALIVE_EVERY)
     time.sleep(0.3)
     ka.stop()
     assert ka.error is None and ka.responses and ka.responses[0].ID == lid and ka.responses[0].TTL == 0
@@ -152,7 +121,7 @@ def test_expiry_deletes_attached_keys_in_one_revision(client: Client) -> None:
 def test_keepalive_stream_keeps_keys(client: Client) -> None:
     lid, prefix, n = 0x5E_0002, b"expiry/keepalive/", 4
     last_put = attach(client, lid, 2, prefix, n)
-    ka = KeepAlive(client, lid)
+    ka = KeepAlive(client.lease, lid, KEEPALIVE_EVERY)
     try:
         end = time.monotonic() + 5.0
         while time.monotonic() < end:

@@ -49,6 +49,7 @@ from pathlib import Path
 import grpc
 
 from harness import etcdctl as ctl
+from harness import ops
 from harness.netns import NetnsFabric, Node
 from harness.servers import STOP_TIMEOUT, free_port, server_cmd, spawn, wait_serving
 from pyetcd_fast.etcdpb.etcdserverpb import rpc_pb2, rpc_pb2_grpc
@@ -460,8 +461,7 @@ def read_prefix(
     cluster: Cluster, m: Member, prefix: bytes, *, serializable: bool = False
 ) -> tuple[int, dict[bytes, rpc_pb2.KeyValue]]:
     """Every key under ``prefix`` as ``m`` sees it: (header revision, key -> KeyValue)."""
-    end = prefix[:-1] + bytes([prefix[-1] + 1])
-    req = rpc_pb2.RangeRequest(key=prefix, range_end=end, serializable=serializable)
+    req = rpc_pb2.RangeRequest(key=prefix, range_end=ops.prefix_end(prefix), serializable=serializable)
     resp = cluster.stubs(m).kv.Range(req, timeout=30.0)
     return resp.header.revision, {kv.key: kv for kv in resp.kvs}
 

@@ -77,6 +77,11 @@ where
             lat
         }));
     }
+    report(tasks, start, |_| errors.load(Ordering::Relaxed)).await
+}
+
+/// Merges the tasks' latencies into the report: requests done, errors (`errors(done)`), rate, latency.
+async fn report(tasks: Vec<tokio::task::JoinHandle<Latencies>>, start: Instant, errors: impl Fn(u64) -> u64) -> Value {
     let mut all = Latencies::default();
     for t in tasks {
         if let Ok(l) = t.await {
@@ -84,8 +89,8 @@ where
         }
     }
     let secs = start.elapsed().as_secs_f64();
-    let ok = all.len();
-    json!({"requests": ok, "errors": errors.load(Ordering::Relaxed), "seconds": secs,
+    let ok = all.len() as u64;
+    json!({"requests": ok, "errors": errors(ok), "seconds": secs,
            "rps": ok as f64 / secs, "latency_ms": all.summary()})
 }
 
@@ -244,16 +249,7 @@ async fn lease_keepalive(args: &Args, chans: &[Channel]) -> Result<Value, String
             lat
         }));
     }
-    let mut all = Latencies::default();
-    for t in tasks {
-        if let Ok(l) = t.await {
-            all.merge(l);
-        }
-    }
-    let secs = start.elapsed().as_secs_f64();
-    let ok = all.len();
-    Ok(json!({"requests": ok, "errors": total.saturating_sub(ok as u64), "seconds": secs,
-              "rps": ok as f64 / secs, "latency_ms": all.summary()}))
+    Ok(report(tasks, start, |done| total.saturating_sub(done)).await)
 }
 
 fn now_nanos() -> u64 {

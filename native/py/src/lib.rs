@@ -51,7 +51,6 @@ impl Server {
             wal_fsync: get(cfg, "wal_fsync")?,
             watch_progress_notify_ms: get(cfg, "watch_progress_notify_ms")?,
             quota_bytes: get(cfg, "quota_bytes")?,
-            peer_urls: get(cfg, "peer_urls")?,
             client_urls: get(cfg, "client_urls")?,
         };
         let inner = py.allow_threads(|| EtcdServer::open(cfg)).map_err(PyOSError::new_err)?;
@@ -93,6 +92,12 @@ impl Server {
     #[getter]
     fn removed(&self) -> bool {
         self.inner.is_removed()
+    }
+
+    /// Whether this member's name and client URLs went through raft (it then serves clients).
+    #[getter]
+    fn published(&self) -> bool {
+        self.inner.is_published()
     }
 
     /// The membership as applied: (id, name, peer URLs, client URLs, is learner) per member.
@@ -149,7 +154,6 @@ impl Server {
         d.set_item("db_size", s.store.backend().size())?;
         d.set_item("db_size_in_use", s.store.backend().size_in_use())?;
         d.set_item("is_learner", s.is_learner())?;
-        d.set_item("published", s.is_published())?;
         Ok(d)
     }
 }

@@ -101,6 +101,15 @@ pub struct ConfChangeContext {
 }
 
 impl ConfChangeContext {
+    /// The raft conf change carrying this context: `kind` is what raft does (add voter or learner, remove).
+    pub fn conf_change(self, kind: raft::eraftpb::ConfChangeType) -> raft::eraftpb::ConfChange {
+        let mut cc = raft::eraftpb::ConfChange::default();
+        cc.set_change_type(kind);
+        cc.node_id = self.member.id;
+        cc.context = self.encode().into();
+        cc
+    }
+
     pub fn encode(&self) -> Vec<u8> {
         let mut v = self.member.to_json();
         v["op"] = json!(self.op.as_str());
@@ -131,6 +140,10 @@ pub struct RaftCluster {
     inner: RwLock<Inner>,
 }
 
+fn put_member(backend: &Backend, txn: &mut RwTxn<'_>, m: &Member) -> BackendResult<()> {
+    backend.put_meta(txn, &member_key(MEMBER_PREFIX, m.id), &serde_json::to_vec(&m.to_json()).expect("member json"))
+}
+
 fn member_key(prefix: &[u8], id: u64) -> Vec<u8> {
     let mut k = prefix.to_vec();
     k.extend_from_slice(format!("{id:016x}").as_bytes());
@@ -151,8 +164,7 @@ impl RaftCluster {
     /// Replaces the in-memory membership with the backend's (after a snapshot is installed).
     pub fn reload(&self, backend: &Backend) -> BackendResult<()> {
         let mut inner = Inner::default();
-        for (k, v) in backend.meta_with_prefix(MEMBER_PREFIX)? {
-            let _ = k;
+        for (_, v) in backend.meta_with_prefix(MEMBER_PREFIX)? {
             if let Some(m) = serde_json::from_slice::<Value>(&v).ok().as_ref().and_then(Member::from_json) {
                 inner.members.insert(m.id, m);
             }
@@ -177,6 +189,10 @@ impl RaftCluster {
 
     pub fn is_empty(&self) -> bool {
         self.inner.read().members.is_empty()
+    }
+
+    pub fn is_learner(&self, id: u64) -> bool {
+        self.inner.read().members.get(&id).is_some_and(|m| m.is_learner)
     }
 
     pub fn is_removed(&self, id: u64) -> bool {
@@ -242,7 +258,7 @@ impl RaftCluster {
         match cc.op {
             ConfOp::Add => {
                 let m = cc.member.clone();
-                backend.put_meta(txn, &member_key(MEMBER_PREFIX, id), &serde_json::to_vec(&m.to_json()).unwrap())?;
+                put_member(backend, txn, &m)?;
                 g.members.insert(id, m);
             }
             ConfOp::Remove => {
@@ -258,11 +274,7 @@ impl RaftCluster {
                     } else {
                         m.is_learner = false;
                     }
-                    backend.put_meta(
-                        txn,
-                        &member_key(MEMBER_PREFIX, id),
-                        &serde_json::to_vec(&m.to_json()).unwrap(),
-                    )?;
+                    put_member(backend, txn, m)?;
                 }
             }
         }
@@ -284,7 +296,7 @@ impl RaftCluster {
         };
         m.name = name.to_string();
         m.client_urls = client_urls.to_vec();
-        backend.put_meta(txn, &member_key(MEMBER_PREFIX, id), &serde_json::to_vec(&m.to_json()).unwrap())?;
+        put_member(backend, txn, m)?;
         Ok(true)
     }
 

@@ -56,8 +56,7 @@ pub struct ServerConfig {
     pub watch_progress_notify_ms: u64,
     /// --quota-backend-bytes as it applies (0 = no quota).
     pub quota_bytes: u64,
-    /// This member's advertised peer and client URLs (MemberList).
-    pub peer_urls: Vec<String>,
+    /// This member's advertised client URLs (published through raft).
     pub client_urls: Vec<String>,
 }
 
@@ -108,12 +107,13 @@ pub struct EtcdServer {
     pub alarms: Alarms,
     /// Backend bytes in use after the last batch (the quota check reads it).
     pub(crate) db_in_use: AtomicU64,
-    proposals: Mutex<Vec<Vec<u8>>>,
+    /// Encoded requests waiting for the next batch, with their ids.
+    proposals: Mutex<Vec<(u64, Vec<u8>)>>,
     /// Revokes of expired leases, proposed only while this member still leads (a deposed leader's revokes
     /// must not reach the new leader: etcd #12528).
     revokes: Mutex<Vec<Vec<u8>>>,
     /// Proposals raft dropped for want of a leader, asked again each batch while their waiter waits.
-    held: Mutex<Vec<Vec<u8>>>,
+    held: Mutex<Vec<(u64, Vec<u8>)>>,
     pub(crate) waiters: Mutex<HashMap<u64, oneshot::Sender<ApplyResult>>>,
     reads: Mutex<Vec<ReadWaiter>>,
     pub(crate) notifier: Notifier,
@@ -307,7 +307,7 @@ impl EtcdServer {
 
     /// Whether this member is a learner.
     pub fn is_learner(&self) -> bool {
-        self.cluster.member(self.member_id()).is_some_and(|m| m.is_learner)
+        self.cluster.is_learner(self.member_id())
     }
 
     pub fn notify_fd(&self) -> i32 {
@@ -348,22 +348,27 @@ impl EtcdServer {
     }
 
     /// Proposes a write and waits for it to be applied.
-    pub async fn propose(&self, mut req: InternalRaftRequest) -> ApplyResult {
+    /// Gives `req` a fresh id from the request id generator and encodes it for the log.
+    fn stamp(&self, mut req: InternalRaftRequest) -> (u64, Vec<u8>) {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        req.header = Some(RequestHeader { id, ..Default::default() });
+        (id, req.encode_to_vec())
+    }
+
+    pub async fn propose(&self, req: InternalRaftRequest) -> ApplyResult {
         if self.stopped.load(Ordering::Acquire) {
             return Err(EtcdError::Stopped);
         }
         if self.is_learner() {
             return Err(EtcdError::NotSupportedForLearner);
         }
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        req.header = Some(RequestHeader { id, ..Default::default() });
-        let data = req.encode_to_vec();
+        let (id, data) = self.stamp(req);
         if data.len() > self.cfg.max_request_bytes {
             return Err(EtcdError::RequestTooLarge);
         }
         let (tx, rx) = oneshot::channel();
         self.waiters.lock().insert(id, tx);
-        self.proposals.lock().push(data);
+        self.proposals.lock().push((id, data));
         self.notifier.notify();
         match tokio::time::timeout(self.request_timeout(), rx).await {
             Ok(Ok(r)) => r,
@@ -436,12 +441,8 @@ impl EtcdServer {
         }
         let mut revokes = self.revokes.lock();
         for id in expired {
-            let req = InternalRaftRequest {
-                header: Some(RequestHeader { id: self.next_id.fetch_add(1, Ordering::Relaxed), ..Default::default() }),
-                lease_revoke: Some(LeaseRevokeRequest { id }),
-                ..Default::default()
-            };
-            revokes.push(req.encode_to_vec());
+            let req = InternalRaftRequest { lease_revoke: Some(LeaseRevokeRequest { id }), ..Default::default() };
+            revokes.push(self.stamp(req).1);
         }
         drop(revokes);
         self.notifier.notify();
@@ -450,11 +451,10 @@ impl EtcdServer {
     /// Queues a compaction to `rev` with no one waiting for its answer (the auto-compactor's request).
     pub fn queue_compaction(&self, rev: i64) {
         let req = InternalRaftRequest {
-            header: Some(RequestHeader { id: self.next_id.fetch_add(1, Ordering::Relaxed), ..Default::default() }),
             compaction: Some(CompactionRequest { revision: rev, physical: false }),
             ..Default::default()
         };
-        self.proposals.lock().push(req.encode_to_vec());
+        self.proposals.lock().push(self.stamp(req));
         self.notifier.notify();
     }
 
@@ -511,12 +511,9 @@ impl EtcdServer {
             }
         }
         let mut held = Vec::new();
-        for data in props {
-            if core.node.propose(vec![], data.clone()).is_err() {
-                let id = InternalRaftRequest::decode(data.as_slice()).ok().and_then(|r| r.header).map_or(0, |h| h.id);
-                if self.waiters.lock().contains_key(&id) {
-                    held.push(data);
-                }
+        for (id, data) in props {
+            if core.node.propose(vec![], data.clone()).is_err() && self.waiters.lock().contains_key(&id) {
+                held.push((id, data));
             }
         }
         for cc in std::mem::take(&mut *self.conf_proposals.lock()) {
@@ -542,7 +539,6 @@ impl EtcdServer {
         }
         *last = Some(Instant::now());
         let req = InternalRaftRequest {
-            header: Some(RequestHeader { id: self.next_id.fetch_add(1, Ordering::Relaxed), ..Default::default() }),
             cluster_member_attr_set: Some(ClusterMemberAttrSetRequest {
                 member_id: self.member_id(),
                 member_attributes: Some(MemberAttributes {
@@ -552,7 +548,7 @@ impl EtcdServer {
             }),
             ..Default::default()
         };
-        let _ = core.node.propose(vec![], req.encode_to_vec());
+        let _ = core.node.propose(vec![], self.stamp(req).1);
     }
 
     /// Sends new ReadIndex requests, and asks again for those raft left unanswered too long.

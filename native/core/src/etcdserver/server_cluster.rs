@@ -146,11 +146,7 @@ impl EtcdServer {
     }
 
     fn conf_change(kind: ConfChangeType, op: ConfOp, member: Member) -> ConfChange {
-        let mut cc = ConfChange::default();
-        cc.set_change_type(kind);
-        cc.node_id = member.id;
-        cc.context = ConfChangeContext { op, member }.encode().into();
-        cc
+        ConfChangeContext { op, member }.conf_change(kind)
     }
 
     /// Voting members whose stream from this member has been up since `HEALTH_INTERVAL` ago (self included).
@@ -361,11 +357,10 @@ impl EtcdServer {
 
     /// A keep-alive: renewed here on the leader, forwarded to the leader from a follower.
     pub async fn lease_renew(&self, id: i64) -> Result<i64, EtcdError> {
-        let body = LeaseKeepAliveRequest { id }.encode_to_vec();
         self.on_leader(
             || self.lease_renew_local(id),
             "/leases",
-            body,
+            || LeaseKeepAliveRequest { id }.encode_to_vec(),
             |b| {
                 b.as_ref()
                     .try_into()
@@ -381,19 +376,19 @@ impl EtcdServer {
         self.on_leader(
             || self.lease_time_to_live_local(req),
             "/leases/internal",
-            req.encode_to_vec(),
+            || req.encode_to_vec(),
             |b| LeaseTimeToLiveResponse::decode(b).map_err(|e| EtcdError::Internal(e.to_string())),
         )
         .await
     }
 
-    /// Runs `local` if this member leads, else POSTs `body` to the leader's `path` and decodes the answer,
+    /// Runs `local` if this member leads, else POSTs `body()` to the leader's `path` and decodes the answer,
     /// retrying through leader changes until the request timeout.
     async fn on_leader<T>(
         &self,
         local: impl Fn() -> Result<T, EtcdError>,
         path: &str,
-        body: Vec<u8>,
+        body: impl Fn() -> Vec<u8>,
         decode: impl Fn(bytes::Bytes) -> Result<T, EtcdError>,
     ) -> Result<T, EtcdError> {
         let deadline = Instant::now() + self.request_timeout();
@@ -404,7 +399,7 @@ impl EtcdServer {
                     r => return r,
                 }
             } else if let Some(url) = self.leader_peer_url() {
-                match post(&url, path, body.clone()).await {
+                match post(&url, path, body()).await {
                     Ok(b) => return decode(b),
                     Err(PeerHttpError::Etcd(EtcdError::NotLeader | EtcdError::NoLeader)) => {}
                     Err(PeerHttpError::Etcd(e)) => return Err(e),

@@ -1,5 +1,5 @@
 //! The peer listener: raft message streams in, and the peer port's HTTP endpoints.
-use std::sync::{Arc, Weak};
+use std::sync::Weak;
 use std::time::Duration;
 
 use axum::body::Bytes;
@@ -171,15 +171,7 @@ async fn members(State(server): State<Srv>) -> Response {
     let Some(s) = server.upgrade() else {
         return StatusCode::SERVICE_UNAVAILABLE.into_response();
     };
-    let list: Vec<serde_json::Value> = s
-        .cluster
-        .members()
-        .iter()
-        .map(|m| {
-            serde_json::json!({"id": m.id, "name": m.name, "peerURLs": m.peer_urls, "clientURLs": m.client_urls,
-                "isLearner": m.is_learner})
-        })
-        .collect();
+    let list: Vec<serde_json::Value> = s.cluster.members().iter().map(|m| m.to_json()).collect();
     let mut h = cluster_header(&s);
     h.insert("Content-Type", HeaderValue::from_static("application/json"));
     (h, serde_json::to_string(&list).unwrap()).into_response()
@@ -214,7 +206,6 @@ async fn promote(State(server): State<Srv>, Path(id): Path<String>) -> Response 
     let (Some(s), Ok(id)) = (server.upgrade(), u64::from_str_radix(&id, 16)) else {
         return StatusCode::BAD_REQUEST.into_response();
     };
-    let s: Arc<EtcdServer> = s;
     match s.promote_member(id).await {
         Ok(_) => (cluster_header(&s), "").into_response(),
         Err(e) => error_response(e),

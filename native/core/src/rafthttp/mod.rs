@@ -23,7 +23,6 @@ mod listener;
 mod peer;
 
 use std::collections::HashMap;
-use std::net::TcpListener;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
@@ -63,14 +62,7 @@ pub struct Transport {
 impl Transport {
     /// Binds every `host:port` of `listen` now (a busy port fails the start) and serves them.
     pub fn start(server: &Arc<EtcdServer>, listen: &[String]) -> Result<Arc<Transport>, String> {
-        let mut listeners = Vec::new();
-        let mut addrs = Vec::new();
-        for a in listen {
-            let l = TcpListener::bind(a.as_str()).map_err(|e| format!("listen tcp {a}: bind: {e}"))?;
-            l.set_nonblocking(true).map_err(|e| e.to_string())?;
-            addrs.push(l.local_addr().map_err(|e| e.to_string())?.to_string());
-            listeners.push(l);
-        }
+        let (listeners, addrs) = crate::v3rpc::bind_all(listen)?;
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("pyetcd-peer")
@@ -96,10 +88,6 @@ impl Transport {
 
     pub fn addrs(&self) -> &[String] {
         &self.addrs
-    }
-
-    pub fn handle(&self) -> &tokio::runtime::Handle {
-        &self.handle
     }
 
     /// Adds a peer, or updates the URLs of a known one.

@@ -88,11 +88,11 @@ impl Peer {
                     _ = stop.changed() => return,
                 };
                 buf.clear();
-                let mut snapshots = Vec::new();
+                let mut snapshots = 0;
                 let mut next = Some(first);
                 while let Some(m) = next {
                     if m.get_msg_type() == MessageType::MsgSnapshot {
-                        snapshots.push(m.to);
+                        snapshots += 1;
                     }
                     let body = m.write_to_bytes().expect("encode raft message");
                     buf.extend_from_slice(&(body.len() as u32).to_be_bytes());
@@ -101,7 +101,7 @@ impl Peer {
                 }
                 let ok = stream.write_all(&buf).await.is_ok();
                 if let Some(server) = self.server.upgrade() {
-                    for _ in &snapshots {
+                    for _ in 0..snapshots {
                         server.report_snapshot(self.id, ok);
                     }
                     if !ok {

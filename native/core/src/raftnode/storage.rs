@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use protobuf::Message as _;
-use raft::eraftpb::{ConfChange, ConfChangeType, ConfState, Entry, EntryType, HardState, Snapshot};
+use raft::eraftpb::{ConfChangeType, ConfState, Entry, EntryType, HardState, Snapshot};
 use raft::storage::{MemStorage, MemStorageCore};
 use raft::{GetEntriesContext, RaftState as RaftInitState, Storage};
 
@@ -33,10 +33,6 @@ impl RaftStorage {
 
     pub fn wl(&self) -> std::sync::RwLockWriteGuard<'_, MemStorageCore> {
         self.mem.wl()
-    }
-
-    pub fn rl(&self) -> std::sync::RwLockReadGuard<'_, MemStorageCore> {
-        self.mem.rl()
     }
 }
 
@@ -109,8 +105,6 @@ pub struct RaftState {
     pub wal: Wal,
     pub member_id: u64,
     pub cluster_id: u64,
-    /// Whether the WAL was just created (a new member).
-    pub fresh: bool,
 }
 
 /// WAL metadata: who this member is, fixed at creation (etcd's walpb.Metadata NodeID/ClusterID).
@@ -166,7 +160,7 @@ pub fn open_or_bootstrap(
                 w.set_hardstate(HardState::parse_from_bytes(hs).map_err(|e| format!("wal: hard state: {e}"))?);
             }
         }
-        return Ok(RaftState { storage, wal, member_id, cluster_id, fresh: false });
+        return Ok(RaftState { storage, wal, member_id, cluster_id });
     }
     let mut wal = Wal::create(wal_dir, &encode_metadata(member_id, cluster_id), opts).map_err(|e| e.to_string())?;
     let members = match boot {
@@ -178,7 +172,7 @@ pub fn open_or_bootstrap(
     wal.save_snapshot(WalSnapshot { index: 0, term: 0 }, &encode_conf_state(&cs)).map_err(|e| e.to_string())?;
     let storage = MemStorage::new_with_conf_state(cs);
     if members.is_empty() {
-        return Ok(RaftState { storage, wal, member_id, cluster_id, fresh: true });
+        return Ok(RaftState { storage, wal, member_id, cluster_id });
     }
     // etcd's StartNode: one committed ConfChangeAddNode per initial member at term 1, so a member added later
     // learns the initial membership from the log itself. The first election then lands on term 2, and
@@ -187,10 +181,7 @@ pub fn open_or_bootstrap(
     sorted.sort_by_key(|m| m.id);
     let mut ents = Vec::new();
     for (i, m) in sorted.into_iter().enumerate() {
-        let mut cc = ConfChange::default();
-        cc.set_change_type(ConfChangeType::AddNode);
-        cc.node_id = m.id;
-        cc.context = ConfChangeContext { op: ConfOp::Add, member: m }.encode().into();
+        let cc = ConfChangeContext { op: ConfOp::Add, member: m }.conf_change(ConfChangeType::AddNode);
         let mut e = Entry::default();
         e.set_entry_type(EntryType::EntryConfChange);
         e.term = 1;
@@ -208,5 +199,5 @@ pub fn open_or_bootstrap(
         w.append(&ents).map_err(|e| e.to_string())?;
         w.set_hardstate(hs);
     }
-    Ok(RaftState { storage, wal, member_id, cluster_id, fresh: true })
+    Ok(RaftState { storage, wal, member_id, cluster_id })
 }

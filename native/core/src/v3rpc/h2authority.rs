@@ -6,8 +6,8 @@
 //! `:authority: http://host:port`. Go's server ignores it; the `h2` crate refuses the stream as malformed.
 //! [`AuthorityShim`] mends it on the way in: each HTTP/2 header block from the client is decoded (HPACK,
 //! against the client's dynamic table) and written again as literal fields with the `:authority` reduced to
-//! `host:port`. Only HEADERS and CONTINUATION frames are rewritten; every other byte passes through, and
-//! HTTP/1 connections are not looked at past their first bytes.
+//! `host:port`. Only HEADERS and CONTINUATION frames are rewritten; frame bodies and HTTP/1 connections
+//! (past their first bytes) are read straight into the caller's buffer.
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -227,6 +227,31 @@ fn reencode(decoder: &mut hpack::Decoder<'static>, block: &[u8]) -> Option<Vec<u
 impl AsyncRead for AuthorityShim {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let this = &mut *self;
+        // HTTP/1 bytes and HTTP/2 frame bodies need no rewriting: with nothing buffered, read them straight
+        // into the caller's buffer.
+        if this.out.is_empty() && this.raw.is_empty() {
+            let direct = match this.mode {
+                Mode::Http1 => buf.remaining(),
+                Mode::Http2 => this.passing.min(buf.remaining()),
+                Mode::Start => 0,
+            };
+            if direct > 0 {
+                let mut part = buf.take(direct);
+                match Pin::new(&mut this.inner).poll_read(cx, &mut part) {
+                    Poll::Ready(Ok(())) => {
+                        let n = part.filled().len();
+                        // SAFETY: the inner reader initialized these `n` bytes of `buf`'s unfilled part.
+                        unsafe { buf.assume_init(n) };
+                        buf.advance(n);
+                        if matches!(this.mode, Mode::Http2) {
+                            this.passing -= n;
+                        }
+                        return Poll::Ready(Ok(()));
+                    }
+                    other => return other,
+                }
+            }
+        }
         loop {
             if !this.out.is_empty() {
                 let n = this.out.len().min(buf.remaining());

@@ -6,13 +6,13 @@ use std::sync::Arc;
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
-use super::header::{fill, status};
+use super::header::{fill, filled, status};
 use crate::etcdserver::{ApplyResponse, EtcdError, EtcdServer};
 use crate::pb::etcdserverpb::lease_server::Lease;
 use crate::pb::etcdserverpb::{
     InternalRaftRequest, LeaseGrantRequest, LeaseGrantResponse, LeaseKeepAliveRequest, LeaseKeepAliveResponse,
     LeaseLeasesRequest, LeaseLeasesResponse, LeaseRevokeRequest, LeaseRevokeResponse, LeaseStatus,
-    LeaseTimeToLiveRequest, LeaseTimeToLiveResponse, ResponseHeader,
+    LeaseTimeToLiveRequest, LeaseTimeToLiveResponse,
 };
 
 pub struct LeaseService {
@@ -21,12 +21,6 @@ pub struct LeaseService {
 
 fn unexpected() -> Status {
     status(EtcdError::Internal("unexpected apply response".into()))
-}
-
-fn filled(server: &EtcdServer) -> Option<ResponseHeader> {
-    let mut h = None;
-    fill(server, &mut h);
-    h
 }
 
 type KeepAliveStream = Pin<Box<dyn Stream<Item = Result<LeaseKeepAliveResponse, Status>> + Send>>;

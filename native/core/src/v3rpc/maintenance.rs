@@ -6,7 +6,7 @@ use sha2::{Digest, Sha256};
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
-use super::header::{fill, status};
+use super::header::{filled, status};
 use super::http::ETCD_SERVER_VERSION;
 use super::lease::async_stream;
 use crate::etcdserver::alarm::describe;
@@ -15,17 +15,11 @@ use crate::pb::etcdserverpb::maintenance_server::Maintenance;
 use crate::pb::etcdserverpb::{
     alarm_request::AlarmAction, AlarmRequest, AlarmResponse, DefragmentRequest, DefragmentResponse, HashKvRequest,
     HashKvResponse, HashRequest, HashResponse, InternalRaftRequest, MoveLeaderRequest, MoveLeaderResponse,
-    ResponseHeader, SnapshotRequest, SnapshotResponse, StatusRequest, StatusResponse,
+    SnapshotRequest, SnapshotResponse, StatusRequest, StatusResponse,
 };
 
 pub struct MaintenanceService {
     pub server: Arc<EtcdServer>,
-}
-
-fn filled(server: &EtcdServer) -> Option<ResponseHeader> {
-    let mut h = None;
-    fill(server, &mut h);
-    h
 }
 
 /// Snapshot chunks, as etcd sends them.

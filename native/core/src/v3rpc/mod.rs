@@ -17,4 +17,5 @@ mod v3lock;
 mod watch;
 
 pub use header::status;
+pub(crate) use serve::bind_all;
 pub use serve::Edge;

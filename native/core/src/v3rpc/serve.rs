@@ -29,17 +29,24 @@ pub struct Edge {
 /// gRPC frames up to the request limit plus etcd's 512 KiB of overhead; larger ones are refused by gRPC.
 const GRPC_OVERHEAD: usize = 512 * 1024;
 
+/// Binds every `host:port` now, non-blocking for tokio; returns the listeners and their bound addresses
+/// (a port 0 becomes the real one). The client edge and the peer transport both start this way.
+pub(crate) fn bind_all(listen: &[String]) -> Result<(Vec<TcpListener>, Vec<String>), String> {
+    let mut listeners = Vec::new();
+    let mut addrs = Vec::new();
+    for a in listen {
+        let l = TcpListener::bind(a.as_str()).map_err(|e| format!("listen tcp {a}: bind: {e}"))?;
+        l.set_nonblocking(true).map_err(|e| e.to_string())?;
+        addrs.push(l.local_addr().map_err(|e| e.to_string())?.to_string());
+        listeners.push(l);
+    }
+    Ok((listeners, addrs))
+}
+
 impl Edge {
     /// Binds every `host:port` now (so a busy port fails the start), then serves them on a new runtime.
     pub fn start(server: Arc<EtcdServer>, listen: &[String], worker_threads: usize) -> Result<Edge, String> {
-        let mut listeners = Vec::new();
-        let mut addrs = Vec::new();
-        for a in listen {
-            let l = TcpListener::bind(a.as_str()).map_err(|e| format!("listen tcp {a}: bind: {e}"))?;
-            l.set_nonblocking(true).map_err(|e| e.to_string())?;
-            addrs.push(l.local_addr().map_err(|e| e.to_string())?.to_string());
-            listeners.push(l);
-        }
+        let (listeners, addrs) = bind_all(listen)?;
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(worker_threads.max(1))
             .thread_name("pyetcd-edge")
