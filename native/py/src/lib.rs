@@ -1,6 +1,11 @@
 //! `pyetcd_fast._native`: the thin binding over etcd_core. It converts types, releases the GIL around every
 //! call that may block (fsync, waiting for the edge to stop), and registers the module. No logic lives here.
 use std::path::PathBuf;
+
+/// The edge allocates per request (frames, headers, protobufs); glibc's malloc took ~14% of the server's
+/// CPU under `put` with 1,000 clients. Rust allocations in this module use mimalloc; Python's are untouched.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::sync::Arc;
 
 use etcd_core::etcdserver::membership::Member;

@@ -4,10 +4,13 @@
 //! and `endpoint hashkv --cluster` do with the client URLs from MemberList, and `--endpoints=http://...` for
 //! the endpoint commands) with gRPC's passthrough resolver, so every request carries
 //! `:authority: http://host:port`. Go's server ignores it; the `h2` crate refuses the stream as malformed.
-//! [`AuthorityShim`] mends it on the way in: each HTTP/2 header block from the client is decoded (HPACK,
-//! against the client's dynamic table) and written again as literal fields with the `:authority` reduced to
-//! `host:port`. Only HEADERS and CONTINUATION frames are rewritten; frame bodies and HTTP/1 connections
-//! (past their first bytes) are read straight into the caller's buffer.
+//! [`AuthorityShim`] mends it on the way in. A connection's first HTTP/2 header block is decoded (HPACK);
+//! grpc-go sends one authority per connection, so that block decides:
+//! - a plain `host:port` (every other client): the block goes through as it came and so does the rest of the
+//!   connection, read straight into the caller's buffer (decoding every block costs a fifth of the edge's CPU);
+//! - a URL: this block and every later one is decoded against the client's dynamic table and written again as
+//!   literal fields with the `:authority` reduced to `host:port`. Only HEADERS and CONTINUATION frames are
+//!   rewritten; frame bodies are read straight through.
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -29,7 +32,9 @@ const MAX_FRAME: usize = 16384;
 enum Mode {
     /// Not enough bytes yet to tell HTTP/2 from HTTP/1.
     Start,
-    Http1,
+    /// Bytes go through untouched: HTTP/1, or HTTP/2 whose first header block had a plain authority.
+    Plain,
+    /// HTTP/2 whose header blocks are being rewritten (or the first one is awaited).
     Http2,
 }
 
@@ -51,6 +56,8 @@ pub struct AuthorityShim {
     block: Option<Block>,
     /// The client's HPACK state: every header block is decoded against it in order.
     decoder: hpack::Decoder<'static>,
+    /// Set once the first header block showed a URL-shaped authority.
+    rewriting: bool,
 }
 
 impl AuthorityShim {
@@ -63,6 +70,7 @@ impl AuthorityShim {
             passing: 0,
             block: None,
             decoder: hpack::Decoder::new(),
+            rewriting: false,
         }
     }
 
@@ -73,7 +81,7 @@ impl AuthorityShim {
                 Mode::Start => {
                     let n = self.raw.len().min(PREFACE.len());
                     if self.raw[..n] != PREFACE[..n] {
-                        self.mode = Mode::Http1;
+                        self.mode = Mode::Plain;
                     } else if n == PREFACE.len() {
                         self.out.extend_from_slice(&self.raw.split_to(n));
                         self.mode = Mode::Http2;
@@ -81,7 +89,7 @@ impl AuthorityShim {
                         return;
                     }
                 }
-                Mode::Http1 => {
+                Mode::Plain => {
                     let all = self.raw.split();
                     self.out.extend_from_slice(&all);
                     return;
@@ -146,7 +154,18 @@ impl AuthorityShim {
 
     /// Writes a collected header block back as HEADERS (+ CONTINUATION) frames, `:authority` renamed.
     fn emit(&mut self, b: Block) {
-        let block = reencode(&mut self.decoder, &b.fragment).unwrap_or(b.fragment);
+        let block = match reencode(&mut self.decoder, &b.fragment) {
+            Some((block, true)) => {
+                self.rewriting = true;
+                block
+            }
+            _ if self.rewriting => b.fragment,
+            _ => {
+                // The first block needs nothing: from here on the connection goes straight through.
+                self.mode = Mode::Plain;
+                b.fragment
+            }
+        };
         let mut first = Vec::with_capacity(block.len() + 5);
         let mut flags = b.flags & FLAG_END_STREAM;
         if let Some(p) = b.priority {
@@ -210,18 +229,26 @@ fn authority_of(v: &[u8]) -> &[u8] {
 
 /// Decodes a header block against the client's table and writes it again with every field a literal
 /// without indexing (so the server's table stays empty and cannot drift), `:authority` reduced to its
-/// host and port. None if the block does not decode (it then goes through as it came, for h2 to judge).
-fn reencode(decoder: &mut hpack::Decoder<'static>, block: &[u8]) -> Option<Vec<u8>> {
+/// host and port; with whether the authority changed. None if the block does not decode (it then goes
+/// through as it came, for h2 to judge).
+fn reencode(decoder: &mut hpack::Decoder<'static>, block: &[u8]) -> Option<(Vec<u8>, bool)> {
     let mut out = Vec::with_capacity(block.len() * 4 + 64);
+    let mut changed = false;
     decoder
         .decode_with_cb(block, |name, value| {
-            let value = if &name[..] == b":authority" { authority_of(&value) } else { &value[..] };
+            let value = if &name[..] == b":authority" {
+                let a = authority_of(&value);
+                changed |= a.len() != value.len();
+                a
+            } else {
+                &value[..]
+            };
             out.push(0x00);
             write_string(&mut out, &name);
             write_string(&mut out, value);
         })
         .ok()?;
-    Some(out)
+    Some((out, changed))
 }
 
 impl AsyncRead for AuthorityShim {
@@ -231,7 +258,7 @@ impl AsyncRead for AuthorityShim {
         // into the caller's buffer.
         if this.out.is_empty() && this.raw.is_empty() {
             let direct = match this.mode {
-                Mode::Http1 => buf.remaining(),
+                Mode::Plain => buf.remaining(),
                 Mode::Http2 => this.passing.min(buf.remaining()),
                 Mode::Start => 0,
             };
@@ -350,7 +377,8 @@ mod tests {
         for _ in 0..2 {
             // The second block refers to the first's dynamic-table entries.
             let block = enc.encode(headers.iter().copied());
-            let out = reencode(&mut dec, &block).unwrap();
+            let (out, changed) = reencode(&mut dec, &block).unwrap();
+            assert!(changed);
             let got = hpack::Decoder::new().decode(&out).unwrap();
             let mut want: Vec<(Vec<u8>, Vec<u8>)> = headers.iter().map(|(n, v)| (n.to_vec(), v.to_vec())).collect();
             want[3].1 = b"127.0.0.1:2379".to_vec();
