@@ -1,5 +1,8 @@
 """The report: per workload and cluster size, each kind's median and min–max over the rounds, and the
-ratio pyetcd_fast / etcd 3.4.23 per round and overall (medians), as Markdown, JSON and PNG plots."""
+ratio pyetcd_fast / etcd 3.4.23 per round and overall (medians), as Markdown, JSON and PNG plots.
+
+A kind whose samples for a row all failed (``{"error": ...}`` results, e.g. ``check datascale`` against a
+server without ``/metrics``) shows "n/a" in the table, with the errors kept in the row's JSON."""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from bench.run import KIND_LABELS, Sample
+from bench.scale import metric_for
 from bench.workloads import CHECK_PERF, WORKLOADS, metric_of
 
 BASELINE = "etcd"
@@ -21,22 +25,29 @@ def _metric(name: str) -> tuple[str, bool]:
             return w.metric, w.higher_is_better
     if name in CHECK_PERF:
         return "rps", True
-    return "rss_mb", False
+    return metric_for(name) or "rss_mb", False
 
 
 def summarize(samples: list[Sample]) -> list[dict]:
     """One row per (size, workload): values per kind over the rounds, and the per-round ratios."""
     rows = []
-    keys = sorted({(s.size, s.workload) for s in samples}, key=lambda k: (k[0], _order(k[1])))
+    first: dict[tuple[int, str], int] = {}
+    for i, s in enumerate(samples):
+        first.setdefault((s.size, s.workload), i)
+    keys = sorted(first, key=lambda k: (k[0], _order(k[1]), first[k]))
     for size, name in keys:
         metric, higher = _metric(name)
         per_kind: dict[str, dict[int, float]] = {}
+        errors: dict[str, str] = {}
         for s in samples:
             if s.size == size and s.workload == name:
                 v = metric_of(s.result, metric)
                 if v is not None:
                     per_kind.setdefault(s.kind, {})[s.round] = v
+                elif "error" in s.result:
+                    errors.setdefault(s.kind, str(s.result["error"]))
         row = {"size": size, "workload": name, "metric": metric, "higher_is_better": higher, "kinds": {}}
+        row["errors"] = {k: e for k, e in errors.items() if k not in per_kind}
         for kind, vals in per_kind.items():
             xs = list(vals.values())
             row["kinds"][kind] = {"median": statistics.median(xs), "min": min(xs), "max": max(xs), "rounds": vals}
@@ -49,6 +60,8 @@ def summarize(samples: list[Sample]) -> list[dict]:
 
 
 def _order(name: str) -> int:
+    """Workloads, then check perf, then the per-cluster memory row; the scale figures (and anything else) after
+    them, in the order they were recorded."""
     names = [w.name for w in WORKLOADS] + list(CHECK_PERF) + ["memory"]
     return names.index(name) if name in names else len(names)
 
@@ -64,7 +77,10 @@ def markdown(rows: list[dict], kinds: list[str]) -> str:
         cells = [str(row["size"]), row["workload"]]
         for k in kinds:
             d = row["kinds"].get(k)
-            cells.append(f"{_fmt(d['median'])} ({_fmt(d['min'])}–{_fmt(d['max'])})" if d else "—")
+            if d:
+                cells.append(f"{_fmt(d['median'])} ({_fmt(d['min'])}–{_fmt(d['max'])})")
+            else:
+                cells.append("n/a" if k in row.get("errors", {}) else "—")
         if row["ratio"] is None:
             cells.append("—")
         else:
@@ -85,14 +101,14 @@ def plots(rows: list[dict], samples: list[Sample], kinds: list[str], out: Path) 
     except ImportError:
         return []
     made = []
-    ratio_rows = [r for r in rows if r["ratio"] is not None]
+    ratio_rows = [r for r in rows if r["ratio"]]  # None: not both kinds; 0: nothing to invert
     if ratio_rows:
         fig, ax = plt.subplots(figsize=(9, 0.45 * len(ratio_rows) + 1.5))
         labels = [f"{r['workload']} (x{r['size']})" for r in ratio_rows]
         vals = [r["ratio"] if r["higher_is_better"] else 1 / r["ratio"] for r in ratio_rows]
         ax.barh(labels, vals, color=["tab:green" if v >= 1 else "tab:red" for v in vals])
         ax.axvline(1.0, color="black", linewidth=0.8)
-        ax.set_xlabel("speed-up of pyetcd_fast over etcd 3.4.23 (>1 is faster; latencies inverted)")
+        ax.set_xlabel("pyetcd_fast over etcd 3.4.23 (>1 is better; lower-is-better figures inverted)")
         ax.invert_yaxis()
         fig.tight_layout()
         p = out / "ratios.png"

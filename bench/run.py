@@ -98,6 +98,19 @@ def plan(kinds: list[str], sizes: list[int], rounds: int) -> list[tuple[int, int
     return out
 
 
+def selected(only: list[str] | None, with_check_perf: bool) -> tuple[list[Workload], dict[str, str]]:
+    """The workloads and ``check perf`` loads whose names contain one of ``only`` (all without ``only``)."""
+    workloads = [w for w in WORKLOADS if not only or any(o in w.name for o in only)]
+    perf = {k: v for k, v in CHECK_PERF.items() if with_check_perf and (not only or any(o in k for o in only))}
+    return workloads, perf
+
+
+def suite_steps(kinds: list[str], sizes: list[int], rounds: int, only: list[str] | None, with_check_perf: bool) -> int:
+    """How many progress steps ``run_suite`` takes."""
+    workloads, perf = selected(only, with_check_perf)
+    return len(plan(kinds, sizes, rounds)) * (len(workloads) + len(perf))
+
+
 def run_suite(
     kinds: list[str],
     sizes: list[int],
@@ -105,12 +118,15 @@ def run_suite(
     quick: bool,
     only: list[str] | None,
     with_check_perf: bool,
+    progress: Progress | None = None,
 ) -> list[Sample]:
+    """Every selected workload against every kind and size; ``progress`` (shared with later parts) or a new one."""
+    workloads, perf = selected(only, with_check_perf)
+    if not workloads and not perf:
+        return []
     ensure_generator()
-    workloads: list[Workload] = [w for w in WORKLOADS if not only or any(o in w.name for o in only)]
-    perf = {k: v for k, v in CHECK_PERF.items() if with_check_perf and (not only or any(o in k for o in only))}
     steps = plan(kinds, sizes, rounds)
-    progress = Progress(len(steps) * (len(workloads) + len(perf)))
+    progress = progress or Progress(suite_steps(kinds, sizes, rounds, only, with_check_perf))
     samples: list[Sample] = []
     base = Path(tempfile.mkdtemp(prefix="pyetcd-bench-"))
     try:

@@ -125,10 +125,21 @@ class Stress:
                 self.problems.append(f"stream {stream}: unexpected response {resp}")
             self.progress.set()
 
-    async def wait(self, pred, what: str, deadline: float) -> None:
+    def behind(self, expected: int, resumed: int, resumed_expected: int, readers: list) -> str:
+        """What a timed-out wait for every event saw: who is behind, where, and whether a reader died."""
+        late = {k: st for k, st in self.watchers.items() if k[0] < STREAMS and st.events < expected}
+        fewest = min((st.events for st in late.values()), default=expected)
+        return (
+            f"({len(late)} watchers behind, fewest events {fewest} of {expected}, on streams "
+            f"{sorted({s for s, _ in late})}, last revisions {sorted({st.last_rev for st in late.values()})}, "
+            f"last acked {max(self.acked, default=0)}; resumed watcher {resumed} of {resumed_expected}; "
+            f"readers ended: {[r.exception() for r in readers if r.done()]})"
+        )
+
+    async def wait(self, pred, what: str, deadline: float, detail=lambda: "") -> None:
         while not pred():
             if time.monotonic() > deadline:
-                raise AssertionError(f"timed out waiting for {what}")
+                raise AssertionError(f"timed out waiting for {what} {detail()}".rstrip())
             self.progress.clear()
             try:
                 await asyncio.wait_for(self.progress.wait(), 0.5)
@@ -205,6 +216,7 @@ class Stress:
                 lambda: all(st.events >= exp_count for st in main) and second.events >= r_count,
                 "every watcher to see every event",
                 deadline,
+                lambda: self.behind(exp_count, second.events, r_count, readers),
             )
             await asyncio.sleep(0.3)  # anything extra (duplicates) would arrive now
             elapsed = time.monotonic() - start

@@ -9,12 +9,11 @@
 //! when it publishes them (`ClusterMemberAttrSetRequest`); until then it is "unstarted".
 use std::collections::{BTreeMap, BTreeSet};
 
-use heed::RwTxn;
 use parking_lot::RwLock;
 use serde_json::{json, Value};
 
 use super::errors::EtcdError;
-use crate::mvcc::backend::{Backend, Result as BackendResult};
+use crate::mvcc::backend::{Backend, Ops, Result as BackendResult};
 use crate::pb::etcdserverpb::Member as PbMember;
 
 const MEMBER_PREFIX: &[u8] = b"members/";
@@ -140,8 +139,8 @@ pub struct RaftCluster {
     inner: RwLock<Inner>,
 }
 
-fn put_member(backend: &Backend, txn: &mut RwTxn<'_>, m: &Member) -> BackendResult<()> {
-    backend.put_meta(txn, &member_key(MEMBER_PREFIX, m.id), &serde_json::to_vec(&m.to_json()).expect("member json"))
+fn put_member(ops: &mut Ops, m: &Member) {
+    ops.put_meta(&member_key(MEMBER_PREFIX, m.id), &serde_json::to_vec(&m.to_json()).expect("member json"));
 }
 
 fn member_key(prefix: &[u8], id: u64) -> Vec<u8> {
@@ -251,19 +250,19 @@ impl RaftCluster {
         Ok(())
     }
 
-    /// Applies a validated change, in memory and in the apply batch's transaction.
-    pub fn apply(&self, backend: &Backend, txn: &mut RwTxn<'_>, cc: &ConfChangeContext) -> BackendResult<()> {
+    /// Applies a validated change, in memory and in the apply batch's writes.
+    pub fn apply(&self, ops: &mut Ops, cc: &ConfChangeContext) {
         let mut g = self.inner.write();
         let id = cc.member.id;
         match cc.op {
             ConfOp::Add => {
                 let m = cc.member.clone();
-                put_member(backend, txn, &m)?;
+                put_member(ops, &m);
                 g.members.insert(id, m);
             }
             ConfOp::Remove => {
-                backend.delete_meta(txn, &member_key(MEMBER_PREFIX, id))?;
-                backend.put_meta(txn, &member_key(REMOVED_PREFIX, id), b"removed")?;
+                ops.delete_meta(&member_key(MEMBER_PREFIX, id));
+                ops.put_meta(&member_key(REMOVED_PREFIX, id), b"removed");
                 g.members.remove(&id);
                 g.removed.insert(id);
             }
@@ -274,30 +273,22 @@ impl RaftCluster {
                     } else {
                         m.is_learner = false;
                     }
-                    put_member(backend, txn, m)?;
+                    put_member(ops, m);
                 }
             }
         }
-        Ok(())
     }
 
     /// A member's published name and client URLs; ignored for a member no longer in the cluster.
-    pub fn set_attributes(
-        &self,
-        backend: &Backend,
-        txn: &mut RwTxn<'_>,
-        id: u64,
-        name: &str,
-        client_urls: &[String],
-    ) -> BackendResult<bool> {
+    pub fn set_attributes(&self, ops: &mut Ops, id: u64, name: &str, client_urls: &[String]) -> bool {
         let mut g = self.inner.write();
         let Some(m) = g.members.get_mut(&id) else {
-            return Ok(false);
+            return false;
         };
         m.name = name.to_string();
         m.client_urls = client_urls.to_vec();
-        put_member(backend, txn, m)?;
-        Ok(true)
+        put_member(ops, m);
+        true
     }
 
     /// (voters, started voters), `skip` left out.
@@ -345,20 +336,20 @@ mod tests {
         let c = RaftCluster::default();
         let m1 = Member { id: 1, name: "a".into(), peer_urls: vec!["http://a".into()], ..Default::default() };
         let add = |m: &Member| ConfChangeContext { op: ConfOp::Add, member: m.clone() };
-        let mut txn = be.write_txn().unwrap();
-        c.apply(&be, &mut txn, &add(&m1)).unwrap();
+        let mut ops = Ops::default();
+        c.apply(&mut ops, &add(&m1));
         let dup_url = Member { id: 2, peer_urls: m1.peer_urls.clone(), ..Default::default() };
         assert_eq!(c.validate(&add(&dup_url)), Err(EtcdError::PeerUrlExists));
         assert_eq!(c.validate(&add(&m1)), Err(EtcdError::MemberExists));
         let l1 = Member { id: 3, peer_urls: vec!["http://b".into()], is_learner: true, ..Default::default() };
-        c.apply(&be, &mut txn, &add(&l1)).unwrap();
+        c.apply(&mut ops, &add(&l1));
         let l2 = Member { id: 4, peer_urls: vec!["http://c".into()], is_learner: true, ..Default::default() };
         assert_eq!(c.validate(&add(&l2)), Err(EtcdError::TooManyLearners));
         let promote_voter = ConfChangeContext { op: ConfOp::Promote, member: m1.clone() };
         assert_eq!(c.validate(&promote_voter), Err(EtcdError::MemberNotLearner));
-        c.apply(&be, &mut txn, &ConfChangeContext { op: ConfOp::Remove, member: l1.clone() }).unwrap();
+        c.apply(&mut ops, &ConfChangeContext { op: ConfOp::Remove, member: l1.clone() });
         assert_eq!(c.validate(&add(&l1)), Err(EtcdError::MemberRemoved));
-        txn.commit().unwrap();
+        be.commit_ops(&ops, 1).unwrap();
         let again = RaftCluster::load(&be).unwrap();
         assert_eq!(again.members(), vec![m1]);
         assert!(again.is_removed(3));

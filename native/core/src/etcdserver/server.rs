@@ -103,7 +103,7 @@ pub(crate) struct Core {
 
 pub struct EtcdServer {
     pub cfg: ServerConfig,
-    pub store: KvStore,
+    pub store: Arc<KvStore>,
     pub alarms: Alarms,
     /// Backend bytes in use after the last batch (the quota check reads it).
     pub(crate) db_in_use: AtomicU64,
@@ -148,7 +148,7 @@ impl EtcdServer {
         let rs = raftnode::open_or_bootstrap(&cfg.wal_dir, cfg.member_id, cfg.cluster_id, boot, opts)?;
         cfg.member_id = rs.member_id;
         cfg.cluster_id = rs.cluster_id;
-        let store = KvStore::open(&cfg.backend_dir).map_err(|e| e.to_string())?;
+        let store = Arc::new(KvStore::open(&cfg.backend_dir).map_err(|e| e.to_string())?);
         store.lessor.set_min_ttl_from_election(cfg.election_ms);
         store.watchable.max_response_bytes.store(cfg.max_request_bytes, Ordering::Relaxed);
         let snapshot_index = rs.storage.first_index().map_err(|e| e.to_string())?.saturating_sub(1);
@@ -176,7 +176,7 @@ impl EtcdServer {
         }
         let applied_shared = Arc::new(AtomicU64::new(applied));
         let mut storage = RaftStorage::new(rs.storage);
-        storage.set_snapshot_source(store.backend.clone(), applied_shared.clone());
+        storage.set_snapshot_source(store.clone(), applied_shared.clone());
         let election_tick = (cfg.election_ms / cfg.heartbeat_ms.max(1)).max(2) as usize;
         let rcfg = raft::Config {
             id: cfg.member_id,
@@ -435,6 +435,9 @@ impl EtcdServer {
     /// expired leases, whose revokes are queued for the batch that follows.
     pub fn tick(&self) {
         self.core.lock().node.tick();
+        if let Err(e) = self.store.commit_if_due() {
+            zap_log("error", "mvcc/backend/batch_tx.go", "failed to commit backend", &[("error", e.to_string())]);
+        }
         let expired = self.store.lessor.expired();
         if expired.is_empty() {
             return;
@@ -649,7 +652,7 @@ impl EtcdServer {
         let last_index = last.index;
         let mut results = Vec::new();
         let mut events = Vec::new();
-        let mut batch = self.store.write_batch().map_err(|e| e.to_string())?;
+        let mut batch = self.store.write_batch();
         for e in &entries {
             match e.get_entry_type() {
                 EntryType::EntryNormal => {
@@ -725,6 +728,7 @@ impl EtcdServer {
             }
         }
         let _ = core.wal.sync();
+        let _ = self.store.force_commit();
         self.store.compactor.stop();
         let _ = self.store.backend().sync();
     }

@@ -51,7 +51,7 @@ impl EtcdServer {
         if let Err(e) = self.cluster.validate(&ctx) {
             return Ok(Err(e));
         }
-        self.cluster.apply(self.store.backend(), batch.rw_txn(), &ctx).map_err(|e| e.to_string())?;
+        self.cluster.apply(batch.ops(), &ctx);
         if ctx.op != ConfOp::Update {
             let cs = core.node.apply_conf_change(cc).map_err(|err| err.to_string())?;
             core.node.mut_store().wl().set_conf_state(cs);
@@ -96,10 +96,7 @@ impl EtcdServer {
         a: &ClusterMemberAttrSetRequest,
     ) -> Result<(), String> {
         let attrs = a.member_attributes.clone().unwrap_or_default();
-        let known = self
-            .cluster
-            .set_attributes(self.store.backend(), batch.rw_txn(), a.member_id, &attrs.name, &attrs.client_urls)
-            .map_err(|e| e.to_string())?;
+        let known = self.cluster.set_attributes(batch.ops(), a.member_id, &attrs.name, &attrs.client_urls);
         if known && a.member_id == self.member_id() && !self.published.swap(true, Ordering::AcqRel) {
             zap_log(
                 "info",

@@ -51,13 +51,14 @@ impl EtcdServer {
     }
 
     /// Every `snapshot_count` applied entries: mark a snapshot in the WAL and drop the raft log behind it,
-    /// keeping `snapshot_catchup_entries` for slow followers. The backend is synced first: the entries the
-    /// WAL forgets must be durable there.
+    /// keeping `snapshot_catchup_entries` for slow followers. The backend is committed and synced first: the
+    /// entries the WAL forgets must be durable there.
     pub(crate) fn maybe_snapshot(&self, core: &mut Core) -> Result<(), String> {
         let applied = self.applied_index();
         if applied < core.snapshot_index + self.cfg.snapshot_count.max(1) {
             return Ok(());
         }
+        self.store.force_commit().map_err(|e| e.to_string())?;
         self.store.backend().sync().map_err(|e| e.to_string())?;
         let store = core.node.mut_store();
         let term = store.term(applied).map_err(|e| e.to_string())?;

@@ -7,11 +7,14 @@
 //!   `finishedCompactRev` (see `kvstore_compaction`), and the alarms.
 //!
 //! Durability contract: the WAL is the source of truth for acknowledged writes; the backend is a cache of the
-//! applied state. Every batch commits its data *and* the consistent index in one LMDB transaction, so after a
-//! crash the backend is exactly "everything up to consistent_index" and replay starts after it (etcd #13766).
-//! The environment runs with `NO_META_SYNC`: data pages are flushed at commit, the meta page lazily; a machine
-//! crash can roll the backend back by a transaction, never corrupt it, and the WAL replays what was lost.
+//! applied state. Writes reach it as [`Ops`], committed together with the consistent index in one LMDB
+//! transaction ([`Backend::commit_ops`]), so after a crash the backend is exactly "everything up to
+//! consistent_index" and replay starts after it (etcd #13766). The store gathers many raft batches into one
+//! commit (see `kvstore`), as etcd's batchTx does. The environment runs with `NO_META_SYNC`: data pages are
+//! flushed at commit, the meta page lazily; a machine crash can roll the backend back by a transaction, never
+//! corrupt it, and the WAL replays what was lost.
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use heed::types::Bytes;
 use heed::{Database, Env, EnvFlags, EnvOpenOptions, RoTxn, RwTxn, WithoutTls};
@@ -65,6 +68,70 @@ fn lease_pb(id: i64, ttl: i64) -> Vec<u8> {
     b
 }
 
+/// The bucket an [`Op`] writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Bucket {
+    Key,
+    Meta,
+    Lease,
+}
+
+/// One backend write: a put, or a delete when `value` is None.
+#[derive(Clone, Debug)]
+pub struct Op {
+    pub bucket: Bucket,
+    pub key: Vec<u8>,
+    pub value: Option<Arc<Vec<u8>>>,
+}
+
+/// Backend writes not yet committed, in the order they were made.
+#[derive(Default, Debug)]
+pub struct Ops(pub Vec<Op>);
+
+impl Ops {
+    fn push(&mut self, bucket: Bucket, key: &[u8], value: Option<Arc<Vec<u8>>>) {
+        self.0.push(Op { bucket, key: key.to_vec(), value });
+    }
+
+    /// An encoded KeyValue at its revision key (shared with the store's pending map, not copied).
+    pub fn put_kv(&mut self, rev_key: &[u8], value: Arc<Vec<u8>>) {
+        self.push(Bucket::Key, rev_key, Some(value));
+    }
+
+    pub fn put_meta(&mut self, key: &[u8], value: &[u8]) {
+        self.push(Bucket::Meta, key, Some(Arc::new(value.to_vec())));
+    }
+
+    pub fn put_meta_u64(&mut self, key: &[u8], v: u64) {
+        self.put_meta(key, &v.to_be_bytes());
+    }
+
+    pub fn delete_meta(&mut self, key: &[u8]) {
+        self.push(Bucket::Meta, key, None);
+    }
+
+    pub fn put_lease(&mut self, id: i64, ttl: i64) {
+        self.push(Bucket::Lease, &id.to_be_bytes(), Some(Arc::new(ttl.to_be_bytes().to_vec())));
+    }
+
+    pub fn delete_lease(&mut self, id: i64) {
+        self.push(Bucket::Lease, &id.to_be_bytes(), None);
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Moves `other`'s writes after these.
+    pub fn append(&mut self, other: &mut Ops) {
+        self.0.append(&mut other.0);
+    }
+}
+
 pub struct Backend {
     env: Env<WithoutTls>,
     key: Database<Bytes, Bytes>,
@@ -105,16 +172,28 @@ impl Backend {
         Ok(self.env.write_txn()?)
     }
 
+    /// Commits `ops` in order, and the consistent index with them, in one transaction (one fdatasync).
+    pub fn commit_ops(&self, ops: &Ops, consistent_index: u64) -> Result<()> {
+        let mut txn = self.env.write_txn()?;
+        for op in &ops.0 {
+            let db = match op.bucket {
+                Bucket::Key => &self.key,
+                Bucket::Meta => &self.meta,
+                Bucket::Lease => &self.lease,
+            };
+            match &op.value {
+                Some(v) => db.put(&mut txn, &op.key, v)?,
+                None => {
+                    db.delete(&mut txn, &op.key)?;
+                }
+            }
+        }
+        self.put_meta_u64(&mut txn, CONSISTENT_INDEX_KEY, consistent_index)?;
+        Ok(txn.commit()?)
+    }
+
     pub fn get_kv(&self, txn: &RoTxn<'_, WithoutTls>, rev: &Revision) -> Result<Option<Vec<u8>>> {
         Ok(self.key.get(txn, &rev.to_bytes())?.map(|v| v.to_vec()))
-    }
-
-    pub fn get_kv_rw(&self, txn: &RwTxn<'_>, rev: &Revision) -> Result<Option<Vec<u8>>> {
-        Ok(self.key.get(txn, &rev.to_bytes())?.map(|v| v.to_vec()))
-    }
-
-    pub fn put_kv(&self, txn: &mut RwTxn<'_>, rev_key: &[u8], value: &[u8]) -> Result<()> {
-        Ok(self.key.put(txn, rev_key, value)?)
     }
 
     pub fn delete_kv(&self, txn: &mut RwTxn<'_>, rev_key: &[u8]) -> Result<bool> {
@@ -131,15 +210,21 @@ impl Backend {
         Ok(())
     }
 
-    /// Visits every (revision key, value) at or after `from`, in revision order (watch history).
-    pub fn for_each_kv_from(
+    /// Visits every (revision key, value) in `[from, to)` (`to` None: to the end), in revision order.
+    pub fn for_each_kv_between(
         &self,
         txn: &RoTxn<'_, WithoutTls>,
         from: Revision,
+        to: Option<Revision>,
         mut f: impl FnMut(&[u8], &[u8]),
     ) -> Result<()> {
         let start = from.to_bytes();
-        let bounds = (std::ops::Bound::Included(&start[..]), std::ops::Bound::Unbounded);
+        let end = to.map(|r| r.to_bytes());
+        let upper = match &end {
+            Some(e) => std::ops::Bound::Excluded(&e[..]),
+            None => std::ops::Bound::Unbounded,
+        };
+        let bounds = (std::ops::Bound::Included(&start[..]), upper);
         for item in self.key.range(txn, &bounds)? {
             let (k, v) = item?;
             f(k, v);
@@ -159,14 +244,6 @@ impl Backend {
             }
         }
         Ok(out)
-    }
-
-    pub fn put_lease(&self, txn: &mut RwTxn<'_>, id: i64, ttl: i64) -> Result<()> {
-        Ok(self.lease.put(txn, &id.to_be_bytes(), &ttl.to_be_bytes())?)
-    }
-
-    pub fn delete_lease(&self, txn: &mut RwTxn<'_>, id: i64) -> Result<bool> {
-        Ok(self.lease.delete(txn, &id.to_be_bytes())?)
     }
 
     /// Every (lease id, TTL) the backend holds.
@@ -265,14 +342,6 @@ impl Backend {
     pub fn get_meta(&self, key: &[u8]) -> Result<Option<Vec<u8>>> {
         let txn = self.read_txn()?;
         Ok(self.meta.get(&txn, key)?.map(|v| v.to_vec()))
-    }
-
-    pub fn put_meta(&self, txn: &mut RwTxn<'_>, key: &[u8], v: &[u8]) -> Result<()> {
-        Ok(self.meta.put(txn, key, v)?)
-    }
-
-    pub fn delete_meta(&self, txn: &mut RwTxn<'_>, key: &[u8]) -> Result<bool> {
-        Ok(self.meta.delete(txn, key)?)
     }
 
     /// Every `meta` record whose key starts with `prefix`.

@@ -2,24 +2,56 @@
 //!
 //! Lock order: `state` (RwLock) is taken before any LMDB transaction is opened. Readers hold the read lock for
 //! the life of a [`ReadView`] so every range in it sees one revision. The applier takes the write lock per
-//! request ([`WriteBatch::txn`]), never across the batch commit's fsync, so reads interleave with a batch.
-//! Values written in the open batch live in `State::pending` until the LMDB commit; readers look there first.
+//! request ([`WriteBatch::txn`]), so reads interleave with a batch.
+//!
+//! Backend commits are batched as etcd's batchTx does: a raft batch's writes join the store's write buffer
+//! ([`WriteBatch::commit`]) and reach LMDB in one transaction (one fdatasync) when the buffer is
+//! [`BATCH_INTERVAL`] old or holds [`BATCH_LIMIT`] writes ([`KvStore::commit_if_due`], called on every raft
+//! tick), or when something needs the file itself ([`KvStore::force_commit`]: snapshots, hashes, stop).
+//! Nothing acknowledged depends on it: the WAL holds every applied entry past the backend's consistent index.
+//! Values not yet in LMDB live in `State::pending`, which readers look at first; a commit drops them from it
+//! under the state write lock, so a view (which opens its LMDB transaction under the read lock) finds every
+//! value in one place or the other.
+use std::collections::BTreeMap;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use heed::{RoTxn, RwTxn, WithoutTls};
-use parking_lot::{RwLock, RwLockReadGuard};
+use heed::{RoTxn, WithoutTls};
+use parking_lot::{Mutex, RwLock, RwLockReadGuard};
 use prost::Message;
 
-use super::backend::{Backend, CONSISTENT_INDEX_KEY, FINISHED_COMPACT_KEY, SCHEDULED_COMPACT_KEY};
+use super::backend::{Backend, Ops, CONSISTENT_INDEX_KEY, FINISHED_COMPACT_KEY, SCHEDULED_COMPACT_KEY};
 use super::index::TreeIndex;
-use super::kvstore_compaction::Compactor;
+use super::kvstore_compaction::{Compactor, Job};
 use super::revision::Revision;
 use super::watchable_store::WatchableStore;
 use super::{MvccError, TxnWrite};
 use crate::lease::Lessor;
 use crate::pb::mvccpb::KeyValue;
+
+/// A buffered write reaches LMDB at most this long after it was made (etcd's --backend-batch-interval).
+pub const BATCH_INTERVAL: Duration = Duration::from_millis(100);
+/// ... or once this many writes are buffered (etcd's --backend-batch-limit).
+pub const BATCH_LIMIT: usize = 10_000;
+
+/// A value not yet committed to LMDB: whether it is a tombstone, and the encoded KeyValue.
+pub(crate) type PendingValue = (bool, Arc<Vec<u8>>);
+
+/// Raft batches applied since the last backend commit.
+#[derive(Default)]
+struct Buffer {
+    ops: Ops,
+    /// The raft index of the last entry applied into `ops`.
+    consistent_index: u64,
+    /// The store revision `ops` reach.
+    rev: i64,
+    /// A compaction applied into `ops`: its purge starts once they are committed.
+    job: Option<Job>,
+    /// When the first write since the last commit was buffered.
+    since: Option<Instant>,
+}
 
 pub struct State {
     pub(crate) index: TreeIndex,
@@ -27,8 +59,8 @@ pub struct State {
     pub(crate) current_rev: i64,
     /// The last compaction revision; -1 before any compaction, as etcd.
     pub(crate) compact_main_rev: i64,
-    /// Encoded KeyValues applied in the open batch and not yet committed to the backend.
-    pub(crate) pending: HashMap<Revision, Arc<Vec<u8>>>,
+    /// Encoded KeyValues applied but not yet committed to the backend.
+    pub(crate) pending: BTreeMap<Revision, PendingValue>,
 }
 
 pub struct KvStore {
@@ -40,6 +72,9 @@ pub struct KvStore {
     /// The watchers; the applier hands it each batch's events after the commit.
     pub watchable: WatchableStore,
     pub(crate) state: RwLock<State>,
+    buffer: Mutex<Buffer>,
+    /// Held through a backend commit, so commits reach LMDB in the order their writes were buffered.
+    commit_lock: Mutex<()>,
 }
 
 impl KvStore {
@@ -60,14 +95,25 @@ impl KvStore {
             index,
             current_rev: loaded.current_rev,
             compact_main_rev: loaded.compact_main_rev,
-            pending: HashMap::new(),
+            pending: BTreeMap::new(),
         };
-        Ok(KvStore { backend, compactor, lessor, watchable: WatchableStore::default(), state: RwLock::new(state) })
+        Ok(KvStore {
+            backend,
+            compactor,
+            lessor,
+            watchable: WatchableStore::default(),
+            state: RwLock::new(state),
+            buffer: Mutex::new(Buffer::default()),
+            commit_lock: Mutex::new(()),
+        })
     }
 
     /// Replaces the whole store with a snapshot's backend `dump` (a member that fell behind the leader's log):
     /// the index and leases are rebuilt and every watcher catches up from the new history.
     pub fn restore(&self, dump: &[u8]) -> Result<(), MvccError> {
+        let _commit = self.commit_lock.lock();
+        // What is buffered belongs to the state being replaced.
+        *self.buffer.lock() = Buffer::default();
         let mut state = self.state.write();
         self.backend.restore_dump(dump)?;
         let mut loaded = Loaded::from(&self.backend)?;
@@ -81,16 +127,64 @@ impl KvStore {
             index,
             current_rev: loaded.current_rev,
             compact_main_rev: loaded.compact_main_rev,
-            pending: HashMap::new(),
+            pending: BTreeMap::new(),
         };
         drop(state);
         self.watchable.unsync_all();
         Ok(())
     }
 
-    /// The raft index of the last entry whose effects the backend holds.
+    /// The raft index of the last entry whose effects the store holds (committed or buffered).
     pub fn consistent_index(&self) -> u64 {
-        self.backend.get_meta_u64(CONSISTENT_INDEX_KEY).ok().flatten().unwrap_or(0)
+        let buffered = self.buffer.lock().consistent_index;
+        buffered.max(self.backend.get_meta_u64(CONSISTENT_INDEX_KEY).ok().flatten().unwrap_or(0))
+    }
+
+    /// Commits the write buffer if it is [`BATCH_INTERVAL`] old or holds [`BATCH_LIMIT`] writes.
+    pub fn commit_if_due(&self) -> Result<(), MvccError> {
+        let due = {
+            let b = self.buffer.lock();
+            b.ops.len() >= BATCH_LIMIT || b.since.is_some_and(|t| t.elapsed() >= BATCH_INTERVAL)
+        };
+        if due {
+            self.force_commit()?;
+        }
+        Ok(())
+    }
+
+    /// Commits every buffered write to LMDB now (etcd's ForceCommit): before the backend file is read as a
+    /// whole (snapshots, hashes) and before the WAL forgets entries.
+    pub fn force_commit(&self) -> Result<(), MvccError> {
+        let _commit = self.commit_lock.lock();
+        let mut buf = std::mem::take(&mut *self.buffer.lock());
+        if buf.since.is_none() && buf.job.is_none() {
+            // No write since the last commit; keep the index a write-free batch reached for the next one.
+            let mut b = self.buffer.lock();
+            b.consistent_index = b.consistent_index.max(buf.consistent_index);
+            b.rev = b.rev.max(buf.rev);
+            return Ok(());
+        }
+        crate::failpoint::failpoint("backend-before-commit");
+        if let Err(e) = self.backend.commit_ops(&buf.ops, buf.consistent_index) {
+            // Put the writes back in front of whatever was buffered meanwhile; the next commit retries.
+            let mut b = self.buffer.lock();
+            buf.ops.append(&mut b.ops);
+            b.ops = buf.ops;
+            b.consistent_index = b.consistent_index.max(buf.consistent_index);
+            b.rev = b.rev.max(buf.rev);
+            b.job = b.job.take().or(buf.job);
+            b.since = buf.since;
+            return Err(e.into());
+        }
+        crate::failpoint::failpoint("backend-after-commit");
+        {
+            let mut state = self.state.write();
+            state.pending = state.pending.split_off(&Revision::new(buf.rev + 1, 0));
+        }
+        if let Some(job) = buf.job {
+            self.compactor.release(job, &self.backend);
+        }
+        Ok(())
     }
 
     pub fn rev(&self) -> i64 {
@@ -113,8 +207,8 @@ impl KvStore {
     }
 
     /// Opens the batch the applier fills with one raft Ready's committed entries.
-    pub fn write_batch(&self) -> Result<WriteBatch<'_>, MvccError> {
-        Ok(WriteBatch { store: self, txn: Some(self.backend.write_txn()?) })
+    pub fn write_batch(&self) -> WriteBatch<'_> {
+        WriteBatch { store: self, ops: Ops::default() }
     }
 }
 
@@ -188,22 +282,50 @@ pub struct ReadView<'a> {
 
 impl ReadView<'_> {
     pub(crate) fn load(&self, rev: &Revision) -> Result<KeyValue, MvccError> {
-        let bytes = match self.state.pending.get(rev) {
-            Some(v) => v.as_ref().clone(),
-            None => self
-                .store
-                .backend
-                .get_kv(&self.txn, rev)?
-                .ok_or_else(|| MvccError::Backend(format!("revision {rev:?} in index but not in backend")))?,
-        };
-        KeyValue::decode(bytes.as_slice()).map_err(|e| MvccError::Backend(e.to_string()))
+        load(&self.state, &self.store.backend, &self.txn, rev)
+    }
+
+    /// Visits every row `(revision, tombstone, encoded KeyValue)` at or after `from` in revision order:
+    /// LMDB's below the first pending revision, then the pending ones (a row in both is the same row).
+    pub(crate) fn for_each_row(
+        &self,
+        from: Revision,
+        mut f: impl FnMut(Revision, bool, &[u8]),
+    ) -> Result<(), MvccError> {
+        let first_pending = self.state.pending.keys().next().copied();
+        self.store.backend.for_each_kv_between(&self.txn, from, first_pending, |k, v| {
+            f(Revision::from_bytes(k), Revision::is_tombstone_key(k), v)
+        })?;
+        for (rev, (tomb, bytes)) in self.state.pending.range(from..) {
+            f(*rev, *tomb, bytes);
+        }
+        Ok(())
     }
 }
 
-/// One LMDB write transaction spanning a raft Ready's worth of requests.
+/// The KeyValue at `rev`: from the pending map, else from LMDB through `txn` (opened under the state lock).
+pub(crate) fn load(
+    state: &State,
+    backend: &Backend,
+    txn: &RoTxn<'_, WithoutTls>,
+    rev: &Revision,
+) -> Result<KeyValue, MvccError> {
+    let decoded = match state.pending.get(rev) {
+        Some((_, v)) => KeyValue::decode(v.as_slice()),
+        None => {
+            let bytes = backend
+                .get_kv(txn, rev)?
+                .ok_or_else(|| MvccError::Backend(format!("revision {rev:?} in index but not in backend")))?;
+            KeyValue::decode(bytes.as_slice())
+        }
+    };
+    decoded.map_err(|e| MvccError::Backend(e.to_string()))
+}
+
+/// A raft Ready's worth of requests; their backend writes gather in `ops` until [`WriteBatch::commit`].
 pub struct WriteBatch<'a> {
     pub(crate) store: &'a KvStore,
-    txn: Option<RwTxn<'a>>,
+    ops: Ops,
 }
 
 impl<'a> WriteBatch<'a> {
@@ -211,30 +333,44 @@ impl<'a> WriteBatch<'a> {
     /// revision, taken when the request ends if it changed anything.
     pub fn txn(&mut self) -> TxnWrite<'_, 'a> {
         let state = self.store.state.write();
-        TxnWrite::new(self.store, state, self.txn.as_mut().expect("batch open"))
+        TxnWrite::new(self.store, state, &mut self.ops)
     }
 
-    /// The batch's transaction, for records outside the key space (membership).
-    pub fn rw_txn(&mut self) -> &mut RwTxn<'a> {
-        self.txn.as_mut().expect("batch open")
+    /// The batch's writes, for records outside the key space (membership).
+    pub fn ops(&mut self) -> &mut Ops {
+        &mut self.ops
     }
 
-    /// Commits every request of the batch together with the consistent index `applied`, then lets readers
-    /// find the batch's values in the backend instead of the pending map.
+    /// Ends the batch: its writes join the store's write buffer with the consistent index `applied`; the
+    /// buffer is committed now if it is full, else within [`BATCH_INTERVAL`].
     pub fn commit(mut self, applied: u64) -> Result<(), MvccError> {
-        let mut txn = self.txn.take().expect("batch open");
-        crate::failpoint::failpoint("backend-before-commit");
-        self.store.backend.put_meta_u64(&mut txn, CONSISTENT_INDEX_KEY, applied)?;
-        txn.commit().map_err(|e| MvccError::Backend(e.to_string()))?;
-        crate::failpoint::failpoint("backend-after-commit");
-        self.store.state.write().pending.clear();
-        self.store.compactor.release(&self.store.backend);
+        let rev = self.store.state.read().current_rev;
+        let job = self.store.compactor.take_scheduled();
+        let full = {
+            let mut b = self.store.buffer.lock();
+            if !self.ops.is_empty() || job.is_some() {
+                b.since.get_or_insert_with(Instant::now);
+            }
+            b.ops.append(&mut self.ops);
+            b.consistent_index = b.consistent_index.max(applied);
+            b.rev = b.rev.max(rev);
+            if job.is_some() {
+                b.job = job;
+            }
+            b.ops.len() >= BATCH_LIMIT
+        };
+        if full {
+            self.store.force_commit()?;
+        }
         Ok(())
     }
 }
 
 impl Drop for KvStore {
     fn drop(&mut self) {
+        if let Err(e) = self.force_commit() {
+            eprintln!("pyetcd_fast: closing the store: {e} (the WAL replays what was lost)");
+        }
         // The purge worker holds the backend: stop it so the environment closes with the store.
         self.compactor.stop();
     }

@@ -27,14 +27,16 @@ pub const BATCH_LIMIT: usize = 1000;
 /// Pause between purge transactions (etcd's compaction batch interval).
 const BATCH_PAUSE: Duration = Duration::from_millis(10);
 
-struct Job {
+/// A compaction's purge: the rows at or below `rev` not in `keep` go.
+pub(crate) struct Job {
     rev: i64,
     keep: HashSet<Revision>,
 }
 
-/// The purge side: jobs scheduled by applied compactions, released when their batch commits.
+/// The purge side: jobs scheduled by applied compactions, released when the backend commit holding them
+/// (and every row they purge) is done.
 pub struct Compactor {
-    /// Scheduled in the open batch; not started until it commits.
+    /// Scheduled in the open batch; the batch hands it to the store's write buffer.
     pending: Mutex<Option<Job>>,
     queue: Arc<Mutex<Vec<Job>>>,
     worker: Mutex<Option<std::thread::JoinHandle<()>>>,
@@ -57,9 +59,13 @@ impl Compactor {
         *self.pending.lock() = Some(Job { rev, keep });
     }
 
-    /// The batch holding the compaction committed: start purging (called by the write batch).
-    pub(crate) fn release(&self, backend: &Arc<Backend>) {
-        let Some(job) = self.pending.lock().take() else { return };
+    /// The compaction scheduled in the batch that is ending, if any.
+    pub(crate) fn take_scheduled(&self) -> Option<Job> {
+        self.pending.lock().take()
+    }
+
+    /// The backend commit holding `job`'s compaction is done: start purging.
+    pub(crate) fn release(&self, job: Job, backend: &Arc<Backend>) {
         self.queue.lock().push(job);
         let mut worker = self.worker.lock();
         if worker.as_ref().is_some_and(|h| !h.is_finished()) {
@@ -84,8 +90,7 @@ impl Compactor {
 
     /// Restarts a purge found unfinished when the store opened.
     pub(crate) fn resume(&self, rev: i64, keep: HashSet<Revision>, backend: &Arc<Backend>) {
-        self.schedule(rev, keep);
-        self.release(backend);
+        self.release(Job { rev, keep }, backend);
     }
 
     /// Waits until the backend rows of compaction `rev` are purged (a `physical` compaction).
@@ -150,7 +155,7 @@ impl TxnWrite<'_, '_> {
         let keep = self.state.index.compact(rev);
         self.state.compact_main_rev = rev;
         let store = self.store();
-        store.backend.put_meta_u64(self.txn, SCHEDULED_COMPACT_KEY, rev as u64)?;
+        self.ops.put_meta_u64(SCHEDULED_COMPACT_KEY, rev as u64);
         store.compactor.schedule(rev, keep);
         Ok(())
     }

@@ -23,17 +23,18 @@ impl KvStore {
         let upper = Revision::new(rev + 1, 0);
         let lower = Revision::new(compact + 1, 0);
         let mut h = crc32c::crc32c(b"key");
-        let mut scan = |k: &[u8], v: &[u8]| {
-            let kr = Revision::from_bytes(k);
+        view.for_each_row(Revision::new(0, 0), |kr, tomb, v| {
             if kr >= upper {
                 return;
             }
             if kr < lower && !keep.is_empty() && !keep.contains(&kr) {
                 return;
             }
+            let mut k = [b't'; 18];
+            k[..17].copy_from_slice(&kr.to_bytes());
+            let k = if tomb { &k[..] } else { &k[..17] };
             h = crc32c::crc32c_append(crc32c::crc32c_append(h, k), v);
-        };
-        self.backend.for_each_kv_from(&view.txn, Revision::new(0, 0), &mut scan)?;
+        })?;
         Ok((h, compact, cur))
     }
 }

@@ -5,8 +5,8 @@ use super::{MvccError, TxnWrite};
 impl TxnWrite<'_, '_> {
     /// Writes a meta-bucket record in this request's batch (alarms live there).
     pub fn put_meta(&mut self, key: &[u8], value: &[u8]) -> Result<(), MvccError> {
-        let store = self.store();
-        Ok(store.backend.put_meta(self.txn, key, value)?)
+        self.ops.put_meta(key, value);
+        Ok(())
     }
 
     /// Records a new lease; returns the TTL granted (raised to the lessor's minimum). The caller checked the
@@ -14,7 +14,7 @@ impl TxnWrite<'_, '_> {
     pub fn lease_grant(&mut self, id: i64, ttl: i64) -> Result<i64, MvccError> {
         let store = self.store();
         let ttl = store.lessor.grant(id, ttl);
-        store.backend.put_lease(self.txn, id, ttl)?;
+        self.ops.put_lease(id, ttl);
         Ok(ttl)
     }
 
@@ -27,7 +27,7 @@ impl TxnWrite<'_, '_> {
             self.delete_range(&k, &[])?;
         }
         store.lessor.revoke(id);
-        store.backend.delete_lease(self.txn, id)?;
+        self.ops.delete_lease(id);
         Ok(true)
     }
 }

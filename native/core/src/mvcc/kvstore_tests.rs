@@ -7,7 +7,7 @@ fn open(dir: &std::path::Path) -> KvStore {
 
 /// Applies `f` as one write request in its own batch; returns the store revision after it.
 fn write(s: &KvStore, applied: u64, f: impl FnOnce(&mut TxnWrite)) -> i64 {
-    let mut b = s.write_batch().unwrap();
+    let mut b = s.write_batch();
     let mut t = b.txn();
     f(&mut t);
     t.end();
@@ -111,7 +111,7 @@ fn compaction_and_restart() {
         let err = range(&s, "k", "", RangeOptions { rev: 2, ..Default::default() }).unwrap_err();
         assert_eq!(err, MvccError::Compacted);
         assert_eq!(range(&s, "k", "", RangeOptions { rev: 3, ..Default::default() }).unwrap().kvs[0].value, b"2");
-        let mut b = s.write_batch().unwrap();
+        let mut b = s.write_batch();
         let mut t = b.txn();
         assert_eq!(t.compact(3).unwrap_err(), MvccError::Compacted, "compacting twice");
         assert_eq!(t.compact(99).unwrap_err(), MvccError::FutureRev);
@@ -128,7 +128,7 @@ fn compaction_and_restart() {
 fn reads_see_the_open_batch() {
     let dir = tempfile::tempdir().unwrap();
     let s = open(dir.path());
-    let mut b = s.write_batch().unwrap();
+    let mut b = s.write_batch();
     let mut t = b.txn();
     t.put(b"x", b"1", 0).unwrap();
     t.end();
@@ -151,6 +151,7 @@ fn compaction_purges_in_batches_and_resumes_after_a_crash() {
         }
         let rev = s.rev();
         write(&s, n + 1, |t| t.compact(rev - 1).unwrap());
+        s.force_commit().unwrap(); // the purge starts once the compaction is in the backend
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         rt.block_on(s.compactor.wait_finished(rev - 1));
         let mut rows = 0;
@@ -169,4 +170,39 @@ fn compaction_purges_in_batches_and_resumes_after_a_crash() {
     s.backend.for_each_kv(|_, _| rows += 1).unwrap();
     assert_eq!(rows, 1, "the resumed purge finished");
     assert_eq!(range(&s, "k", "", RangeOptions::default()).unwrap().kvs[0].value, (n - 1).to_string().as_bytes());
+}
+
+#[test]
+fn batches_reach_the_backend_together_and_reads_never_miss_a_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    let rows = |s: &KvStore| {
+        let mut n = 0;
+        s.backend.for_each_kv(|_, _| n += 1).unwrap();
+        n
+    };
+    for i in 1..=3u64 {
+        write(&s, i, |t| {
+            t.put(format!("k{i}").as_bytes(), b"v", 0).unwrap();
+        });
+    }
+    write(&s, 4, |t| {
+        t.delete_range(b"k1", &[]).unwrap();
+    });
+    assert_eq!(rows(&s), 0, "buffered, not committed yet");
+    assert_eq!(s.consistent_index(), 4);
+    let buffered_hash = s.hash_kv(0).unwrap();
+    assert_eq!(range(&s, "k", "l", RangeOptions::default()).unwrap().count, 2);
+    s.force_commit().unwrap();
+    assert_eq!(rows(&s), 4, "three puts and a tombstone");
+    assert_eq!(s.hash_kv(0).unwrap(), buffered_hash, "the hash does not depend on where the rows are");
+    write(&s, 5, |t| {
+        t.put(b"k4", b"v", 0).unwrap();
+    });
+    s.commit_if_due().unwrap();
+    assert_eq!(rows(&s), 4, "not due yet");
+    std::thread::sleep(super::kvstore::BATCH_INTERVAL);
+    s.commit_if_due().unwrap();
+    assert_eq!(rows(&s), 5);
+    assert_eq!(s.backend.get_meta_u64(super::backend::CONSISTENT_INDEX_KEY).unwrap(), Some(5));
 }

@@ -1,10 +1,12 @@
 //! Reads and writes inside one request: ranges at a revision, puts and deletes at the request's revision.
-use parking_lot::RwLockWriteGuard;
-use prost::Message;
+use std::cell::OnceCell;
 use std::sync::Arc;
 
-use heed::RwTxn;
+use heed::{RoTxn, WithoutTls};
+use parking_lot::RwLockWriteGuard;
+use prost::Message;
 
+use super::backend::Ops;
 use super::kvstore::{KvStore, ReadView, State};
 use super::revision::Revision;
 use super::MvccError;
@@ -85,15 +87,18 @@ impl TxnRead for ReadView<'_> {
 pub struct TxnWrite<'b, 'a> {
     store: &'a KvStore,
     pub(crate) state: RwLockWriteGuard<'a, State>,
-    pub(crate) txn: &'b mut RwTxn<'a>,
+    /// The batch's backend writes; this request's join them.
+    pub(crate) ops: &'b mut Ops,
+    /// Opened (under the state lock) the first time a value is read from LMDB.
+    reader: OnceCell<RoTxn<'a, WithoutTls>>,
     begin_rev: i64,
     changes: Vec<KeyValue>,
 }
 
 impl<'b, 'a> TxnWrite<'b, 'a> {
-    pub(crate) fn new(store: &'a KvStore, state: RwLockWriteGuard<'a, State>, txn: &'b mut RwTxn<'a>) -> Self {
+    pub(crate) fn new(store: &'a KvStore, state: RwLockWriteGuard<'a, State>, ops: &'b mut Ops) -> Self {
         let begin_rev = state.current_rev;
-        TxnWrite { store, state, txn, begin_rev, changes: Vec::new() }
+        TxnWrite { store, state, ops, reader: OnceCell::new(), begin_rev, changes: Vec::new() }
     }
 
     pub(crate) fn store(&self) -> &'a KvStore {
@@ -101,12 +106,15 @@ impl<'b, 'a> TxnWrite<'b, 'a> {
     }
 
     fn load(&self, rev: &Revision) -> Result<KeyValue, MvccError> {
-        let bytes = self
-            .store
-            .backend
-            .get_kv_rw(self.txn, rev)?
-            .ok_or_else(|| MvccError::Backend(format!("revision {rev:?} in index but not in backend")))?;
-        KeyValue::decode(bytes.as_slice()).map_err(|e| MvccError::Backend(e.to_string()))
+        let backend = &self.store.backend;
+        let txn = match self.reader.get() {
+            Some(t) => t,
+            None => {
+                let t = backend.read_txn()?;
+                self.reader.get_or_init(|| t)
+            }
+        };
+        super::kvstore::load(&self.state, backend, txn, rev)
     }
 
     /// Puts `key`; returns the request's revision.
@@ -125,7 +133,7 @@ impl<'b, 'a> TxnWrite<'b, 'a> {
             value: value.to_vec(),
             lease,
         };
-        self.write(&idx_rev.to_bytes(), idx_rev, &kv)?;
+        self.write(&idx_rev.to_bytes(), idx_rev, false, &kv);
         self.state.index.put(key, idx_rev);
         self.store.lessor.attach(key, lease);
         self.changes.push(kv);
@@ -140,7 +148,12 @@ impl<'b, 'a> TxnWrite<'b, 'a> {
         for k in &keys {
             let idx_rev = Revision::new(self.begin_rev + 1, self.changes.len() as i64);
             let kv = KeyValue { key: k.clone(), mod_revision: self.begin_rev + 1, ..Default::default() };
-            self.write(&idx_rev.to_bytes_tombstone(), idx_rev, &KeyValue { key: k.clone(), ..Default::default() })?;
+            self.write(
+                &idx_rev.to_bytes_tombstone(),
+                idx_rev,
+                true,
+                &KeyValue { key: k.clone(), ..Default::default() },
+            );
             self.state
                 .index
                 .tombstone(k, idx_rev)
@@ -156,11 +169,10 @@ impl<'b, 'a> TxnWrite<'b, 'a> {
         }
     }
 
-    fn write(&mut self, backend_key: &[u8], rev: Revision, kv: &KeyValue) -> Result<(), MvccError> {
-        let bytes = kv.encode_to_vec();
-        self.store.backend.put_kv(self.txn, backend_key, &bytes)?;
-        self.state.pending.insert(rev, Arc::new(bytes));
-        Ok(())
+    fn write(&mut self, backend_key: &[u8], rev: Revision, tombstone: bool, kv: &KeyValue) {
+        let bytes = Arc::new(kv.encode_to_vec());
+        self.ops.put_kv(backend_key, bytes.clone());
+        self.state.pending.insert(rev, (tombstone, bytes));
     }
 
     /// The changes made so far (the watch feed, later).

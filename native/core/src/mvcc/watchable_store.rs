@@ -241,15 +241,16 @@ impl WatchableStore {
                 WatchResponse { watch_id: w.id, canceled: true, compact_revision: compact, ..Default::default() };
             w.stream.send(resp, 0); // etcd's cancellation carries no revision
         }
-        let Some(min) = g.unsynced.values().filter(|w| !w.stream.is_slow()).map(|w| w.min_rev).min() else {
+        // Decide once which watchers catch up now: a stream drains concurrently, and a watcher left out of
+        // `min` but taken in the loop would skip the revisions between its min_rev and `min`.
+        let ready: Vec<WatcherKey> = g.unsynced.iter().filter(|(_, w)| !w.stream.is_slow()).map(|(k, _)| *k).collect();
+        let Some(min) = ready.iter().map(|k| g.unsynced[k].min_rev).min() else {
             return Ok(!g.unsynced.is_empty());
         };
         let history = if min <= cur { history(&view, min)? } else { Vec::new() };
         let mut done = Vec::new();
-        for (k, w) in g.unsynced.iter_mut() {
-            if w.stream.is_slow() {
-                continue;
-            }
+        for k in ready {
+            let w = g.unsynced.get_mut(&k).expect("present");
             let mut batch: Vec<Event> = Vec::new();
             let mut revs_in_batch = 0;
             let mut last_rev = 0;
@@ -269,7 +270,7 @@ impl WatchableStore {
                 self.flush_history(&view, w, batch, cur);
             }
             w.min_rev = cur + 1;
-            done.push(*k);
+            done.push(k);
         }
         drop(view);
         for k in done {
@@ -328,17 +329,7 @@ fn fill_prev_kvs(view: &ReadView<'_>, evs: &mut [Event]) {
 /// Every event at revisions `>= min` in the view, in revision order (committed rows and the open batch's).
 fn history(view: &ReadView<'_>, min: i64) -> Result<Vec<Event>, MvccError> {
     let mut rows: Vec<(Revision, bool, Vec<u8>)> = Vec::new();
-    view.store.backend.for_each_kv_from(&view.txn, Revision::new(min, 0), |k, v| {
-        rows.push((Revision::from_bytes(k), Revision::is_tombstone_key(k), v.to_vec()));
-    })?;
-    let committed: std::collections::HashSet<Revision> = rows.iter().map(|r| r.0).collect();
-    for (rev, bytes) in &view.state.pending {
-        if rev.main >= min && !committed.contains(rev) {
-            let kv = KeyValue::decode(bytes.as_slice()).map_err(|e| MvccError::Backend(e.to_string()))?;
-            rows.push((*rev, kv.version == 0 && kv.mod_revision == 0, bytes.as_ref().clone()));
-        }
-    }
-    rows.sort_by_key(|r| r.0);
+    view.for_each_row(Revision::new(min, 0), |rev, tomb, v| rows.push((rev, tomb, v.to_vec())))?;
     let mut out = Vec::with_capacity(rows.len());
     for (rev, tomb, bytes) in rows {
         if rev.main > view.rev() {

@@ -9,7 +9,7 @@ use crate::pb::mvccpb::event::EventType;
 
 /// Applies one write request (puts of `kvs`, or a delete when the value is None) and notifies watchers.
 fn write(s: &KvStore, ops: &[(&str, Option<&str>)]) -> i64 {
-    let mut b = s.write_batch().unwrap();
+    let mut b = s.write_batch();
     let mut t = b.txn();
     for (k, v) in ops {
         match v {
@@ -121,7 +121,7 @@ fn compacted_start_is_canceled_after_created() {
     let s = KvStore::open(dir.path()).unwrap();
     write(&s, &[("k", Some("1"))]);
     write(&s, &[("k", Some("2"))]);
-    let mut b = s.write_batch().unwrap();
+    let mut b = s.write_batch();
     let mut t = b.txn();
     t.compact(3).unwrap();
     t.end();

@@ -10,7 +10,7 @@ use raft::storage::{MemStorage, MemStorageCore};
 use raft::{GetEntriesContext, RaftState as RaftInitState, Storage};
 
 use crate::etcdserver::membership::{ConfChangeContext, ConfOp, Member};
-use crate::mvcc::backend::Backend;
+use crate::mvcc::KvStore;
 use crate::wal::{Wal, WalOptions, WalSnapshot};
 
 /// The raft log in memory (entries since the last snapshot, as the WAL holds them), plus what a snapshot
@@ -18,7 +18,7 @@ use crate::wal::{Wal, WalOptions, WalSnapshot};
 #[derive(Clone)]
 pub struct RaftStorage {
     pub mem: MemStorage,
-    source: Option<(Arc<Backend>, Arc<AtomicU64>)>,
+    source: Option<(Arc<KvStore>, Arc<AtomicU64>)>,
 }
 
 impl RaftStorage {
@@ -26,9 +26,9 @@ impl RaftStorage {
         RaftStorage { mem, source: None }
     }
 
-    /// Snapshots are the backend `backend` at the index `applied` holds.
-    pub fn set_snapshot_source(&mut self, backend: Arc<Backend>, applied: Arc<AtomicU64>) {
-        self.source = Some((backend, applied));
+    /// Snapshots are `store`'s backend at the index `applied` holds.
+    pub fn set_snapshot_source(&mut self, store: Arc<KvStore>, applied: Arc<AtomicU64>) {
+        self.source = Some((store, applied));
     }
 
     pub fn wl(&self) -> std::sync::RwLockWriteGuard<'_, MemStorageCore> {
@@ -64,14 +64,17 @@ impl Storage for RaftStorage {
     }
 
     /// The backend as of the applied index, with that index's term and the membership raft has applied.
-    /// Raft asks from inside the Ready loop, between batches, so the backend holds exactly `applied`.
+    /// Raft asks from inside the Ready loop, between batches: once the buffered writes are committed, the
+    /// backend holds exactly `applied`.
     fn snapshot(&self, request_index: u64, to: u64) -> raft::Result<Snapshot> {
-        let Some((backend, applied)) = &self.source else {
+        let Some((store, applied)) = &self.source else {
             return self.mem.snapshot(request_index, to);
         };
         let index = applied.load(Ordering::Acquire);
         let term = self.mem.term(index)?;
-        let data = backend.dump().map_err(|e| raft::Error::Store(raft::StorageError::Other(Box::new(e))))?;
+        let fail = |e: String| raft::Error::Store(raft::StorageError::Other(e.into()));
+        store.force_commit().map_err(|e| fail(e.to_string()))?;
+        let data = store.backend().dump().map_err(|e| fail(e.to_string()))?;
         let mut snap = Snapshot { data: data.into(), ..Default::default() };
         let md = snap.mut_metadata();
         md.index = index;

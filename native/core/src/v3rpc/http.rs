@@ -1,4 +1,4 @@
-//! The client port's HTTP/1.1 endpoints: `/version` and `/health`, in etcd's JSON shapes.
+//! The client port's HTTP/1.1 endpoints: `/version` and `/health`, in etcd's JSON shapes, and `/metrics`.
 use std::sync::Arc;
 
 use axum::extract::State;
@@ -14,7 +14,11 @@ pub const ETCD_SERVER_VERSION: &str = "3.4.23";
 pub const ETCD_CLUSTER_VERSION: &str = "3.4.0";
 
 pub fn router(server: Arc<EtcdServer>) -> Router {
-    Router::new().route("/version", get(version)).route("/health", get(health)).with_state(server)
+    Router::new()
+        .route("/version", get(version))
+        .route("/health", get(health))
+        .route("/metrics", get(super::metrics::metrics))
+        .with_state(server)
 }
 
 async fn version() -> impl IntoResponse {

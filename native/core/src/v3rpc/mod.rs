@@ -11,6 +11,7 @@ pub(crate) mod http;
 mod kv;
 mod lease;
 mod maintenance;
+mod metrics;
 mod serve;
 mod v3election;
 mod v3lock;

@@ -1,0 +1,56 @@
+"""``/metrics`` on the client port: Prometheus text with etcd's names, enough for ``etcdctl check datascale``.
+
+The text is parsed line by line (``# HELP``/``# TYPE`` comments, then ``name value`` samples); the figures must
+agree with what the gRPC API says. ``check datascale --load=s`` (10k puts of 1 KiB from 50 clients) reads
+``process_resident_memory_bytes`` before and after and must pass, and it deletes what it wrote.
+"""
+
+from __future__ import annotations
+
+import re
+import urllib.request
+
+from harness import etcdctl
+from harness.servers import Server
+
+SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)$")
+
+
+def parse(text: str) -> dict[str, float]:
+    """Every unlabelled sample; a malformed line fails the test."""
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            assert line == "" or line.startswith(("# HELP ", "# TYPE ")), line
+            continue
+        m = SAMPLE.match(line)
+        assert m, f"not a Prometheus sample: {line!r}"
+        out[m.group(1)] = float(m.group(3))
+    return out
+
+
+def scrape(endpoint: str) -> tuple[str, dict[str, float]]:
+    with urllib.request.urlopen(f"http://{endpoint}/metrics", timeout=10) as r:
+        return r.headers["Content-Type"], parse(r.read().decode())
+
+
+def test_metrics_names_and_values(ours_server: Server) -> None:
+    ctype, m = scrape(ours_server.endpoint)
+    assert ctype.startswith("text/plain")
+    assert m["etcd_server_has_leader"] == 1 and m["etcd_server_is_leader"] == 1
+    assert m["etcd_server_is_learner"] == 0
+    assert m["process_resident_memory_bytes"] > 1 << 20
+    assert 0 < m["etcd_mvcc_db_total_size_in_use_in_bytes"] <= m["etcd_mvcc_db_total_size_in_bytes"]
+    before = m["etcd_server_proposals_applied_total"]
+    assert etcdctl.run(ours_server.endpoint, "put", "metrics/k", "v").rc == 0
+    _, after = scrape(ours_server.endpoint)
+    assert after["etcd_server_proposals_applied_total"] > before
+    assert after["etcd_server_proposals_committed_total"] >= after["etcd_server_proposals_applied_total"]
+
+
+def test_check_datascale_passes(ours_server: Server) -> None:
+    r = etcdctl.run(ours_server.endpoint, "check", "datascale", "--load=s", timeout=240)
+    assert r.rc == 0, f"{r.stdout[-2000:]}\n{r.stderr[-2000:]}"
+    assert re.search(r"PASS: Approximate system memory used : [\d.]+ MB", r.stdout), r.stdout
+    left = etcdctl.run(ours_server.endpoint, "get", "--prefix", "/etcdctl-check-datascale/", "--keys-only")
+    assert (left.rc, left.stdout) == (0, "")
