@@ -67,14 +67,22 @@ def check_perf(endpoints: list[str], load: str) -> dict:
     return {"rps": float(m.group(1))} if m else {"error": (r.stdout + r.stderr)[-500:]}
 
 
+def status_kb(text: str) -> dict[str, int]:
+    """VmRSS, RssAnon and RssFile (kB) from the text of ``/proc/<pid>/status``."""
+    out = {}
+    for line in text.splitlines():
+        name, _, rest = line.partition(":")
+        if name in ("VmRSS", "RssAnon", "RssFile"):
+            out[name] = int(rest.split()[0])
+    return out
+
+
 def rss_mb(pid: int) -> float:
+    """The process's VmRSS in MB (0 once it has exited)."""
     try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
+        return status_kb(Path(f"/proc/{pid}/status").read_text()).get("VmRSS", 0) / 1024
     except OSError:
-        pass
-    return 0.0
+        return 0.0
 
 
 def dir_mb(path: Path) -> float:

@@ -41,7 +41,7 @@ from pathlib import Path
 import grpc
 
 from bench.progress import Progress
-from bench.run import KIND_LABELS, REPO, SERVER_FLAGS, Sample, dir_mb, ensure_generator, run_generator
+from bench.run import KIND_LABELS, REPO, SERVER_FLAGS, Sample, dir_mb, ensure_generator, run_generator, status_kb
 from harness import etcdctl
 from harness.cluster import Cluster, Member
 from harness.servers import spawn
@@ -165,16 +165,6 @@ def checked_load(result: dict, expected: int) -> dict:
     if result.get("requests") != expected or result.get("errors"):
         raise LoadFailed(f"{result.get('requests')} of {expected} puts succeeded, {result.get('errors')} errors")
     return {k: result[k] for k in ("requests", "seconds", "rps") if k in result}
-
-
-def status_kb(text: str) -> dict[str, int]:
-    """VmRSS, RssAnon and RssFile (kB) from the text of ``/proc/<pid>/status``."""
-    out = {}
-    for line in text.splitlines():
-        name, _, rest = line.partition(":")
-        if name in ("VmRSS", "RssAnon", "RssFile"):
-            out[name] = int(rest.split()[0])
-    return out
 
 
 def memory(pid: int) -> dict[str, float]:

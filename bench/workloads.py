@@ -39,19 +39,15 @@ WORKLOADS: list[Workload] = [
         metric="latency_ms.p50",
         higher_is_better=False,
     ),
-    Workload(
-        "range linearizable 100 clients",
-        "range",
-        {"clients": 100, "conns": 10, "total": 100000, "key": "foo", "consistency": "l"},
-        {"total": 20000},
-        seed_keys=("foo",),
-    ),
-    Workload(
-        "range serializable 100 clients",
-        "range",
-        {"clients": 100, "conns": 10, "total": 100000, "key": "foo", "consistency": "s"},
-        {"total": 20000},
-        seed_keys=("foo",),
+    *(
+        Workload(
+            f"range {name} 100 clients",
+            "range",
+            {"clients": 100, "conns": 10, "total": 100000, "key": "foo", "consistency": c},
+            {"total": 20000},
+            seed_keys=("foo",),
+        )
+        for name, c in (("linearizable", "l"), ("serializable", "s"))
     ),
     Workload("txn-put 100 clients", "txn-put", {**PUT, "clients": 100, "conns": 10, "total": 50000}, {"total": 10000}),
     Workload(

@@ -14,6 +14,7 @@ use etcd_core::pb::etcdserverpb::{
     Compare, LeaseGrantRequest, LeaseKeepAliveRequest, PutRequest, RangeRequest, RequestOp, TxnRequest,
     WatchCreateRequest, WatchRequest,
 };
+use etcd_core::v3rpc::prefix_end;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 use tokio_stream::StreamExt;
@@ -190,17 +191,6 @@ impl Args {
     fn clone_values(&self) -> Args {
         Args { workload: self.workload.clone(), values: self.values.clone() }
     }
-}
-
-fn prefix_end(key: &[u8]) -> Vec<u8> {
-    let mut end = key.to_vec();
-    while let Some(last) = end.pop() {
-        if last < 0xff {
-            end.push(last + 1);
-            return end;
-        }
-    }
-    vec![0]
 }
 
 /// Every client holds a lease and a keep-alive stream, and sends keep-alives back to back.

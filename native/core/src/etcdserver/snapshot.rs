@@ -58,8 +58,7 @@ impl EtcdServer {
         if applied < core.snapshot_index + self.cfg.snapshot_count.max(1) {
             return Ok(());
         }
-        self.store.force_commit().map_err(|e| e.to_string())?;
-        self.store.backend().sync().map_err(|e| e.to_string())?;
+        self.store.committed_backend().map_err(|e| e.to_string())?.sync().map_err(|e| e.to_string())?;
         let store = core.node.mut_store();
         let term = store.term(applied).map_err(|e| e.to_string())?;
         let cs = store.initial_state().map_err(|e| e.to_string())?.conf_state;

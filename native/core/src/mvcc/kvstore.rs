@@ -73,8 +73,6 @@ pub struct KvStore {
     pub watchable: WatchableStore,
     pub(crate) state: RwLock<State>,
     buffer: Mutex<Buffer>,
-    /// Held through a backend commit, so commits reach LMDB in the order their writes were buffered.
-    commit_lock: Mutex<()>,
 }
 
 impl KvStore {
@@ -104,16 +102,15 @@ impl KvStore {
             watchable: WatchableStore::default(),
             state: RwLock::new(state),
             buffer: Mutex::new(Buffer::default()),
-            commit_lock: Mutex::new(()),
         })
     }
 
     /// Replaces the whole store with a snapshot's backend `dump` (a member that fell behind the leader's log):
     /// the index and leases are rebuilt and every watcher catches up from the new history.
     pub fn restore(&self, dump: &[u8]) -> Result<(), MvccError> {
-        let _commit = self.commit_lock.lock();
         // What is buffered belongs to the state being replaced.
-        *self.buffer.lock() = Buffer::default();
+        let mut buffer = self.buffer.lock();
+        *buffer = Buffer::default();
         let mut state = self.state.write();
         self.backend.restore_dump(dump)?;
         let mut loaded = Loaded::from(&self.backend)?;
@@ -155,36 +152,32 @@ impl KvStore {
     /// Commits every buffered write to LMDB now (etcd's ForceCommit): before the backend file is read as a
     /// whole (snapshots, hashes) and before the WAL forgets entries.
     pub fn force_commit(&self) -> Result<(), MvccError> {
-        let _commit = self.commit_lock.lock();
-        let mut buf = std::mem::take(&mut *self.buffer.lock());
-        if buf.since.is_none() && buf.job.is_none() {
-            // No write since the last commit; keep the index a write-free batch reached for the next one.
-            let mut b = self.buffer.lock();
-            b.consistent_index = b.consistent_index.max(buf.consistent_index);
-            b.rev = b.rev.max(buf.rev);
-            return Ok(());
+        // The buffer stays locked through the commit: commits reach LMDB in the order their writes were
+        // buffered, and a failed one leaves every write buffered for the next.
+        let mut b = self.buffer.lock();
+        if b.since.is_none() {
+            return Ok(()); // no write since the last commit
         }
         crate::failpoint::failpoint("backend-before-commit");
-        if let Err(e) = self.backend.commit_ops(&buf.ops, buf.consistent_index) {
-            // Put the writes back in front of whatever was buffered meanwhile; the next commit retries.
-            let mut b = self.buffer.lock();
-            buf.ops.append(&mut b.ops);
-            b.ops = buf.ops;
-            b.consistent_index = b.consistent_index.max(buf.consistent_index);
-            b.rev = b.rev.max(buf.rev);
-            b.job = b.job.take().or(buf.job);
-            b.since = buf.since;
-            return Err(e.into());
-        }
+        self.backend.commit_ops(&b.ops, b.consistent_index)?;
         crate::failpoint::failpoint("backend-after-commit");
+        let done = std::mem::take(&mut *b);
+        drop(b);
         {
             let mut state = self.state.write();
-            state.pending = state.pending.split_off(&Revision::new(buf.rev + 1, 0));
+            state.pending = state.pending.split_off(&Revision::new(done.rev + 1, 0));
         }
-        if let Some(job) = buf.job {
+        if let Some(job) = done.job {
             self.compactor.release(job, &self.backend);
         }
         Ok(())
+    }
+
+    /// The backend with every buffered write committed: for reading the file as a whole (snapshots, hashes)
+    /// and for syncing it before the WAL forgets entries.
+    pub fn committed_backend(&self) -> Result<&Backend, MvccError> {
+        self.force_commit()?;
+        Ok(&self.backend)
     }
 
     pub fn rev(&self) -> i64 {

@@ -73,8 +73,8 @@ impl Storage for RaftStorage {
         let index = applied.load(Ordering::Acquire);
         let term = self.mem.term(index)?;
         let fail = |e: String| raft::Error::Store(raft::StorageError::Other(e.into()));
-        store.force_commit().map_err(|e| fail(e.to_string()))?;
-        let data = store.backend().dump().map_err(|e| fail(e.to_string()))?;
+        let backend = store.committed_backend().map_err(|e| fail(e.to_string()))?;
+        let data = backend.dump().map_err(|e| fail(e.to_string()))?;
         let mut snap = Snapshot { data: data.into(), ..Default::default() };
         let md = snap.mut_metadata();
         md.index = index;

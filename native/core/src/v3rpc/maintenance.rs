@@ -67,8 +67,7 @@ impl Maintenance for MaintenanceService {
         // reclaimed; what is left is syncing the environment. Shrinking the file itself is not done yet.
         let s = self.server.clone();
         tokio::task::spawn_blocking(move || -> Result<(), String> {
-            s.store.force_commit().map_err(|e| e.to_string())?;
-            s.store.backend().sync().map_err(|e| e.to_string())
+            s.store.committed_backend().map_err(|e| e.to_string())?.sync().map_err(|e| e.to_string())
         })
         .await
         .map_err(|e| Status::internal(e.to_string()))?
@@ -77,8 +76,8 @@ impl Maintenance for MaintenanceService {
     }
 
     async fn hash(&self, _req: Request<HashRequest>) -> Result<Response<HashResponse>, Status> {
-        self.server.store.force_commit().map_err(|e| status(e.into()))?;
-        let hash = self.server.store.backend().hash_all().map_err(|e| status(EtcdError::Internal(e.to_string())))?;
+        let backend = self.server.store.committed_backend().map_err(|e| status(e.into()))?;
+        let hash = backend.hash_all().map_err(|e| status(EtcdError::Internal(e.to_string())))?;
         Ok(Response::new(HashResponse { header: filled(&self.server), hash }))
     }
 
@@ -99,8 +98,8 @@ impl Maintenance for MaintenanceService {
         let out = async_stream(move |tx| async move {
             let header = filled(&server);
             let res = tokio::task::spawn_blocking(move || -> Result<(), String> {
-                server.store.force_commit().map_err(|e| e.to_string())?;
-                let db = server.store.backend().snapshot_bbolt().map_err(|e| e.to_string())?;
+                let backend = server.store.committed_backend().map_err(|e| e.to_string())?;
+                let db = backend.snapshot_bbolt().map_err(|e| e.to_string())?;
                 let total = db.len() as u64;
                 let mut sent = 0u64;
                 let mut sha = Sha256::new();

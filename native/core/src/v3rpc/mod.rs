@@ -17,6 +17,7 @@ mod v3election;
 mod v3lock;
 mod watch;
 
+pub use concurrency::prefix_end;
 pub use header::status;
 pub(crate) use serve::bind_all;
 pub use serve::Edge;
