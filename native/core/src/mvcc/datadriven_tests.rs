@@ -277,7 +277,7 @@ impl Harness {
         if self.index.is_empty() {
             return "(empty index)".to_string();
         }
-        self.index.iter().map(|ki| ki.to_string()).collect::<Vec<_>>().join("\n")
+        self.index.iter().map(|(k, ki)| format!("{} {ki}", escape_key(k))).collect::<Vec<_>>().join("\n")
     }
 }
 

@@ -22,7 +22,8 @@ type KeyBounds<'a> = (Bound<&'a [u8]>, Bound<&'a [u8]>);
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TreeIndex {
-    tree: BTreeMap<Vec<u8>, KeyIndex>,
+    /// `Box<[u8]>`: the key once, without a `Vec`'s capacity word.
+    tree: BTreeMap<Box<[u8]>, KeyIndex>,
 }
 
 impl TreeIndex {
@@ -40,9 +41,9 @@ impl TreeIndex {
             ki.put(rev.main, rev.sub);
             return;
         }
-        let mut ki = KeyIndex::new(key.to_vec());
+        let mut ki = KeyIndex::new();
         ki.put(rev.main, rev.sub);
-        self.tree.insert(key.to_vec(), ki);
+        self.tree.insert(key.into(), ki);
     }
 
     /// Records a delete of `key` at `rev`; `RevisionNotFound` if the key does not exist now.
@@ -60,9 +61,9 @@ impl TreeIndex {
             ki.put(modified.main, modified.sub);
             return;
         }
-        let mut ki = KeyIndex::new(key.to_vec());
+        let mut ki = KeyIndex::new();
         ki.restore(created, modified, ver);
-        self.tree.insert(key.to_vec(), ki);
+        self.tree.insert(key.into(), ki);
     }
 
     /// What a read of `key` at `at_rev` sees: (modified revision, created revision, version).
@@ -75,9 +76,9 @@ impl TreeIndex {
         self.tree.get(key)
     }
 
-    /// Every key's history, in key order.
-    pub fn iter(&self) -> impl Iterator<Item = &KeyIndex> {
-        self.tree.values()
+    /// Every key and its history, in key order.
+    pub fn iter(&self) -> impl Iterator<Item = (&[u8], &KeyIndex)> {
+        self.tree.iter().map(|(k, ki)| (&**k, ki))
     }
 
     /// The Range hot path: the revisions of the first `limit` keys in the range alive at `at_rev` (all of
@@ -91,7 +92,7 @@ impl TreeIndex {
         }
         let mut revs = Vec::new();
         let mut count = 0;
-        for ki in self.visit(key, end) {
+        for (_, ki) in self.visit(key, end) {
             if let Ok((rev, ..)) = ki.get(at_rev) {
                 // Past the limit the keys still count (the response's `count`), but are not collected.
                 if limit == 0 || revs.len() < limit {
@@ -107,9 +108,9 @@ impl TreeIndex {
     pub fn range(&self, key: &[u8], end: &[u8], at_rev: i64) -> (Vec<Vec<u8>>, Vec<Revision>) {
         let mut keys = Vec::new();
         let mut revs = Vec::new();
-        for ki in self.visit(key, end) {
+        for (k, ki) in self.visit(key, end) {
             if let Ok((rev, ..)) = ki.get(at_rev) {
-                keys.push(ki.key.clone());
+                keys.push(k.to_vec());
                 revs.push(rev);
             }
         }
@@ -118,13 +119,13 @@ impl TreeIndex {
 
     /// How many keys in the range are alive at `at_rev` (a `count_only` Range); allocates nothing.
     pub fn count_revisions(&self, key: &[u8], end: &[u8], at_rev: i64) -> usize {
-        self.visit(key, end).filter(|ki| ki.get(at_rev).is_ok()).count()
+        self.visit(key, end).filter(|(_, ki)| ki.get(at_rev).is_ok()).count()
     }
 
     /// Every revision `>= rev` of every key in the range, ascending by revision, for watch catch-up. Per
     /// key, only the last sub revision of each main revision (see [`KeyIndex::since`]).
     pub fn range_since(&self, key: &[u8], end: &[u8], rev: i64) -> Vec<Revision> {
-        let mut revs: Vec<Revision> = self.visit(key, end).flat_map(|ki| ki.since(rev)).collect();
+        let mut revs: Vec<Revision> = self.visit(key, end).flat_map(|(_, ki)| ki.since(rev)).collect();
         // Revisions are unique across keys, so an unstable sort is a total order here.
         revs.sort_unstable();
         revs
@@ -160,7 +161,7 @@ impl TreeIndex {
     }
 
     /// The key indexes a range request covers, in key order (see the module docs for `end`).
-    fn visit<'a>(&'a self, key: &'a [u8], end: &'a [u8]) -> impl Iterator<Item = &'a KeyIndex> + 'a {
+    fn visit<'a>(&'a self, key: &'a [u8], end: &'a [u8]) -> impl Iterator<Item = (&'a [u8], &'a KeyIndex)> + 'a {
         let bounds: Option<KeyBounds<'a>> = if end.is_empty() {
             Some((Bound::Included(key), Bound::Included(key)))
         } else if end == [0] {
@@ -171,6 +172,6 @@ impl TreeIndex {
             // BTreeMap::range panics on an inverted range; etcd simply finds nothing.
             None
         };
-        bounds.into_iter().flat_map(move |b| self.tree.range::<[u8], _>(b)).map(|(_, ki)| ki)
+        bounds.into_iter().flat_map(move |b| self.tree.range::<[u8], _>(b)).map(|(k, ki)| (&**k, ki))
     }
 }

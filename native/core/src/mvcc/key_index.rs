@@ -57,7 +57,14 @@
 use std::collections::HashSet;
 use std::fmt;
 
+use smallvec::SmallVec;
+
 use super::revision::Revision;
+
+/// Most keys have one generation and few revisions: both live inline, no allocation (at a million keys
+/// that is most of the index's memory).
+pub type Revisions = SmallVec<[Revision; 1]>;
+pub type Generations = SmallVec<[Generation; 1]>;
 
 /// etcd's `ErrRevisionNotFound` ("mvcc: revision not found").
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -83,7 +90,7 @@ pub struct Generation {
     /// The revision that created the key; may be older than `revs[0]` once compaction trimmed the front.
     pub created: Revision,
     /// Ascending. In any generation but the last, the final entry is the tombstone.
-    pub revs: Vec<Revision>,
+    pub revs: Revisions,
 }
 
 impl Generation {
@@ -97,18 +104,18 @@ impl Generation {
     }
 }
 
-/// The history of one key. See the module docs for the shape of `generations`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// The history of one key. See the module docs for the shape of `generations`. The key itself is the
+/// tree index's map key, kept once.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct KeyIndex {
-    pub key: Vec<u8>,
     /// The newest revision written to this key (a put or a tombstone).
     pub modified: Revision,
-    pub generations: Vec<Generation>,
+    pub generations: Generations,
 }
 
 impl KeyIndex {
-    pub fn new(key: Vec<u8>) -> Self {
-        KeyIndex { key, modified: Revision::default(), generations: Vec::new() }
+    pub fn new() -> Self {
+        KeyIndex::default()
     }
 
     /// Records a put at `main.sub`, creating the key if its newest generation is empty.
@@ -118,12 +125,7 @@ impl KeyIndex {
     /// caller (etcd panics the same way).
     pub fn put(&mut self, main: i64, sub: i64) {
         let rev = Revision::new(main, sub);
-        assert!(
-            rev > self.modified,
-            "mvcc: put at {rev} on key {} is not newer than its last write {}",
-            escape_key(&self.key),
-            self.modified
-        );
+        assert!(rev > self.modified, "mvcc: put at {rev} is not newer than the key's last write {}", self.modified);
         if self.generations.is_empty() {
             self.generations.push(Generation::default());
         }
@@ -142,9 +144,9 @@ impl KeyIndex {
     /// # Panics
     /// If the index already has revisions (etcd's "unexpected non-empty generations").
     pub fn restore(&mut self, created: Revision, modified: Revision, ver: i64) {
-        assert!(self.is_empty(), "mvcc: restore into key {} that already has revisions", escape_key(&self.key));
+        assert!(self.is_empty(), "mvcc: restore into a key that already has revisions");
         self.modified = modified;
-        self.generations = vec![Generation { ver, created, revs: vec![modified] }];
+        self.generations = smallvec::smallvec![Generation { ver, created, revs: smallvec::smallvec![modified] }];
     }
 
     /// Closes the current generation with a tombstone at `main.sub` and opens an empty one.
@@ -270,15 +272,16 @@ impl KeyIndex {
 }
 
 impl fmt::Display for KeyIndex {
-    /// A multi-line dump, one line per generation, as used by the data-driven tests:
+    /// A multi-line dump, one line per generation, as used by the data-driven tests (which put the key
+    /// in front):
     ///
     /// ```text
-    /// k modified=15.0
+    /// modified=15.0
     ///   created=3.0 ver=3: 3.0 5.0 7.0t
     ///   created=15.0 ver=1: 15.0
     /// ```
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} modified={}", escape_key(&self.key), self.modified)?;
+        write!(f, "modified={}", self.modified)?;
         let last = self.generations.len().saturating_sub(1);
         for (i, g) in self.generations.iter().enumerate() {
             if g.is_empty() {
@@ -317,33 +320,33 @@ mod tests {
     }
 
     fn gen(created: Revision, ver: i64, revs: &[Revision]) -> Generation {
-        Generation { ver, created, revs: revs.to_vec() }
+        Generation { ver, created, revs: Revisions::from_slice(revs) }
     }
 
     #[test]
     fn put_builds_one_generation() {
-        let mut ki = KeyIndex::new(b"foo".to_vec());
+        let mut ki = KeyIndex::new();
         assert!(ki.is_empty());
         ki.put(5, 0);
         ki.put(7, 0);
         assert_eq!(ki.modified, rev(7, 0));
-        assert_eq!(ki.generations, vec![gen(rev(5, 0), 2, &[rev(5, 0), rev(7, 0)])]);
+        assert_eq!(ki.generations.to_vec(), vec![gen(rev(5, 0), 2, &[rev(5, 0), rev(7, 0)])]);
         assert!(!ki.is_empty());
     }
 
     #[test]
     fn restore_seeds_one_revision() {
-        let mut ki = KeyIndex::new(b"foo".to_vec());
+        let mut ki = KeyIndex::new();
         ki.restore(rev(5, 0), rev(7, 0), 2);
         assert_eq!(ki.modified, rev(7, 0));
-        assert_eq!(ki.generations, vec![gen(rev(5, 0), 2, &[rev(7, 0)])]);
+        assert_eq!(ki.generations.to_vec(), vec![gen(rev(5, 0), 2, &[rev(7, 0)])]);
         assert_eq!(ki.get(7), Ok((rev(7, 0), rev(5, 0), 2)));
         assert_eq!(ki.get(6), Err(IndexError::RevisionNotFound));
     }
 
     #[test]
     fn tombstone_closes_generation() {
-        let mut ki = KeyIndex::new(b"foo".to_vec());
+        let mut ki = KeyIndex::new();
         assert_eq!(ki.tombstone(1, 0), Err(IndexError::RevisionNotFound));
         ki.put(5, 0);
         ki.tombstone(7, 0).unwrap();
@@ -352,7 +355,7 @@ mod tests {
         ki.tombstone(15, 0).unwrap();
         assert_eq!(ki.modified, rev(15, 0));
         assert_eq!(
-            ki.generations,
+            ki.generations.to_vec(),
             vec![
                 gen(rev(5, 0), 2, &[rev(5, 0), rev(7, 0)]),
                 gen(rev(8, 0), 3, &[rev(8, 0), rev(9, 0), rev(15, 0)]),
@@ -366,7 +369,7 @@ mod tests {
     #[test]
     #[should_panic(expected = "not newer")]
     fn put_must_move_forward() {
-        let mut ki = KeyIndex::new(b"foo".to_vec());
+        let mut ki = KeyIndex::new();
         ki.put(5, 1);
         ki.put(5, 0);
     }
@@ -374,30 +377,31 @@ mod tests {
     #[test]
     #[should_panic(expected = "already has revisions")]
     fn restore_twice_panics() {
-        let mut ki = KeyIndex::new(b"foo".to_vec());
+        let mut ki = KeyIndex::new();
         ki.restore(rev(2, 0), rev(3, 0), 2);
         ki.restore(rev(2, 0), rev(4, 0), 3);
     }
 
     #[test]
     fn compacted_to_nothing_is_empty() {
-        let mut ki = KeyIndex::new(b"foo".to_vec());
+        let mut ki = KeyIndex::new();
         ki.put(2, 0);
         ki.tombstone(3, 0).unwrap();
         let mut available = HashSet::new();
         ki.compact(3, &mut available);
         assert!(available.is_empty());
         assert!(ki.is_empty());
-        assert_eq!(ki.generations, vec![Generation::default()]);
+        assert_eq!(ki.generations.to_vec(), vec![Generation::default()]);
         assert_eq!(ki.get(4), Err(IndexError::RevisionNotFound));
         assert!(ki.since(0).is_empty());
     }
 
     #[test]
     fn display_and_escape() {
-        let mut ki = KeyIndex::new(b"a\\b\x00 ".to_vec());
+        let mut ki = KeyIndex::new();
         ki.put(2, 0);
         ki.tombstone(3, 0).unwrap();
-        assert_eq!(ki.to_string(), "a\\x5cb\\x00\\x20 modified=3.0\n  created=2.0 ver=2: 2.0 3.0t\n  (empty)");
+        assert_eq!(ki.to_string(), "modified=3.0\n  created=2.0 ver=2: 2.0 3.0t\n  (empty)");
+        assert_eq!(escape_key(b"a\\b\x00 "), "a\\x5cb\\x00\\x20");
     }
 }
