@@ -299,6 +299,7 @@ impl fmt::Display for KeyIndex {
 }
 
 /// A key as text: printable ASCII as is, every other byte (and `\`) as `\xNN`.
+#[cfg(test)]
 pub(crate) fn escape_key(key: &[u8]) -> String {
     let mut s = String::with_capacity(key.len());
     for &b in key {
