@@ -31,19 +31,20 @@ impl TreeIndex {
         TreeIndex::default()
     }
 
-    /// Records a put of `key` at `rev`.
+    /// Records a put of `key` at `rev`; returns the key's create revision and version as of this put (one
+    /// tree search serves both: the apply hot path).
     ///
     /// # Panics
     /// If `rev` is not newer than the key's last write (see [`KeyIndex::put`]).
-    pub fn put(&mut self, key: &[u8], rev: Revision) {
+    pub fn put(&mut self, key: &[u8], rev: Revision) -> (Revision, i64) {
         // get_mut first: the common case (an existing key) must not copy the key.
         if let Some(ki) = self.tree.get_mut(key) {
-            ki.put(rev.main, rev.sub);
-            return;
+            return ki.put(rev.main, rev.sub);
         }
         let mut ki = KeyIndex::new();
-        ki.put(rev.main, rev.sub);
+        let put = ki.put(rev.main, rev.sub);
         self.tree.insert(key.into(), ki);
+        put
     }
 
     /// Records a delete of `key` at `rev`; `RevisionNotFound` if the key does not exist now.

@@ -123,7 +123,8 @@ impl KeyIndex {
     /// # Panics
     /// If `main.sub` is not newer than [`Self::modified`]: revisions only grow, so this is a bug in the
     /// caller (etcd panics the same way).
-    pub fn put(&mut self, main: i64, sub: i64) {
+    /// Returns the key's create revision and version as of this put (what its KeyValue carries).
+    pub fn put(&mut self, main: i64, sub: i64) -> (Revision, i64) {
         let rev = Revision::new(main, sub);
         assert!(rev > self.modified, "mvcc: put at {rev} is not newer than the key's last write {}", self.modified);
         if self.generations.is_empty() {
@@ -136,6 +137,7 @@ impl KeyIndex {
         g.revs.push(rev);
         g.ver += 1;
         self.modified = rev;
+        (g.created, g.ver)
     }
 
     /// Seeds the index from the backend at startup: the key's oldest surviving row says it was created at

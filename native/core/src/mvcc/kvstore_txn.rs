@@ -120,21 +120,17 @@ impl<'b, 'a> TxnWrite<'b, 'a> {
     /// Puts `key`; returns the request's revision.
     pub fn put(&mut self, key: &[u8], value: &[u8], lease: i64) -> Result<i64, MvccError> {
         let rev = self.begin_rev + 1;
-        let (created, ver) = match self.state.index.get(key, rev) {
-            Ok((_, created, ver)) => (created.main, ver),
-            Err(_) => (rev, 0),
-        };
         let idx_rev = Revision::new(rev, self.changes.len() as i64);
+        let (created, version) = self.state.index.put(key, idx_rev);
         let kv = KeyValue {
             key: key.to_vec(),
-            create_revision: created,
+            create_revision: created.main,
             mod_revision: rev,
-            version: ver + 1,
+            version,
             value: value.to_vec(),
             lease,
         };
         self.write(&idx_rev.to_bytes(), idx_rev, false, &kv);
-        self.state.index.put(key, idx_rev);
         self.store.lessor.attach(key, lease);
         self.changes.push(kv);
         Ok(rev)
