@@ -44,6 +44,11 @@ bench: ## the benchmark suite vs real etcd 3.4.23 and 3.5.1 (bench/results/); QU
 	cargo build --release -p etcd_bench
 	$(PYTHON) -m bench $(if $(QUICK),--quick,)
 
+.PHONY: bench-micro
+bench-micro: ## micro-benchmarks of the native pieces (WAL fsync, index, backend range, watch matching); needs `make develop`
+	$(PIP) install --quiet pytest-benchmark
+	$(PYTHON) -m pytest bench/micro -p no:cacheprovider --benchmark-columns=min,median,mean,ops,rounds
+
 .PHONY: soak
 soak: ## the leader-kill cluster test with 50 kills (KILLS=n to change); not part of `make test`
 	PYETCD_LEADER_KILLS=$${KILLS:-50} $(PYTHON) -m pytest tests/cluster/test_leader_kill.py -s

@@ -24,6 +24,8 @@ class ServerConfig(TypedDict):
     wal_fsync: bool
     watch_progress_notify_ms: int
     quota_bytes: int
+    backend_batch_interval_ms: int
+    backend_batch_limit: int
     client_urls: list[str]
 
 class Status(TypedDict):
@@ -83,3 +85,34 @@ class Server:
 
 def set_log_level(level: int) -> None:
     """0 debug, 1 info, 2 warn, 3 error: native log lines below it are dropped."""
+
+# Micro-benchmark drivers (etcd_core::micro), for bench/micro only.
+@final
+class MicroWal:
+    """A new WAL in ``dir``; ``save`` appends one batch of ``entry_size``-byte entries and syncs it."""
+    def __new__(cls, dir: str, entry_size: int, fsync: bool = True) -> MicroWal: ...
+    def save(self, batch: int) -> int:
+        """Appends ``batch`` entries and fdatasyncs them; returns the last index. Raises OSError."""
+
+@final
+class MicroIndex:
+    """A revision index of ``keys`` keys of ``key_size`` digits, each put once."""
+    def __new__(cls, keys: int, key_size: int) -> MicroIndex: ...
+    def put(self, count: int) -> None:
+        """Puts the next ``count`` keys (round robin) at new revisions."""
+    def range(self, start: int, span: int, limit: int) -> int:
+        """Collects the revisions of keys ``start..start+span`` (first ``limit``; 0 all); returns the count."""
+
+@final
+class MicroRange:
+    """A store in ``dir`` whose backend holds ``keys`` committed keys with ``value_size``-byte values."""
+    def __new__(cls, dir: str, keys: int, value_size: int) -> MicroRange: ...
+    def range(self, start: int, count: int) -> int:
+        """A serializable Range of the ``count`` keys from key ``start``; returns how many came back."""
+
+@final
+class MicroWatch:
+    """``watchers`` synced watchers over ``streams`` streams, on distinct keys or all on one prefix."""
+    def __new__(cls, dir: str, watchers: int, streams: int, prefix: bool = False) -> MicroWatch: ...
+    def notify(self, events: int) -> int:
+        """Matches ``events`` revisions against the watchers and drains the streams; returns responses."""

@@ -100,6 +100,8 @@ class Etcd:
                 "wal_fsync": not cfg.unsafe_no_fsync,
                 "watch_progress_notify_ms": int(cfg.experimental_watch_progress_notify_interval * 1000),
                 "quota_bytes": cfg.quota_backend_bytes_effective or 0,
+                "backend_batch_interval_ms": int(cfg.backend_batch_interval * 1000),
+                "backend_batch_limit": cfg.backend_batch_limit,
                 "client_urls": list(cfg.advertise_client_urls),
             }
         )

@@ -7,6 +7,7 @@
 pub mod etcdserver;
 pub mod failpoint;
 pub mod lease;
+pub mod micro;
 pub mod mvcc;
 pub mod pb;
 pub mod rafthttp;

@@ -1,5 +1,7 @@
 //! `pyetcd_fast._native`: the thin binding over etcd_core. It converts types, releases the GIL around every
 //! call that may block (fsync, waiting for the edge to stop), and registers the module. No logic lives here.
+mod micro;
+
 use std::path::PathBuf;
 
 /// The edge allocates per request (frames, headers, protobufs); glibc's malloc took ~14% of the server's
@@ -56,6 +58,8 @@ impl Server {
             wal_fsync: get(cfg, "wal_fsync")?,
             watch_progress_notify_ms: get(cfg, "watch_progress_notify_ms")?,
             quota_bytes: get(cfg, "quota_bytes")?,
+            backend_batch_interval_ms: get(cfg, "backend_batch_interval_ms")?,
+            backend_batch_limit: get(cfg, "backend_batch_limit")?,
             client_urls: get(cfg, "client_urls")?,
         };
         let inner = py.allow_threads(|| EtcdServer::open(cfg)).map_err(PyOSError::new_err)?;
@@ -172,6 +176,10 @@ fn set_log_level(level: u8) {
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Server>()?;
+    m.add_class::<micro::MicroWal>()?;
+    m.add_class::<micro::MicroIndex>()?;
+    m.add_class::<micro::MicroRange>()?;
+    m.add_class::<micro::MicroWatch>()?;
     m.add_function(wrap_pyfunction!(set_log_level, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())

@@ -17,6 +17,7 @@ use super::apply;
 use super::errors::EtcdError;
 use super::membership::{Member, RaftCluster};
 use super::notify::Notifier;
+use crate::mvcc::kvstore::BatchLimits;
 use crate::mvcc::watcher::events_of;
 use crate::mvcc::KvStore;
 use crate::pb::etcdserverpb::{
@@ -56,6 +57,9 @@ pub struct ServerConfig {
     pub watch_progress_notify_ms: u64,
     /// --quota-backend-bytes as it applies (0 = no quota).
     pub quota_bytes: u64,
+    /// --backend-batch-interval in milliseconds and --backend-batch-limit (0: etcd's defaults).
+    pub backend_batch_interval_ms: u64,
+    pub backend_batch_limit: usize,
     /// This member's advertised client URLs (published through raft).
     pub client_urls: Vec<String>,
 }
@@ -148,7 +152,9 @@ impl EtcdServer {
         let rs = raftnode::open_or_bootstrap(&cfg.wal_dir, cfg.member_id, cfg.cluster_id, boot, opts)?;
         cfg.member_id = rs.member_id;
         cfg.cluster_id = rs.cluster_id;
-        let store = Arc::new(KvStore::open(&cfg.backend_dir).map_err(|e| e.to_string())?);
+        let mut store = KvStore::open(&cfg.backend_dir).map_err(|e| e.to_string())?;
+        store.batch = BatchLimits::from_flags(cfg.backend_batch_interval_ms, cfg.backend_batch_limit);
+        let store = Arc::new(store);
         store.lessor.set_min_ttl_from_election(cfg.election_ms);
         store.watchable.max_response_bytes.store(cfg.max_request_bytes, Ordering::Relaxed);
         let snapshot_index = rs.storage.first_index().map_err(|e| e.to_string())?.saturating_sub(1);

@@ -6,7 +6,7 @@
 //!
 //! Backend commits are batched as etcd's batchTx does: a raft batch's writes join the store's write buffer
 //! ([`WriteBatch::commit`]) and reach LMDB in one transaction (one fdatasync) when the buffer is
-//! [`BATCH_INTERVAL`] old or holds [`BATCH_LIMIT`] writes ([`KvStore::commit_if_due`], called on every raft
+//! [`BATCH_INTERVAL`] old or holds [`BATCH_LIMIT`] writes (etcd's defaults; [`KvStore::batch`] sets others) ([`KvStore::commit_if_due`], called on every raft
 //! tick), or when something needs the file itself ([`KvStore::force_commit`]: snapshots, hashes, stop).
 //! Nothing acknowledged depends on it: the WAL holds every applied entry past the backend's consistent index.
 //! Values not yet in LMDB live in `State::pending`, which readers look at first; a commit drops them from it
@@ -35,6 +35,30 @@ use crate::pb::mvccpb::KeyValue;
 pub const BATCH_INTERVAL: Duration = Duration::from_millis(100);
 /// ... or once this many writes are buffered (etcd's --backend-batch-limit).
 pub const BATCH_LIMIT: usize = 10_000;
+
+/// When the write buffer is committed: `--backend-batch-interval` and `--backend-batch-limit`.
+#[derive(Clone, Copy, Debug)]
+pub struct BatchLimits {
+    pub interval: Duration,
+    pub limit: usize,
+}
+
+impl Default for BatchLimits {
+    fn default() -> Self {
+        BatchLimits { interval: BATCH_INTERVAL, limit: BATCH_LIMIT }
+    }
+}
+
+impl BatchLimits {
+    /// etcd's flags: 0 means the default for either.
+    pub fn from_flags(interval_ms: u64, limit: usize) -> Self {
+        let d = BatchLimits::default();
+        BatchLimits {
+            interval: if interval_ms == 0 { d.interval } else { Duration::from_millis(interval_ms) },
+            limit: if limit == 0 { d.limit } else { limit },
+        }
+    }
+}
 
 /// A value not yet committed to LMDB: whether it is a tombstone, and the encoded KeyValue.
 pub(crate) type PendingValue = (bool, Arc<Vec<u8>>);
@@ -73,6 +97,8 @@ pub struct KvStore {
     pub watchable: WatchableStore,
     pub(crate) state: RwLock<State>,
     buffer: Mutex<Buffer>,
+    /// When the buffer is committed ([`BatchLimits::default`] unless set).
+    pub batch: BatchLimits,
 }
 
 impl KvStore {
@@ -102,6 +128,7 @@ impl KvStore {
             watchable: WatchableStore::default(),
             state: RwLock::new(state),
             buffer: Mutex::new(Buffer::default()),
+            batch: BatchLimits::default(),
         })
     }
 
@@ -137,11 +164,11 @@ impl KvStore {
         buffered.max(self.backend.get_meta_u64(CONSISTENT_INDEX_KEY).ok().flatten().unwrap_or(0))
     }
 
-    /// Commits the write buffer if it is [`BATCH_INTERVAL`] old or holds [`BATCH_LIMIT`] writes.
+    /// Commits the write buffer if it is as old as, or holds as many writes as, [`KvStore::batch`] allows.
     pub fn commit_if_due(&self) -> Result<(), MvccError> {
         let due = {
             let b = self.buffer.lock();
-            b.ops.len() >= BATCH_LIMIT || b.since.is_some_and(|t| t.elapsed() >= BATCH_INTERVAL)
+            b.ops.len() >= self.batch.limit || b.since.is_some_and(|t| t.elapsed() >= self.batch.interval)
         };
         if due {
             self.force_commit()?;
@@ -335,7 +362,7 @@ impl<'a> WriteBatch<'a> {
     }
 
     /// Ends the batch: its writes join the store's write buffer with the consistent index `applied`; the
-    /// buffer is committed now if it is full, else within [`BATCH_INTERVAL`].
+    /// buffer is committed now if it is full, else within the batch interval ([`KvStore::batch`]).
     pub fn commit(mut self, applied: u64) -> Result<(), MvccError> {
         let rev = self.store.state.read().current_rev;
         let job = self.store.compactor.take_scheduled();
@@ -350,7 +377,7 @@ impl<'a> WriteBatch<'a> {
             if job.is_some() {
                 b.job = job;
             }
-            b.ops.len() >= BATCH_LIMIT
+            b.ops.len() >= self.store.batch.limit
         };
         if full {
             self.store.force_commit()?;

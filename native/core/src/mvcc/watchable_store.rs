@@ -15,7 +15,7 @@
 //!
 //! Lock order: the group lock, then the store's state lock (a [`ReadView`]). The applier calls `notify`
 //! after its batch, holding no store lock.
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -35,9 +35,72 @@ const MAX_REVS_PER_RESPONSE: usize = 1000;
 
 type WatcherKey = (u64, i64);
 
+/// The synced watchers, indexed for matching: a single-key watcher is found from an event's key, so an event
+/// costs its takers plus the range watchers, not every watcher (etcd's watcherGroup keeps the same split).
+#[derive(Default)]
+struct Synced {
+    watchers: HashMap<WatcherKey, Watcher>,
+    /// Single-key watchers by their key.
+    by_key: HashMap<Vec<u8>, Vec<WatcherKey>>,
+    /// Watchers on a range or from a key: checked against every event.
+    ranges: HashSet<WatcherKey>,
+}
+
+impl Synced {
+    fn insert(&mut self, k: WatcherKey, w: Watcher) {
+        if w.end.is_empty() {
+            self.by_key.entry(w.key.clone()).or_default().push(k);
+        } else {
+            self.ranges.insert(k);
+        }
+        if let Some(old) = self.watchers.insert(k, w) {
+            self.unindex(k, &old);
+        }
+    }
+
+    fn remove(&mut self, k: &WatcherKey) -> Option<Watcher> {
+        let w = self.watchers.remove(k)?;
+        self.unindex(*k, &w);
+        Some(w)
+    }
+
+    fn unindex(&mut self, k: WatcherKey, w: &Watcher) {
+        if !w.end.is_empty() {
+            self.ranges.remove(&k);
+        } else if let Some(ks) = self.by_key.get_mut(&w.key) {
+            ks.retain(|x| *x != k);
+            if ks.is_empty() {
+                self.by_key.remove(&w.key);
+            }
+        }
+    }
+
+    /// Every watcher, leaving the group empty.
+    fn take_all(&mut self) -> HashMap<WatcherKey, Watcher> {
+        self.by_key.clear();
+        self.ranges.clear();
+        std::mem::take(&mut self.watchers)
+    }
+
+    /// The watchers some event of `evs` may be for, each once.
+    fn candidates(&self, evs: &[Event]) -> Vec<WatcherKey> {
+        let mut out: Vec<WatcherKey> = self.ranges.iter().copied().collect();
+        for ev in evs {
+            if let Some(ks) = ev.kv.as_ref().and_then(|kv| self.by_key.get(&kv.key)) {
+                out.extend_from_slice(ks);
+            }
+        }
+        if evs.len() > 1 {
+            out.sort_unstable();
+            out.dedup();
+        }
+        out
+    }
+}
+
 #[derive(Default)]
 struct Groups {
-    synced: HashMap<WatcherKey, Watcher>,
+    synced: Synced,
     unsynced: HashMap<WatcherKey, Watcher>,
     /// Next server-chosen watch id, per stream.
     next_id: HashMap<u64, i64>,
@@ -45,7 +108,7 @@ struct Groups {
 
 impl Groups {
     fn has(&self, k: &WatcherKey) -> bool {
-        self.synced.contains_key(k) || self.unsynced.contains_key(k)
+        self.synced.watchers.contains_key(k) || self.unsynced.contains_key(k)
     }
 }
 
@@ -146,7 +209,10 @@ impl WatchableStore {
     /// The stream went away: drop its watchers.
     pub fn close_stream(&self, stream_id: u64) {
         let mut g = self.groups.lock();
-        g.synced.retain(|k, _| k.0 != stream_id);
+        let gone: Vec<WatcherKey> = g.synced.watchers.keys().filter(|k| k.0 == stream_id).copied().collect();
+        for k in gone {
+            g.synced.remove(&k);
+        }
         g.unsynced.retain(|k, _| k.0 != stream_id);
         g.next_id.remove(&stream_id);
     }
@@ -163,7 +229,7 @@ impl WatchableStore {
         let mut g = self.groups.lock();
         let cur = store.rev();
         let now = Instant::now();
-        for w in g.synced.values_mut() {
+        for w in g.synced.watchers.values_mut() {
             if w.progress_notify && now.duration_since(w.last_progress) >= interval {
                 w.last_progress = now;
                 w.stream.send(WatchResponse { watch_id: w.id, ..Default::default() }, cur);
@@ -173,19 +239,20 @@ impl WatchableStore {
 
     pub fn watcher_count(&self) -> usize {
         let g = self.groups.lock();
-        g.synced.len() + g.unsynced.len()
+        g.synced.watchers.len() + g.unsynced.len()
     }
 
     /// The events of one committed batch, one entry per write request (its revision and events), in order.
     pub fn notify(&self, store: &KvStore, revs: &[(i64, Vec<Event>)]) {
         let mut g = self.groups.lock();
-        if g.synced.is_empty() || revs.is_empty() {
+        if g.synced.watchers.is_empty() || revs.is_empty() {
             return;
         }
         let mut view: Option<ReadView<'_>> = None;
         for (rev, evs) in revs {
             let mut victims = Vec::new();
-            for (k, w) in g.synced.iter_mut() {
+            for k in g.synced.candidates(evs) {
+                let w = g.synced.watchers.get_mut(&k).expect("indexed watchers are in the group");
                 if *rev < w.min_rev {
                     continue;
                 }
@@ -195,7 +262,7 @@ impl WatchableStore {
                 }
                 if w.stream.is_slow() {
                     w.min_rev = *rev;
-                    victims.push(*k);
+                    victims.push(k);
                     continue;
                 }
                 if w.prev_kv {
@@ -220,7 +287,7 @@ impl WatchableStore {
     /// Every watcher catches up from history (the store was replaced by a snapshot).
     pub fn unsync_all(&self) {
         let mut g = self.groups.lock();
-        let synced = std::mem::take(&mut g.synced);
+        let synced = g.synced.take_all();
         g.unsynced.extend(synced);
     }
 
