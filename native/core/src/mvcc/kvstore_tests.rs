@@ -206,3 +206,30 @@ fn batches_reach_the_backend_together_and_reads_never_miss_a_value() {
     assert_eq!(rows(&s), 5);
     assert_eq!(s.backend.get_meta_u64(super::backend::CONSISTENT_INDEX_KEY).unwrap(), Some(5));
 }
+
+#[test]
+fn batch_limits_follow_etcds_flags() {
+    use super::kvstore::{BatchLimits, BATCH_INTERVAL, BATCH_LIMIT};
+    let d = BatchLimits::from_flags(0, 0);
+    assert_eq!((d.interval, d.limit), (BATCH_INTERVAL, BATCH_LIMIT), "0 means etcd's default");
+    let set = BatchLimits::from_flags(250, 3);
+    assert_eq!((set.interval, set.limit), (std::time::Duration::from_millis(250), 3));
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = open(dir.path());
+    s.batch = BatchLimits::from_flags(60_000, 3);
+    for i in 1..=2u64 {
+        write(&s, i, |t| {
+            t.put(format!("k{i}").as_bytes(), b"v", 0).unwrap();
+        });
+    }
+    assert_eq!(s.backend.get_meta_u64(super::backend::CONSISTENT_INDEX_KEY).unwrap(), None, "under the limit");
+    write(&s, 3, |t| {
+        t.put(b"k3", b"v", 0).unwrap();
+    });
+    assert_eq!(
+        s.backend.get_meta_u64(super::backend::CONSISTENT_INDEX_KEY).unwrap(),
+        Some(3),
+        "the third write commits"
+    );
+}
