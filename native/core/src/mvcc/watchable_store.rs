@@ -48,14 +48,13 @@ struct Synced {
 
 impl Synced {
     fn insert(&mut self, k: WatcherKey, w: Watcher) {
+        self.remove(&k);
         if w.end.is_empty() {
             self.by_key.entry(w.key.clone()).or_default().push(k);
         } else {
             self.ranges.insert(k);
         }
-        if let Some(old) = self.watchers.insert(k, w) {
-            self.unindex(k, &old);
-        }
+        self.watchers.insert(k, w);
     }
 
     fn remove(&mut self, k: &WatcherKey) -> Option<Watcher> {

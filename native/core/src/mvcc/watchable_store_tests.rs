@@ -158,3 +158,38 @@ fn filters_prev_kv_ids_and_cancel() {
     assert_eq!(of("0"), ["0 1 created", "0 2 k=1@2", "0 3 k=2@3", "0 4 del:k@4"].map(String::from));
     assert_eq!(lines.len(), 9);
 }
+
+#[test]
+fn key_and_range_watchers_get_only_their_events_and_cancel_unindexes() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = KvStore::open(dir.path()).unwrap();
+    let (ws, mut rx) = s.watchable.new_stream();
+    s.watchable.watch(&s, &ws, create("a", "", 0)); // id 0: key a
+    s.watchable.watch(&s, &ws, create("a", "", 0)); // id 1: key a again
+    s.watchable.watch(&s, &ws, create("b", "", 0)); // id 2: key b
+    s.watchable.watch(&s, &ws, create("c", "e", 0)); // id 3: [c, e)
+    write(&s, &[("a", Some("1")), ("d", Some("2"))]);
+    write(&s, &[("b", Some("3")), ("bb", Some("no"))]);
+    s.watchable.cancel(&s, &ws, 1);
+    write(&s, &[("a", Some("4"))]);
+    s.watchable.close_stream(ws.id);
+    write(&s, &[("a", Some("5"))]);
+    // Watchers of one revision are served in no particular order; each gets its own events, once.
+    let mut got = drain(&mut rx, &ws);
+    got.sort();
+    let mut want = [
+        "0 1 created",
+        "1 1 created",
+        "2 1 created",
+        "3 1 created",
+        "0 2 a=1@2",
+        "1 2 a=1@2",
+        "3 2 d=2@2",
+        "2 3 b=3@3",
+        "1 3 canceled c=0",
+        "0 4 a=4@4",
+    ];
+    want.sort();
+    assert_eq!(got, want);
+    assert_eq!(s.watchable.watcher_count(), 0);
+}
