@@ -24,7 +24,6 @@ pub fn key(prefix: &str, i: usize, width: usize) -> Vec<u8> {
 /// Appends batches of equal entries to a new WAL, each batch made durable (fdatasync) as the Ready loop does.
 pub struct WalBench {
     wal: Wal,
-    next: u64,
     payload: Vec<u8>,
 }
 
@@ -32,16 +31,15 @@ impl WalBench {
     pub fn new(dir: &Path, entry_size: usize, fsync: bool) -> Result<WalBench, String> {
         let opts = WalOptions { fsync, ..Default::default() };
         let wal = Wal::create(dir, b"micro", opts).map_err(|e| e.to_string())?;
-        Ok(WalBench { wal, next: 1, payload: vec![b'x'; entry_size] })
+        Ok(WalBench { wal, payload: vec![b'x'; entry_size] })
     }
 
     /// Appends `batch` entries and syncs them; returns the last index written.
     pub fn save(&mut self, batch: usize) -> Result<u64, String> {
-        let first = self.next;
+        let first = self.wal.last_index() + 1;
         let entries: Vec<(u64, &[u8])> = (0..batch as u64).map(|i| (first + i, self.payload.as_slice())).collect();
         self.wal.save(None, &entries).map_err(|e| e.to_string())?;
-        self.next += batch as u64;
-        Ok(self.next - 1)
+        Ok(self.wal.last_index())
     }
 }
 
@@ -86,34 +84,34 @@ impl IndexBench {
 /// A store whose backend holds `keys` committed keys with `value_size`-byte values.
 pub struct RangeBench {
     store: KvStore,
-    width: usize,
 }
 
 const RANGE_PREFIX: &str = "/micro/";
+/// Digits in the index part of the range and watch benchmarks' keys.
+const WIDTH: usize = 8;
 
 impl RangeBench {
     pub fn new(dir: &Path, keys: usize, value_size: usize) -> Result<RangeBench, String> {
         let store = KvStore::open(dir).map_err(|e| e.to_string())?;
         let value = vec![b'v'; value_size];
-        let width = 8;
-        for (n, chunk) in (0..keys).collect::<Vec<_>>().chunks(1000).enumerate() {
+        for (n, first) in (0..keys).step_by(1000).enumerate() {
             let mut batch = store.write_batch();
-            for &i in chunk {
+            for i in first..(first + 1000).min(keys) {
                 let mut txn = batch.txn();
-                txn.put(&key(RANGE_PREFIX, i, width), &value, 0).map_err(|e| e.to_string())?;
+                txn.put(&key(RANGE_PREFIX, i, WIDTH), &value, 0).map_err(|e| e.to_string())?;
                 txn.end();
             }
             batch.commit(n as u64 + 1).map_err(|e| e.to_string())?;
         }
         store.force_commit().map_err(|e| e.to_string())?;
-        Ok(RangeBench { store, width })
+        Ok(RangeBench { store })
     }
 
     /// A serializable Range of the `count` keys from key `start`, values read from the backend; returns the
     /// number of KeyValues.
     pub fn range(&self, start: usize, count: usize) -> Result<usize, String> {
         let view = self.store.read().map_err(|e| e.to_string())?;
-        let (from, end) = (key(RANGE_PREFIX, start, self.width), key(RANGE_PREFIX, start + count, self.width));
+        let (from, end) = (key(RANGE_PREFIX, start, WIDTH), key(RANGE_PREFIX, start + count, WIDTH));
         let res = view.range(&from, &end, RangeOptions::default()).map_err(|e| e.to_string())?;
         Ok(res.kvs.len())
     }
@@ -137,7 +135,7 @@ impl WatchBench {
             let (key, range_end) = if prefix {
                 (WATCH_PREFIX.as_bytes().to_vec(), prefix_end(WATCH_PREFIX.as_bytes()))
             } else {
-                (key(WATCH_PREFIX, i, 8), Vec::new())
+                (key(WATCH_PREFIX, i, WIDTH), Vec::new())
             };
             let req = WatchCreateRequest { key, range_end, ..Default::default() };
             store.watchable.watch(&store, &streams[i % streams.len()].0, req);
@@ -154,7 +152,7 @@ impl WatchBench {
             .map(|i| {
                 self.rev += 1;
                 let kv = KeyValue {
-                    key: key(WATCH_PREFIX, i % self.keys, 8),
+                    key: key(WATCH_PREFIX, i % self.keys, WIDTH),
                     mod_revision: self.rev,
                     create_revision: self.rev,
                     version: 1,

@@ -118,12 +118,12 @@ impl KeyIndex {
         KeyIndex::default()
     }
 
-    /// Records a put at `main.sub`, creating the key if its newest generation is empty.
+    /// Records a put at `main.sub`, creating the key if its newest generation is empty. Returns the key's
+    /// create revision and version as of this put (what its KeyValue carries).
     ///
     /// # Panics
     /// If `main.sub` is not newer than [`Self::modified`]: revisions only grow, so this is a bug in the
     /// caller (etcd panics the same way).
-    /// Returns the key's create revision and version as of this put (what its KeyValue carries).
     pub fn put(&mut self, main: i64, sub: i64) -> (Revision, i64) {
         let rev = Revision::new(main, sub);
         assert!(rev > self.modified, "mvcc: put at {rev} is not newer than the key's last write {}", self.modified);

@@ -6,8 +6,8 @@
 //!
 //! Backend commits are batched as etcd's batchTx does: a raft batch's writes join the store's write buffer
 //! ([`WriteBatch::commit`]) and reach LMDB in one transaction (one fdatasync) when the buffer is
-//! [`BATCH_INTERVAL`] old or holds [`BATCH_LIMIT`] writes (etcd's defaults; [`KvStore::batch`] sets others) ([`KvStore::commit_if_due`], called on every raft
-//! tick), or when something needs the file itself ([`KvStore::force_commit`]: snapshots, hashes, stop).
+//! [`KvStore::batch`]'s interval old or holds its limit of writes (etcd's defaults [`BATCH_INTERVAL`] and
+//! [`BATCH_LIMIT`] unless the flags say otherwise; [`KvStore::commit_if_due`], called on every raft tick), or when something needs the file itself ([`KvStore::force_commit`]: snapshots, hashes, stop).
 //! Nothing acknowledged depends on it: the WAL holds every applied entry past the backend's consistent index.
 //! Values not yet in LMDB live in `State::pending`, which readers look at first; a commit drops them from it
 //! under the state write lock, so a view (which opens its LMDB transaction under the read lock) finds every
