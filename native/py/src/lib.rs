@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 /// The edge allocates per request (frames, headers, protobufs); glibc's malloc took ~14% of the server's
 /// CPU under `put` with 1,000 clients. Rust allocations in this module use mimalloc; Python's are untouched.
+/// It is built without transparent huge pages (Cargo.toml says why).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::sync::Arc;
