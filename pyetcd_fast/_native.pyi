@@ -27,6 +27,7 @@ class ServerConfig(TypedDict):
     backend_batch_interval_ms: int
     backend_batch_limit: int
     client_urls: list[str]
+    enable_v2: bool
 
 class Status(TypedDict):
     member_id: int

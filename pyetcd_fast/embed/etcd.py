@@ -103,6 +103,7 @@ class Etcd:
                 "backend_batch_interval_ms": int(cfg.backend_batch_interval * 1000),
                 "backend_batch_limit": cfg.backend_batch_limit,
                 "client_urls": list(cfg.advertise_client_urls),
+                "enable_v2": cfg.enable_v2,
             }
         )
 

@@ -107,7 +107,7 @@ class Config:
     pre_vote: bool = False
     auto_compaction_retention: str = "0"
     auto_compaction_mode: str = "periodic"
-    enable_v2: bool = False
+    enable_v2: bool = True
     # security
     cert_file: str = ""
     key_file: str = ""

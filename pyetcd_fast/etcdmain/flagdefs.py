@@ -186,7 +186,7 @@ def _flags() -> list[Flag]:
             CLUSTERING,
             "How to read --auto-compaction-retention: 'periodic' or 'revision'.",
         ),
-        _f("enable-v2", "bool", False, CLUSTERING, "Accept etcd V2 client requests."),
+        _f("enable-v2", "bool", True, CLUSTERING, "Accept etcd V2 client requests."),
         # security
         _f("cert-file", "string", "", SECURITY, "Client server TLS certificate file."),
         _f("key-file", "string", "", SECURITY, "Client server TLS key file."),

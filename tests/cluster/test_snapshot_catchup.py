@@ -11,6 +11,8 @@ snapshot" on the leader and "applied snapshot" on the follower; this test checks
 - the follower is restarted on its data dir and catches up (applied index), then holds
   every key with its value and revision (serializable read) and HashKV at the common
   revision equals the others';
+- v2 keys written before and during the stop reach the follower in the snapshot too (the v2 store is part
+  of the backend);
 - a new member m4 is added (``etcdctl member add``, started with
   ``--initial-cluster-state existing``); it catches up the same way and holds the same.
 """
@@ -18,6 +20,7 @@ snapshot" on the leader and "applied snapshot" on the follower; this test checks
 from __future__ import annotations
 
 from harness.cluster import Cluster, Member, bulk_put, hashes_at, read_prefix
+from harness.v2client import request
 
 SNAPSHOT_COUNT = 1000
 PUTS = 7000
@@ -34,6 +37,11 @@ def check_member(c: Cluster, m: Member, revisions: dict[bytes, int]) -> None:
     assert got == want, f"{m.name}: keys differ after catching up"
 
 
+def v2_tree(m: Member) -> tuple[int, str]:
+    a = request(m.endpoint, "GET", "/v2/keys/v2snap", query={"recursive": "true", "sorted": "true"})
+    return a.status, a.body
+
+
 def value_of(key: bytes) -> bytes:
     return key[len(PREFIX) :] * 4
 
@@ -42,8 +50,11 @@ def test_follower_and_new_member_catch_up_from_snapshot(new_cluster) -> None:
     c: Cluster = new_cluster(3, extra_flags=["--snapshot-count", str(SNAPSHOT_COUNT)])
     leader, _ = c.wait_leader()
     lagging, other = [m for m in c.members if m is not leader]
+    assert request(leader.endpoint, "PUT", "/v2/keys/v2snap/before", form={"value": "b"}).status == 201
     stopped_at = c.status(lagging).raftAppliedIndex
     c.stop(lagging)
+    for i in range(20):
+        assert request(other.endpoint, "PUT", f"/v2/keys/v2snap/k{i}", form={"value": str(i)}).status == 201
 
     keys = [PREFIX + b"%05d" % i for i in range(PUTS)]
     revisions = bulk_put(c, [leader, other], ((k, value_of(k)) for k in keys))
@@ -54,6 +65,8 @@ def test_follower_and_new_member_catch_up_from_snapshot(new_cluster) -> None:
 
     c.restart(lagging)
     check_member(c, lagging, revisions)
+    assert v2_tree(lagging) == v2_tree(leader)
+    assert v2_tree(leader)[1].count('"key"') == 22  # the dir and its 21 keys
     revision = c.wait_converged()
     hashes = hashes_at(c, revision)
     assert len(set(hashes.values())) == 1, f"HashKV at {revision} after the follower caught up: {hashes}"

@@ -66,7 +66,9 @@ def test_defaults_are_etcd_34() -> None:
     assert cfg.snapshot_count == 100000
     assert cfg.quota_backend_bytes == 0 and cfg.quota_backend_bytes_effective == 2 * 1024**3
     assert (cfg.max_request_bytes, cfg.max_txn_ops) == (1572864, 128)
-    assert cfg.pre_vote is False and cfg.enable_v2 is False and cfg.unsafe_no_fsync is False
+    assert cfg.pre_vote is False and cfg.unsafe_no_fsync is False
+    # etcd 3.4 serves v2 only with --enable-v2; we serve it unless --enable-v2=false (old tutorials work as written).
+    assert cfg.enable_v2 is True
     assert (cfg.log_level, cfg.logger, cfg.log_outputs) == ("info", "capnslog", ["default"])
     assert (cfg.auto_compaction_mode, cfg.auto_compaction_retention) == ("periodic", "0")
     assert cfg.grpc_keepalive_min_time == 5.0 and cfg.grpc_keepalive_interval == 7200.0

@@ -4,6 +4,8 @@
 //! apply) → [`raftnode`] + [`wal`] (raft on a durable log) → [`mvcc`] (revision index and backend).
 //! The PyO3 binding (native/py) only converts types and releases the GIL around [`etcdserver::EtcdServer`]'s
 //! calls; the Python shell drives the Ready loop once per batch.
+#[cfg(test)]
+mod datadriven;
 pub mod etcdserver;
 pub mod failpoint;
 pub mod lease;
@@ -12,5 +14,7 @@ pub mod mvcc;
 pub mod pb;
 pub mod rafthttp;
 pub mod raftnode;
+pub mod v2http;
+pub mod v2store;
 pub mod v3rpc;
 pub mod wal;

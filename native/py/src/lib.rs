@@ -62,6 +62,7 @@ impl Server {
             backend_batch_interval_ms: get(cfg, "backend_batch_interval_ms")?,
             backend_batch_limit: get(cfg, "backend_batch_limit")?,
             client_urls: get(cfg, "client_urls")?,
+            enable_v2: get(cfg, "enable_v2")?,
         };
         let inner = py.allow_threads(|| EtcdServer::open(cfg)).map_err(PyOSError::new_err)?;
         Ok(Server { inner: Arc::new(inner), edge: parking_lot::Mutex::new(None) })

@@ -13,6 +13,7 @@ mod notify;
 pub mod server;
 mod server_cluster;
 mod snapshot;
+pub mod v2;
 pub mod validate;
 
 pub use errors::EtcdError;

@@ -62,6 +62,8 @@ pub struct ServerConfig {
     pub backend_batch_limit: usize,
     /// This member's advertised client URLs (published through raft).
     pub client_urls: Vec<String>,
+    /// --enable-v2: serve the v2 HTTP API on the client port.
+    pub enable_v2: bool,
 }
 
 #[derive(Debug)]
@@ -75,6 +77,8 @@ pub enum ApplyResponse {
     Alarm(AlarmResponse),
     /// A membership change: the members after it.
     Members(Vec<Member>),
+    /// A v2 store request: its event (none for an expiry sweep) or the store's error.
+    V2(Result<Option<crate::v2store::Event>, crate::v2store::V2Error>),
     Empty,
 }
 
@@ -113,9 +117,9 @@ pub struct EtcdServer {
     pub(crate) db_in_use: AtomicU64,
     /// Encoded requests waiting for the next batch, with their ids.
     proposals: Mutex<Vec<(u64, Vec<u8>)>>,
-    /// Revokes of expired leases, proposed only while this member still leads (a deposed leader's revokes
-    /// must not reach the new leader: etcd #12528).
-    revokes: Mutex<Vec<Vec<u8>>>,
+    /// Requests only a leader may propose, dropped otherwise: revokes of expired leases (a deposed leader's
+    /// revokes must not reach the new leader: etcd #12528) and v2 expiry sweeps.
+    leader_only: Mutex<Vec<Vec<u8>>>,
     /// Proposals raft dropped for want of a leader, asked again each batch while their waiter waits.
     held: Mutex<Vec<(u64, Vec<u8>)>>,
     pub(crate) waiters: Mutex<HashMap<u64, oneshot::Sender<ApplyResult>>>,
@@ -141,6 +145,9 @@ pub struct EtcdServer {
     removed: AtomicBool,
     pub(crate) published: AtomicBool,
     last_publish: Mutex<Option<Instant>>,
+    /// The v2 keys store, as applied.
+    pub v2: Mutex<crate::v2store::Store>,
+    pub(crate) last_v2_sync: Mutex<Option<Instant>>,
 }
 
 impl EtcdServer {
@@ -214,6 +221,7 @@ impl EtcdServer {
             snapshot_index,
         };
         let alarms = Alarms::load(&store).map_err(|e| e.to_string())?;
+        let v2 = super::v2::load_store(store.backend())?;
         let db_in_use = AtomicU64::new(store.backend().size_in_use());
         let server = EtcdServer {
             cfg,
@@ -222,7 +230,7 @@ impl EtcdServer {
             db_in_use,
             proposals: Mutex::new(Vec::new()),
             held: Mutex::new(Vec::new()),
-            revokes: Mutex::new(Vec::new()),
+            leader_only: Mutex::new(Vec::new()),
             waiters: Mutex::new(HashMap::new()),
             reads: Mutex::new(Vec::new()),
             notifier: Notifier::new().map_err(|e| e.to_string())?,
@@ -242,6 +250,8 @@ impl EtcdServer {
             removed: AtomicBool::new(false),
             published: AtomicBool::new(false),
             last_publish: Mutex::new(None),
+            v2: Mutex::new(v2),
+            last_v2_sync: Mutex::new(None),
         };
         Ok(server)
     }
@@ -444,16 +454,18 @@ impl EtcdServer {
         if let Err(e) = self.store.commit_if_due() {
             zap_log("error", "mvcc/backend/batch_tx.go", "failed to commit backend", &[("error", e.to_string())]);
         }
-        let expired = self.store.lessor.expired();
-        if expired.is_empty() {
-            return;
+        self.maybe_sync_v2();
+        for id in self.store.lessor.expired() {
+            self.queue_leader_only(InternalRaftRequest {
+                lease_revoke: Some(LeaseRevokeRequest { id }),
+                ..Default::default()
+            });
         }
-        let mut revokes = self.revokes.lock();
-        for id in expired {
-            let req = InternalRaftRequest { lease_revoke: Some(LeaseRevokeRequest { id }), ..Default::default() };
-            revokes.push(self.stamp(req).1);
-        }
-        drop(revokes);
+    }
+
+    /// Queues a request that only a leader proposes, with no one waiting for its answer.
+    pub(crate) fn queue_leader_only(&self, req: InternalRaftRequest) {
+        self.leader_only.lock().push(self.stamp(req).1);
         self.notifier.notify();
     }
 
@@ -513,7 +525,7 @@ impl EtcdServer {
     fn propose_queued(&self, core: &mut Core) {
         let mut props = std::mem::take(&mut *self.held.lock());
         props.append(&mut self.proposals.lock());
-        let revokes = std::mem::take(&mut *self.revokes.lock());
+        let revokes = std::mem::take(&mut *self.leader_only.lock());
         if core.node.raft.state == StateRole::Leader {
             for data in revokes {
                 let _ = core.node.propose(vec![], data);
@@ -671,6 +683,10 @@ impl EtcdServer {
                     if let Some(a) = &req.cluster_member_attr_set {
                         self.apply_member_attrs(&mut batch, a)?;
                         results.push((id, Ok(ApplyResponse::Empty)));
+                        continue;
+                    }
+                    if let Some(r) = &req.v2 {
+                        results.push((id, Ok(ApplyResponse::V2(self.apply_v2(&mut batch, r)))));
                         continue;
                     }
                     results.push((id, apply_request(&mut batch, &self.alarms, &req, &mut events)));

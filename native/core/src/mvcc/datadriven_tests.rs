@@ -22,102 +22,15 @@
 //! backend would still hold (the kept revisions plus everything newer), as a restart would rebuild it.
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
 
 use super::index::TreeIndex;
 use super::key_index::escape_key;
 use super::revision::Revision;
+use crate::datadriven::{run_dir, unescape, Args, Script};
 
 #[test]
 fn key_index_testdata() {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testdata/key_index");
-    let rewrite = std::env::var("REWRITE").is_ok_and(|v| v == "1");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|e| e.expect("dir entry").path())
-        .filter(|p| p.extension().is_some_and(|x| x == "txt"))
-        .collect();
-    files.sort();
-    assert!(!files.is_empty(), "no test files in {}", dir.display());
-
-    let mut failures = Vec::new();
-    for path in &files {
-        let text = std::fs::read_to_string(path).expect("read test file");
-        let (rewritten, mut failed) = run_file(path, &text);
-        if rewrite {
-            if rewritten != text {
-                std::fs::write(path, rewritten).expect("rewrite test file");
-            }
-        } else {
-            failures.append(&mut failed);
-        }
-    }
-    assert!(failures.is_empty(), "{} case(s) failed:\n\n{}", failures.len(), failures.join("\n\n"));
-}
-
-/// Runs one file; returns its text with actual outputs in place of expected ones, and the mismatches.
-fn run_file(path: &Path, text: &str) -> (String, Vec<String>) {
-    let mut h = Harness::default();
-    let mut out = String::new();
-    let mut failures = Vec::new();
-    for item in parse(path, text) {
-        match item {
-            Item::Verbatim(line) => {
-                out.push_str(line);
-                out.push('\n');
-            }
-            Item::Case { line, input, expected } => {
-                let actual = h.run_block(&input);
-                if actual != expected {
-                    failures.push(format!(
-                        "{}:{line}:\n{}\n--- expected\n{expected}\n--- actual\n{actual}",
-                        path.display(),
-                        input.join("\n")
-                    ));
-                }
-                for l in &input {
-                    out.push_str(l);
-                    out.push('\n');
-                }
-                out.push_str("----\n");
-                out.push_str(&actual);
-                out.push('\n');
-            }
-        }
-    }
-    (out, failures)
-}
-
-enum Item<'a> {
-    Verbatim(&'a str),
-    Case { line: usize, input: Vec<&'a str>, expected: String },
-}
-
-fn parse<'a>(path: &Path, text: &'a str) -> Vec<Item<'a>> {
-    let lines: Vec<&str> = text.lines().collect();
-    let mut items = Vec::new();
-    let mut i = 0;
-    while i < lines.len() {
-        if lines[i].trim().is_empty() || lines[i].starts_with('#') {
-            items.push(Item::Verbatim(lines[i]));
-            i += 1;
-            continue;
-        }
-        let start = i;
-        while i < lines.len() && lines[i] != "----" {
-            assert!(!lines[i].trim().is_empty(), "{}:{}: block ends before its ----", path.display(), i + 1);
-            i += 1;
-        }
-        assert!(i < lines.len(), "{}:{}: block without ----", path.display(), start + 1);
-        let input = lines[start..i].to_vec();
-        i += 1;
-        let out_start = i;
-        while i < lines.len() && !lines[i].is_empty() {
-            i += 1;
-        }
-        items.push(Item::Case { line: start + 1, input, expected: lines[out_start..i].join("\n") });
-    }
-    items
+    run_dir("key_index", Harness::default);
 }
 
 /// One write the index has seen, as the backend row it stands for; compaction deletes rows as the backend
@@ -138,37 +51,19 @@ struct Harness {
     saved: HashMap<String, (TreeIndex, Vec<Row>)>,
 }
 
-impl Harness {
-    fn run_block(&mut self, input: &[&str]) -> String {
-        let mut out = Vec::new();
-        for line in input.iter().filter(|l| !l.starts_with('#')) {
-            let mut args = Args::parse(line);
-            if let Some(s) = self.run(&mut args) {
-                out.push(s);
-            }
-            args.finish();
-        }
-        let out = out.join("\n");
-        assert!(!out.lines().any(|l| l.trim().is_empty()), "output must not contain blank lines: {out:?}");
-        if out.is_empty() {
-            "ok".to_string()
-        } else {
-            out
-        }
-    }
-
+impl Script for Harness {
     fn run(&mut self, a: &mut Args) -> Option<String> {
         match a.cmd.as_str() {
             "put" => {
                 let key = a.bytes("key");
-                let rev = a.rev("rev");
+                let rev = rev(a, "rev");
                 self.index.put(&key, rev);
                 self.record(key, rev, false);
                 None
             }
             "tombstone" => {
                 let key = a.bytes("key");
-                let rev = a.rev("rev");
+                let rev = rev(a, "rev");
                 match self.index.tombstone(&key, rev) {
                     Ok(()) => {
                         self.record(key, rev, true);
@@ -179,7 +74,7 @@ impl Harness {
             }
             "restore" => {
                 let key = a.bytes("key");
-                let (created, modified, ver) = (a.rev("created"), a.rev("modified"), a.int("ver"));
+                let (created, modified, ver) = (rev(a, "created"), rev(a, "modified"), a.int("ver"));
                 self.index.restore(&key, created, modified, ver);
                 self.record(key, modified, false);
                 None
@@ -220,7 +115,9 @@ impl Harness {
             other => panic!("unknown command {other:?}"),
         }
     }
+}
 
+impl Harness {
     fn record(&mut self, key: Vec<u8>, rev: Revision, tombstone: bool) {
         // A put's created revision and version are what a read right after it reports.
         let (created, ver) = match self.index.get(&key, rev.main) {
@@ -294,83 +191,14 @@ fn sorted_revs(set: &HashSet<Revision>) -> String {
     join_revs(&revs)
 }
 
-/// A command line: the command word and its `name=value` arguments, each of which must be used.
-struct Args {
-    line: String,
-    cmd: String,
-    args: Vec<(String, String)>,
-}
-
-impl Args {
-    fn parse(line: &str) -> Args {
-        let mut words = line.split_whitespace();
-        let cmd = words.next().expect("empty command line").to_string();
-        let args = words
-            .map(|w| {
-                let (k, v) = w.split_once('=').unwrap_or_else(|| panic!("{line:?}: argument {w:?} is not name=value"));
-                (k.to_string(), v.to_string())
-            })
-            .collect();
-        Args { line: line.to_string(), cmd, args }
+/// `main.sub` or `main`.
+fn rev(a: &mut Args, name: &str) -> Revision {
+    let v = a.string(name);
+    let (main, sub) = v.split_once('.').unwrap_or((&v, "0"));
+    match (main.parse(), sub.parse()) {
+        (Ok(main), Ok(sub)) => Revision::new(main, sub),
+        _ => panic!("{:?}: {name}={v} is not a revision (main.sub)", a.line),
     }
-
-    fn take(&mut self, name: &str) -> Option<String> {
-        let i = self.args.iter().position(|(k, _)| k == name)?;
-        Some(self.args.remove(i).1)
-    }
-
-    fn string(&mut self, name: &str) -> String {
-        self.take(name).unwrap_or_else(|| panic!("{:?}: missing {name}=", self.line))
-    }
-
-    fn bytes(&mut self, name: &str) -> Vec<u8> {
-        unescape(&self.string(name))
-    }
-
-    fn opt_bytes(&mut self, name: &str) -> Vec<u8> {
-        self.take(name).map(|v| unescape(&v)).unwrap_or_default()
-    }
-
-    fn int(&mut self, name: &str) -> i64 {
-        let v = self.string(name);
-        v.parse().unwrap_or_else(|_| panic!("{:?}: {name}={v} is not an integer", self.line))
-    }
-
-    fn opt_int(&mut self, name: &str) -> Option<i64> {
-        let v = self.take(name)?;
-        Some(v.parse().unwrap_or_else(|_| panic!("{:?}: {name}={v} is not an integer", self.line)))
-    }
-
-    fn rev(&mut self, name: &str) -> Revision {
-        let v = self.string(name);
-        let (main, sub) = v.split_once('.').unwrap_or((&v, "0"));
-        match (main.parse(), sub.parse()) {
-            (Ok(main), Ok(sub)) => Revision::new(main, sub),
-            _ => panic!("{:?}: {name}={v} is not a revision (main.sub)", self.line),
-        }
-    }
-
-    fn finish(self) {
-        assert!(self.args.is_empty(), "{:?}: unused arguments {:?}", self.line, self.args);
-    }
-}
-
-/// Inverse of [`escape_key`]: `\xNN` is one byte, everything else stands for itself.
-fn unescape(s: &str) -> Vec<u8> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'\\' && b.get(i + 1) == Some(&b'x') && i + 4 <= b.len() {
-            let hex = std::str::from_utf8(&b[i + 2..i + 4]).expect("ascii");
-            out.push(u8::from_str_radix(hex, 16).unwrap_or_else(|_| panic!("bad escape in {s:?}")));
-            i += 4;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    out
 }
 
 #[test]

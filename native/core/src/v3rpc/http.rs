@@ -21,6 +21,22 @@ pub fn router(server: Arc<EtcdServer>) -> Router {
         .with_state(server)
 }
 
+/// An unknown path: gRPC's UNIMPLEMENTED to a gRPC client, Go's "404 page not found" to anything else.
+pub async fn not_found(headers: axum::http::HeaderMap) -> axum::response::Response {
+    let grpc = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("application/grpc"));
+    if grpc {
+        return (StatusCode::OK, [(header::CONTENT_TYPE, "application/grpc"), (GRPC_STATUS, "12")]).into_response();
+    }
+    let text = [(header::CONTENT_TYPE, "text/plain; charset=utf-8"), (NOSNIFF, "nosniff")];
+    (StatusCode::NOT_FOUND, text, "404 page not found\n").into_response()
+}
+
+const GRPC_STATUS: header::HeaderName = header::HeaderName::from_static("grpc-status");
+const NOSNIFF: header::HeaderName = header::HeaderName::from_static("x-content-type-options");
+
 async fn version() -> impl IntoResponse {
     // etcd's two fields, so clients that parse them keep working; ours is an extra field they ignore.
     let body = format!(

@@ -71,7 +71,11 @@ impl Edge {
                 .add_service(LockServer::new(LockService { server: server.clone() }))
                 .add_service(ElectionServer::new(ElectionService { server: server.clone() }))
                 .into_axum_router();
-            let app = grpc.merge(http::router(server.clone()));
+            let mut app = grpc.merge(http::router(server.clone()));
+            if server.cfg.enable_v2 {
+                app = app.merge(crate::v2http::router(server.clone()));
+            }
+            let app = app.fallback(http::not_found);
             let mut rx = rx.clone();
             rt.spawn(async move {
                 let listener = match tokio::net::TcpListener::from_std(l) {
