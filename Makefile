@@ -18,10 +18,14 @@ run: install ## install, then start a single-node server on localhost:2379 (data
 	pyetcd
 
 .PHONY: deps-test
-deps-test: ## install what the tests need: real etcd/etcdctl 3.4 (Debian), iproute2 (partition tests), Python packages
-	@if ! command -v etcd >/dev/null || ! command -v etcdctl >/dev/null || ! command -v ip >/dev/null; then \
-		export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && apt-get install -y -qq etcd-server etcd-client iproute2 >/dev/null; \
+deps-test: ## install what the tests need: real etcd/etcdctl 3.4 and etcd-discovery (Debian), iproute2, curl, Python packages
+	@if ! command -v etcd >/dev/null || ! command -v etcdctl >/dev/null || ! command -v ip >/dev/null \
+		|| ! command -v discovery.etcd.io >/dev/null || ! command -v curl >/dev/null; then \
+		export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && apt-get install -y -qq etcd-server etcd-client \
+			etcd-discovery iproute2 curl >/dev/null; \
 	fi
+	@# The packages' services must not hold 2379/4001/8087: the tests start their own servers there.
+	@-systemctl stop etcd etcd-discovery >/dev/null 2>&1; systemctl disable etcd etcd-discovery >/dev/null 2>&1; true
 	$(PIP) install --quiet pytest pytest-timeout grpcio grpcio-tools protobuf ruff mypy uvloop PyYAML setuptools-rust
 
 .PHONY: develop

@@ -222,3 +222,55 @@ def test_store_stats_shape(v2: V2Diff) -> None:
     a, b = v2.both("GET", "/v2/stats/store")
     assert a.status == b.status == 200
     assert list(a.json) == list(b.json)
+
+
+def test_members_machines_and_stats_shapes(v2: V2Diff) -> None:
+    a, b = v2.both("GET", "/v2/members")
+    assert a.status == b.status == 200
+    assert [list(m) for m in a.json["members"]] == [list(m) for m in b.json["members"]]
+    for path in ("/v2/members/leader", "/v2/stats/self", "/v2/stats/leader"):
+        a, b = v2.both("GET", path)
+        assert (a.status, list(a.json)) == (b.status, list(b.json)), path
+    a, b = v2.both("GET", "/v2/stats/self")
+    assert a.json["state"] == b.json["state"] == "StateLeader"
+    assert list(a.json["leaderInfo"]) == list(b.json["leaderInfo"])
+    a, b = v2.both("GET", "/v2/machines")
+    assert a.status == b.status == 200 and a.body.startswith("http://127.0.0.1:") and b.body.startswith("http://")
+    # Refusals: etcd's statuses and messages.
+    for method, path, kw in (
+        ("DELETE", "/v2/members/abc", {}),
+        ("DELETE", "/v2/members/zz", {}),
+        ("POST", "/v2/members", {"form": {"peerURLs": "x"}}),
+        ("PATCH", "/v2/members", {}),
+        ("GET", "/v2/members/nope", {}),
+    ):
+        a, b = v2.both(method, path, **kw)
+        assert (a.status, a.body) == (b.status, b.body), (method, path, a.body, b.body)
+
+
+def test_member_changes_are_refused_like_etcd(v2: V2Diff) -> None:
+    for method, path, body in (
+        ("POST", "/v2/members", '{"peerURLs":["foo"]}'),
+        ("PUT", "/v2/members", '{"peerURLs":["http://127.0.0.1:1"]}'),
+        ("PUT", "/v2/members/zz", '{"peerURLs":["http://127.0.0.1:1"]}'),
+    ):
+        a, b = (request_json(ep, method, path, body) for ep in (v2.ref, v2.ours))
+        assert (a.status, a.body) == (b.status, b.body), (method, path, body)
+    # Bad JSON: 400 with the decoder's message (Go's wording is not reproduced).
+    a, b = (request_json(ep, "POST", "/v2/members", "{nope") for ep in (v2.ref, v2.ours))
+    assert a.status == b.status == 400 and "message" in a.json and "message" in b.json
+
+
+def request_json(endpoint: str, method: str, path: str, body: str):
+    import http.client
+
+    from harness.v2client import Answer
+
+    host, port = endpoint.rsplit(":", 1)
+    conn = http.client.HTTPConnection(host, int(port), timeout=10)
+    try:
+        conn.request(method, path, body=body, headers={"Content-Type": "application/json"})
+        r = conn.getresponse()
+        return Answer(r.status, {k.lower(): v for k, v in r.getheaders()}, r.read().decode())
+    finally:
+        conn.close()

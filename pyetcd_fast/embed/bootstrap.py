@@ -7,16 +7,23 @@
   and its own id from the member with its peer URLs (``ValidateClusterAndAssignIDs``); the membership then
   arrives through raft.
 
-A restart uses neither: the WAL holds the ids and the backend the membership.
+- ``--discovery URL`` (with state new): the member registers at the discovery URL and waits for the rest
+  (:mod:`pyetcd_fast.embed.discovery`); the cluster they form is then bootstrapped as from
+  ``--initial-cluster``, with the discovery URL as the cluster token (etcd's choice).
+
+A restart uses none of them: the WAL holds the ids and the backend the membership.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 
+from pyetcd_fast.embed import discovery
 from pyetcd_fast.etcdmain.config import (
     CLUSTER_STATE_NEW,
     Config,
@@ -25,6 +32,7 @@ from pyetcd_fast.etcdmain.config import (
     member_id,
     verify_bootstrap,
 )
+from pyetcd_fast.etcdmain.log import capnslog_line
 
 # etcd's timeout for asking a peer for the cluster.
 FETCH_TIMEOUT = 2.0
@@ -92,8 +100,26 @@ def join_existing(cfg: Config) -> Start:
     return Start(int(me["id"]), cid, known, False)
 
 
-def plan(cfg: Config) -> Start:
-    """How a member without a WAL starts, by ``--initial-cluster-state``."""
+def via_discovery(cfg: Config, log: Callable[..., None] | None = None) -> Start:
+    """The start of a member of a new cluster found through ``--discovery``."""
+    peer_urls = sorted(cfg.initial_advertise_peer_urls)
+    me = member_id(peer_urls, cfg.discovery)
+    self_config = ",".join(f"{cfg.name}={u}" for u in peer_urls)
+    try:
+        cluster = discovery.join_cluster(cfg.discovery, me, self_config, log)
+    except discovery.DiscoveryError as e:
+        why = f"failed to join discovery cluster ({e})"
+        if str(e) == discovery.ERR_FULL_CLUSTER and cfg.discovery_fallback == "proxy":
+            why += "; a proxy (--discovery-fallback=proxy) is not supported here: use --discovery-fallback=exit"
+        raise ConfigError(capnslog_line("C", "etcdmain", why), 1) from None
+    found = dataclasses.replace(cfg, initial_cluster=cluster, initial_cluster_token=cfg.discovery, discovery="")
+    return new_cluster(found)
+
+
+def plan(cfg: Config, log: Callable[..., None] | None = None) -> Start:
+    """How a member without a WAL starts, by ``--initial-cluster-state`` and ``--discovery``."""
+    if cfg.initial_cluster_state == CLUSTER_STATE_NEW and cfg.discovery:
+        return via_discovery(cfg, log)
     if cfg.initial_cluster_state == CLUSTER_STATE_NEW:
         return new_cluster(cfg)
     return join_existing(cfg)

@@ -79,7 +79,7 @@ class Etcd:
             # ignored, as etcd does.
             start = bootstrap.Start(0, 0, [], False)
         else:
-            start = bootstrap.plan(cfg)
+            start = bootstrap.plan(cfg, self.log.info)
         _native.set_log_level(LOG_LEVELS.get(cfg.log_level, 1))
         return _native.Server(
             {

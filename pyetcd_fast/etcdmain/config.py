@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from typing import IO
 
 from pyetcd_fast.etcdmain import help as helptext
-from pyetcd_fast.etcdmain.flagdefs import new_flag_set
+from pyetcd_fast.etcdmain.flagdefs import LEGACY_ADDRESS_FLAGS, new_flag_set
 from pyetcd_fast.etcdmain.flags import EnvReport, FlagError, FlagSet, HelpRequested, new_urls_map
 from pyetcd_fast.etcdmain.log import capnslog_line, zap_line
 
@@ -79,7 +79,7 @@ class Config:
     election_timeout: int = 1000
     initial_election_tick_advance: bool = True
     listen_peer_urls: list[str] = field(default_factory=lambda: ["http://localhost:2380"])
-    listen_client_urls: list[str] = field(default_factory=lambda: ["http://localhost:2379"])
+    listen_client_urls: list[str] = field(default_factory=lambda: ["http://localhost:2379", "http://localhost:4001"])
     max_snapshots: int = 5
     max_wals: int = 5
     quota_backend_bytes: int = 0
@@ -97,7 +97,7 @@ class Config:
     initial_cluster: str = DEFAULT_INITIAL_CLUSTER
     initial_cluster_state: str = CLUSTER_STATE_NEW
     initial_cluster_token: str = "etcd-cluster"
-    advertise_client_urls: list[str] = field(default_factory=lambda: ["http://localhost:2379"])
+    advertise_client_urls: list[str] = field(default_factory=lambda: ["http://localhost:2379", "http://localhost:4001"])
     discovery: str = ""
     discovery_fallback: str = "proxy"
     discovery_proxy: str = ""
@@ -278,6 +278,15 @@ def _config_from_cmd_line(fs: FlagSet, environ: Mapping[str, str], out: IO[str])
             setattr(cfg, flag.attr, flag.value)
     if fs.is_set("log-output") and not fs.is_set("log-outputs"):
         cfg.log_outputs = fs["log-output"].value  # the deprecated spelling, still honoured by 3.4
+    for addr, urls in LEGACY_ADDRESS_FLAGS.items():
+        # etcd 2's flags.URLsFromFlags: the address becomes the URL flag's one URL (https with TLS set up).
+        if fs.is_set(addr):
+            if fs.is_set(urls):
+                raise _verify_failed(f"Set only one of flags -{urls} and -{addr}", zap=False)
+            peer = addr.startswith("peer")
+            tls = cfg.peer_cert_file or cfg.peer_auto_tls if peer else cfg.cert_file or cfg.auto_tls
+            setattr(cfg, urls.replace("-", "_"), [f"{'https' if tls else 'http'}://{fs[addr].value}"])
+            fs[urls].is_set = True  # as if given: the advertise-client-urls rule below sees it
 
     # etcd drops the default advertise-client-urls once listen-client-urls is given, so a member never
     # advertises localhost by accident; validate() then asks for --advertise-client-urls.

@@ -44,7 +44,17 @@ IGNORED = (
 )
 
 LOCAL_PEER = ["http://localhost:2380"]
-LOCAL_CLIENT = ["http://localhost:2379"]
+# etcd 2's client defaults: the IANA port and etcd 0.4's 4001, so old tutorials' curl commands reach it.
+LOCAL_CLIENT = ["http://localhost:2379", "http://localhost:4001"]
+
+# -addr and friends (etcd 0.4.6), each an IP:port standing for the URL flag it names; etcd 2 refused a
+# command line that gave both.
+LEGACY_ADDRESS_FLAGS = {
+    "addr": "advertise-client-urls",
+    "bind-addr": "listen-client-urls",
+    "peer-addr": "initial-advertise-peer-urls",
+    "peer-bind-addr": "listen-peer-urls",
+}
 
 
 def _f(
@@ -306,6 +316,11 @@ def _flags() -> list[Flag]:
         _f("log-package-levels", "string", "", DEPRECATED, "Per-package log levels (accepted, not used)."),
         _f("enable-grpc-gateway", "bool", True, HIDDEN, "Serve the JSON gRPC gateway."),
         *(_f(name, "ignored", None, HIDDEN, "Ignored (etcd 2 flag).", attr="") for name in IGNORED),
+        # etcd 0.4.6's address flags, which etcd 2 still mapped onto the URL flags (LEGACY_ADDRESS_FLAGS)
+        *(
+            _f(addr, "ip-port", "", HIDDEN, f"DEPRECATED: Use --{urls} instead.", attr="")
+            for addr, urls in LEGACY_ADDRESS_FLAGS.items()
+        ),
     ]
 
 

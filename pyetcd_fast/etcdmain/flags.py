@@ -20,6 +20,7 @@ seconds), URL lists with etcd's ``types.NewURLs`` (scheme, ``host:port``, no pat
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -199,6 +200,29 @@ def new_urls_map(s: str) -> dict[str, list[str]]:
 # --- flag kinds: how a kind parses one Set call, given the flag's current value. ---
 
 
+def ip_address_port(s: str) -> str:
+    """etcd 2's ``flags.IPAddressPort``: an IP literal and a port (``127.0.0.1:4001``), kept as ``host:port``."""
+    s = s.strip()
+    if s.startswith("["):
+        host, sep, rest = s[1:].partition("]")
+        if not sep or not rest.startswith(":"):
+            raise ValueError(f"address {s}: missing port in address")
+        port = rest[1:]
+    else:
+        host, sep, port = s.rpartition(":")
+        if not sep:
+            raise ValueError(f"address {s}: missing port in address")
+        if ":" in host:
+            raise ValueError(f"address {s}: too many colons in address")
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        raise ValueError(f"invalid IP address: {host}") from None
+    if not re.fullmatch(r"[+-]?\d+", port):
+        raise ValueError(f'strconv.Atoi: parsing "{port}": invalid syntax')
+    return f"[{host}]:{int(port)}" if ":" in host else f"{host}:{int(port)}"
+
+
 def _set_urls(flag: Flag, s: str) -> Any:
     # flags.UniqueURLs: an allowed exception ("" or "*") is recorded but keeps the current URLs.
     if s in flag.exceptions:
@@ -228,6 +252,7 @@ _SETTERS: dict[str, Callable[[Flag, str], Any]] = {
     "strings": lambda f, s: s.split(","),
     "choice": _set_choice,
     "ignored": lambda f, s: None,
+    "ip-port": lambda f, s: ip_address_port(s),
 }
 
 

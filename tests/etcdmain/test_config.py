@@ -56,8 +56,9 @@ def test_defaults_are_etcd_34() -> None:
     assert cfg.member_dir == "default.etcd/member"
     assert cfg.wal_dir == "" and cfg.wal_dir_path == "default.etcd/member/wal"
     assert cfg.snap_dir == "default.etcd/member/snap"
-    assert cfg.listen_client_urls == ["http://localhost:2379"]
-    assert cfg.advertise_client_urls == ["http://localhost:2379"]
+    # etcd 3.4 listens on 2379 only; we also take etcd 2's 4001 (test_clients_are_served_on_2379_and_4001_by_default).
+    assert cfg.listen_client_urls == ["http://localhost:2379", "http://localhost:4001"]
+    assert cfg.advertise_client_urls == ["http://localhost:2379", "http://localhost:4001"]
     assert cfg.listen_peer_urls == ["http://localhost:2380"]
     assert cfg.initial_advertise_peer_urls == ["http://localhost:2380"]
     assert cfg.initial_cluster == "default=http://localhost:2380"
@@ -416,7 +417,8 @@ def test_help_exits_0_and_lists_the_flags() -> None:
     for flag in new_flag_set().flags.values():
         if flag.section != HIDDEN:
             assert f"  --{flag.name} " in text, flag.name
-    assert "--unsafe-no-fsync 'false'" in text and "--listen-client-urls 'http://localhost:2379'" in text
+    assert "--unsafe-no-fsync 'false'" in text
+    assert "--listen-client-urls 'http://localhost:2379,http://localhost:4001'" in text
 
 
 def test_version() -> None:
@@ -515,7 +517,7 @@ def test_config_file(tmp_path: Path) -> None:
     cfg, log = run(["--config-file", path, "--name", "ignored"], {"ETCD_DATA_DIR": "/ignored", "ETCD_BOGUS": "1"})
     assert cfg.name == "cf" and cfg.data_dir_path == "/var/lib/cf"
     assert cfg.listen_client_urls == ["http://127.0.0.1:23790", "http://127.0.0.2:23790"]
-    assert cfg.advertise_client_urls == ["http://localhost:2379"]  # no "required" check for config files
+    assert cfg.advertise_client_urls == Config().advertise_client_urls  # no "required" check for config files
     assert cfg.initial_cluster == "cf=http://127.0.0.1:23800"
     assert (cfg.heartbeat_interval, cfg.election_timeout, cfg.snapshot_count) == (50, 500, 7)
     assert (cfg.quota_backend_bytes, cfg.max_request_bytes, cfg.max_txn_ops) == (1024, 2048, 3)
@@ -633,3 +635,47 @@ def test_module_contract_docstrings() -> None:
 
     for module in (pkg, config_mod, configfile, flagdefs, flags, help, log):
         assert module.__doc__ and "Contract" in module.__doc__, module.__name__
+
+
+# --- etcd 2's listening defaults and etcd 0.4's address flags (ours, as etcd 2 had them) ---
+
+
+def test_clients_are_served_on_2379_and_4001_by_default() -> None:
+    cfg, _ = run([])
+    assert cfg.listen_client_urls == cfg.advertise_client_urls == ["http://localhost:2379", "http://localhost:4001"]
+
+
+def test_legacy_address_flags_map_onto_the_url_flags() -> None:
+    cfg, _ = run(
+        ["-name", "m2", "-addr", "127.0.0.1:4002", "-bind-addr", "0.0.0.0:4002", "-peer-addr", "127.0.0.1:7002"]
+        + ["-peer-bind-addr", "127.0.0.1:7002"]
+    )
+    assert cfg.advertise_client_urls == ["http://127.0.0.1:4002"]
+    assert cfg.listen_client_urls == ["http://0.0.0.0:4002"]
+    assert cfg.initial_advertise_peer_urls == cfg.listen_peer_urls == ["http://127.0.0.1:7002"]
+    assert cfg.initial_cluster == "m2=http://127.0.0.1:7002"
+
+
+@pytest.mark.parametrize(
+    ("argv", "error"),
+    [
+        (["-addr", "127.0.0.1:4001", "--advertise-client-urls", "http://127.0.0.1:2379"],
+         "Set only one of flags -advertise-client-urls and -addr"),
+        (["-peer-bind-addr", "127.0.0.1:7001", "-listen-peer-urls", "http://127.0.0.1:2380"],
+         "Set only one of flags -listen-peer-urls and -peer-bind-addr"),
+        (["-bind-addr", "127.0.0.1:4001"],
+         "--advertise-client-urls is required when --listen-client-urls is set explicitly"),
+    ],
+)  # fmt: skip
+def test_legacy_address_flags_conflict_with_the_new_ones(argv: list[str], error: str) -> None:
+    e = fail(argv)
+    assert e.exit_code == 1 and error in str(e)
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [("localhost:4001", "invalid IP address: localhost"), ("127.0.0.1", "address 127.0.0.1: missing port in address")],
+)
+def test_legacy_address_flags_take_an_ip_and_port(value: str, reason: str) -> None:
+    e = fail(["-addr", value])
+    assert e.exit_code == 2 and str(e).startswith(f'invalid value "{value}" for flag -addr: {reason}')

@@ -91,11 +91,11 @@ def child_env() -> dict[str, str]:
     return env
 
 
-def spawn(argv: list[str], log_path: Path) -> subprocess.Popen:
+def spawn(argv: list[str], log_path: Path, cwd: Path = REPO_ROOT) -> subprocess.Popen:
     """Start ``argv`` with stdout and stderr appended to ``log_path`` (a restart's log follows the last one)."""
     with open(log_path, "ab") as log:
         return subprocess.Popen(
-            argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=REPO_ROOT, env=child_env()
+            argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=cwd, env=child_env()
         )
 
 

@@ -10,6 +10,7 @@ pub mod apply;
 pub mod errors;
 pub mod membership;
 mod notify;
+pub mod raft_stats;
 pub mod server;
 mod server_cluster;
 mod snapshot;

@@ -148,6 +148,7 @@ pub struct EtcdServer {
     /// The v2 keys store, as applied.
     pub v2: Mutex<crate::v2store::Store>,
     pub(crate) last_v2_sync: Mutex<Option<Instant>>,
+    pub raft_stats: super::raft_stats::RaftStats,
 }
 
 impl EtcdServer {
@@ -252,6 +253,7 @@ impl EtcdServer {
             last_publish: Mutex::new(None),
             v2: Mutex::new(v2),
             last_v2_sync: Mutex::new(None),
+            raft_stats: Default::default(),
         };
         Ok(server)
     }
@@ -495,6 +497,7 @@ impl EtcdServer {
         let mut core = self.core.lock();
         self.notifier.drain();
         for m in std::mem::take(&mut *self.inbox.lock()) {
+            self.raft_stats.received(&m);
             // Messages from members raft does not know (yet) are refused by raft; nothing to do about them.
             let _ = core.node.step(m);
         }
@@ -600,6 +603,7 @@ impl EtcdServer {
         if msgs.is_empty() {
             return;
         }
+        self.raft_stats.sent(&msgs);
         if let Some(t) = self.transport.get() {
             t.send(msgs);
         }
@@ -610,6 +614,7 @@ impl EtcdServer {
         if let Some(ss) = rd.ss() {
             let was_leader = self.is_leader();
             self.leader.store(ss.leader_id, Ordering::Release);
+            self.raft_stats.leader_changed(ss.leader_id);
             match (was_leader, ss.raft_state == StateRole::Leader) {
                 (false, true) => self.store.lessor.promote(),
                 (true, false) => self.store.lessor.demote(),

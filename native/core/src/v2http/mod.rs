@@ -1,11 +1,8 @@
-//! etcd's v2 HTTP API on the client port (its etcdserver/api/v2http): `/v2/keys` ([`keys`]) and
-//! `/v2/stats/store`. Served natively like the rest of the client port; the store is [`crate::v2store`] on
-//! the member, written through raft.
+//! etcd's v2 HTTP API on the client port (its etcdserver/api/v2http): `/v2/keys` ([`keys`]),
+//! `/v2/members` and `/v2/machines` ([`members`]), `/v2/stats/*` ([`stats`]). Served natively like the
+//! rest of the client port; the keys live in [`crate::v2store`] on the member, written through raft.
 use std::sync::Arc;
 
-use axum::extract::State;
-use axum::http::header;
-use axum::response::IntoResponse;
 use axum::routing::{any, get};
 use axum::Router;
 
@@ -13,21 +10,20 @@ use crate::etcdserver::EtcdServer;
 
 pub mod form;
 pub mod keys;
+pub mod members;
+pub mod stats;
 
 pub fn router(server: Arc<EtcdServer>) -> Router {
     Router::new()
         .route("/v2/keys", any(keys::keys))
         .route("/v2/keys/", any(keys::keys))
         .route("/v2/keys/{*key}", any(keys::keys))
-        .route("/v2/stats/store", get(store_stats))
+        .route("/v2/members", any(members::members))
+        .route("/v2/members/", any(members::members))
+        .route("/v2/members/{*id}", any(members::members))
+        .route("/v2/machines", any(members::machines))
+        .route("/v2/stats/self", get(stats::self_stats))
+        .route("/v2/stats/leader", get(stats::leader_stats))
+        .route("/v2/stats/store", get(stats::store_stats))
         .with_state(server)
-}
-
-/// The v2 store's operation counters.
-async fn store_stats(State(server): State<Arc<EtcdServer>>) -> impl IntoResponse {
-    let body = {
-        let store = server.v2.lock();
-        store.stats.to_json(store.hub.count())
-    };
-    ([(header::CONTENT_TYPE, "application/json")], body)
 }
