@@ -72,25 +72,23 @@ fn internal(e: &EtcdError) -> Response<Body> {
     http_error(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
 }
 
-/// The `peerURLs` of a create or update body, checked as etcd's types.NewURLs checks them.
-fn peer_urls(headers: &HeaderMap, body: &[u8]) -> Result<Vec<String>, Response<Body>> {
+/// The `peerURLs` of a create or update body, checked as etcd's types.NewURLs checks them; a refusal is
+/// the status and message of etcd's HTTPError.
+fn peer_urls(headers: &HeaderMap, body: &[u8]) -> Result<Vec<String>, (StatusCode, String)> {
     let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let ct = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
     if ct != "application/json" {
         let msg = format!("Bad Content-Type {ct}, accept application/json");
-        return Err(http_error(StatusCode::UNSUPPORTED_MEDIA_TYPE, &msg));
+        return Err((StatusCode::UNSUPPORTED_MEDIA_TYPE, msg));
     }
-    let v: serde_json::Value =
-        serde_json::from_slice(body).map_err(|e| http_error(StatusCode::BAD_REQUEST, &e.to_string()))?;
+    let v: serde_json::Value = serde_json::from_slice(body).map_err(|e| (StatusCode::BAD_REQUEST, e.to_string()))?;
     let urls: Vec<String> = v
         .get("peerURLs")
         .and_then(|u| u.as_array())
         .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect())
         .unwrap_or_default();
     for u in &urls {
-        if let Err(msg) = check_url(u) {
-            return Err(http_error(StatusCode::BAD_REQUEST, &msg));
-        }
+        check_url(u).map_err(|msg| (StatusCode::BAD_REQUEST, msg))?;
     }
     let mut urls = urls;
     urls.sort();
@@ -159,7 +157,7 @@ async fn handle(server: &EtcdServer, method: &Method, path: &str, headers: &Head
         Method::POST => {
             let urls = match peer_urls(headers, body) {
                 Ok(u) => u,
-                Err(r) => return r,
+                Err((status, msg)) => return http_error(status, &msg),
             };
             match server.add_member(urls, false).await {
                 Ok((m, _)) => {
@@ -184,7 +182,7 @@ async fn handle(server: &EtcdServer, method: &Method, path: &str, headers: &Head
             } else {
                 match peer_urls(headers, body) {
                     Ok(urls) => server.update_member(id, urls).await,
-                    Err(r) => return r,
+                    Err((status, msg)) => return http_error(status, &msg),
                 }
             };
             match r {
