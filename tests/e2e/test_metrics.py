@@ -46,6 +46,25 @@ def test_metrics_names_and_values(ours_server: Server) -> None:
     _, after = scrape(ours_server.endpoint)
     assert after["etcd_server_proposals_applied_total"] > before
     assert after["etcd_server_proposals_committed_total"] >= after["etcd_server_proposals_applied_total"]
+    assert after["etcd_server_leader_changes_seen_total"] == 1
+    assert after["etcd_server_proposals_pending"] == 0
+    keys = after["etcd_debugging_mvcc_keys_total"]
+    assert etcdctl.run(ours_server.endpoint, "put", "metrics/k2", "v").rc == 0
+    _, more = scrape(ours_server.endpoint)
+    assert more["etcd_debugging_mvcc_keys_total"] == keys + 1
+
+
+def test_durability_histograms(ours_server: Server) -> None:
+    """The WAL fsync and backend commit histograms count what the server did, in etcd's buckets."""
+    with urllib.request.urlopen(f"http://{ours_server.endpoint}/metrics", timeout=10) as r:
+        text = r.read().decode()
+    for name in ("etcd_disk_wal_fsync_duration_seconds", "etcd_disk_backend_commit_duration_seconds"):
+        assert f"# TYPE {name} histogram" in text
+        buckets = re.findall(rf'^{name}_bucket{{le="([^"]+)"}} (\d+)$', text, re.M)
+        assert [le for le, _ in buckets][:2] == ["0.001", "0.002"] and buckets[-1][0] == "+Inf"
+        counts = [int(c) for _, c in buckets]
+        assert counts == sorted(counts) and counts[-1] > 0
+        assert re.search(rf"^{name}_count {counts[-1]}$", text, re.M)
 
 
 def test_check_datascale_passes(ours_server: Server) -> None:

@@ -22,6 +22,8 @@ pub struct RaftStats {
     pub leader_since: Mutex<(u64, SystemTime)>,
     /// On the leader: append responses per follower.
     pub followers: Mutex<BTreeMap<u64, FollowerCounts>>,
+    /// Leaders seen (etcd_server_leader_changes_seen_total).
+    pub leader_changes: AtomicU64,
 }
 
 impl Default for RaftStats {
@@ -33,6 +35,7 @@ impl Default for RaftStats {
             recv_append: AtomicU64::new(0),
             leader_since: Mutex::new((0, now)),
             followers: Mutex::new(BTreeMap::new()),
+            leader_changes: AtomicU64::new(0),
         }
     }
 }
@@ -65,6 +68,9 @@ impl RaftStats {
         let mut l = self.leader_since.lock();
         if l.0 != leader {
             *l = (leader, SystemTime::now());
+            if leader != 0 {
+                self.leader_changes.fetch_add(1, Ordering::Relaxed);
+            }
         }
     }
 }

@@ -760,6 +760,11 @@ impl EtcdServer {
         let _ = self.store.backend().sync();
     }
 
+    /// Proposals waiting to be applied (etcd_server_proposals_pending).
+    pub fn pending_proposals(&self) -> usize {
+        self.waiters.lock().len()
+    }
+
     pub fn is_leader(&self) -> bool {
         self.leader() == self.cfg.member_id
     }

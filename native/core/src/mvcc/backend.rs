@@ -189,7 +189,10 @@ impl Backend {
             }
         }
         self.put_meta_u64(&mut txn, CONSISTENT_INDEX_KEY, consistent_index)?;
-        Ok(txn.commit()?)
+        let start = std::time::Instant::now();
+        txn.commit()?;
+        crate::histogram::BACKEND_COMMIT.observe(start.elapsed());
+        Ok(())
     }
 
     pub fn get_kv(&self, txn: &RoTxn<'_, WithoutTls>, rev: &Revision) -> Result<Option<Vec<u8>>> {

@@ -207,6 +207,12 @@ impl KvStore {
         Ok(&self.backend)
     }
 
+    /// Keys alive at the current revision (etcd_debugging_mvcc_keys_total); walks the index.
+    pub fn key_count(&self) -> usize {
+        let s = self.state.read();
+        s.index.count_revisions(&[0], &[0], s.current_rev)
+    }
+
     pub fn rev(&self) -> i64 {
         self.state.read().current_rev
     }

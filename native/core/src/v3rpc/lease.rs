@@ -25,6 +25,34 @@ fn unexpected() -> Status {
 
 type KeepAliveStream = Pin<Box<dyn Stream<Item = Result<LeaseKeepAliveResponse, Status>> + Send>>;
 
+impl LeaseService {
+    /// Renews each lease a keep-alive stream names, answering each with its new TTL; the gRPC stream and
+    /// the gateway's JSON stream both come through here.
+    pub(crate) async fn keep_alive_requests(
+        &self,
+        mut inbound: impl Stream<Item = Result<LeaseKeepAliveRequest, Status>> + Send + Unpin + 'static,
+    ) -> Result<KeepAliveStream, Status> {
+        let server = self.server.clone();
+        let out = async_stream(move |tx| async move {
+            while let Some(Ok(r)) = inbound.next().await {
+                // Unknown or expired: TTL 0 and no error, which clients read as "lease not found".
+                let resp = match server.lease_renew(r.id).await {
+                    Ok(ttl) => Ok(LeaseKeepAliveResponse { header: filled(&server), id: r.id, ttl }),
+                    Err(EtcdError::LeaseNotFound) => {
+                        Ok(LeaseKeepAliveResponse { header: filled(&server), id: r.id, ttl: 0 })
+                    }
+                    Err(e) => Err(status(e)),
+                };
+                let failed = resp.is_err();
+                if tx.send(resp).await.is_err() || failed {
+                    break;
+                }
+            }
+        });
+        Ok(Box::pin(out))
+    }
+}
+
 #[tonic::async_trait]
 impl Lease for LeaseService {
     async fn lease_grant(&self, req: Request<LeaseGrantRequest>) -> Result<Response<LeaseGrantResponse>, Status> {
@@ -62,25 +90,7 @@ impl Lease for LeaseService {
         &self,
         req: Request<Streaming<LeaseKeepAliveRequest>>,
     ) -> Result<Response<Self::LeaseKeepAliveStream>, Status> {
-        let server = self.server.clone();
-        let mut inbound = req.into_inner();
-        let out = async_stream(move |tx| async move {
-            while let Some(Ok(r)) = inbound.next().await {
-                // Unknown or expired: TTL 0 and no error, which clients read as "lease not found".
-                let resp = match server.lease_renew(r.id).await {
-                    Ok(ttl) => Ok(LeaseKeepAliveResponse { header: filled(&server), id: r.id, ttl }),
-                    Err(EtcdError::LeaseNotFound) => {
-                        Ok(LeaseKeepAliveResponse { header: filled(&server), id: r.id, ttl: 0 })
-                    }
-                    Err(e) => Err(status(e)),
-                };
-                let failed = resp.is_err();
-                if tx.send(resp).await.is_err() || failed {
-                    break;
-                }
-            }
-        });
-        Ok(Response::new(Box::pin(out)))
+        self.keep_alive_requests(req.into_inner()).await.map(Response::new)
     }
 
     async fn lease_time_to_live(

@@ -96,7 +96,7 @@ impl Maintenance for MaintenanceService {
     async fn snapshot(&self, _req: Request<SnapshotRequest>) -> Result<Response<SnapshotStream>, Status> {
         let server = self.server.clone();
         let out = async_stream(move |tx| async move {
-            let header = filled(&server);
+            // etcd 3.4's chunks carry no header, and remaining_bytes counts the database only (not the SHA).
             let res = tokio::task::spawn_blocking(move || -> Result<(), String> {
                 let backend = server.store.committed_backend().map_err(|e| e.to_string())?;
                 let db = backend.snapshot_bbolt().map_err(|e| e.to_string())?;
@@ -106,14 +106,14 @@ impl Maintenance for MaintenanceService {
                 for chunk in db.chunks(SNAPSHOT_CHUNK) {
                     sha.update(chunk);
                     sent += chunk.len() as u64;
-                    let resp = SnapshotResponse { header, remaining_bytes: total + 32 - sent, blob: chunk.to_vec() };
+                    let resp = SnapshotResponse { header: None, remaining_bytes: total - sent, blob: chunk.to_vec() };
                     if tx.blocking_send(Ok(resp)).is_err() {
                         return Ok(());
                     }
                 }
                 // The stream ends with the SHA-256 of everything before it, as etcd's does.
                 let digest = sha.finalize().to_vec();
-                let _ = tx.blocking_send(Ok(SnapshotResponse { header, remaining_bytes: 0, blob: digest }));
+                let _ = tx.blocking_send(Ok(SnapshotResponse { header: None, remaining_bytes: 0, blob: digest }));
                 Ok(())
             })
             .await;

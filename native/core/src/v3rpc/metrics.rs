@@ -75,6 +75,29 @@ pub async fn metrics(State(s): State<Arc<EtcdServer>>) -> impl IntoResponse {
         "Total number of watchers.",
         s.store.watchable.watcher_count() as u64,
     );
+    gauge(&mut out, "etcd_debugging_mvcc_keys_total", "Total number of keys.", s.store.key_count() as u64);
+    let leader_changes = s.raft_stats.leader_changes.load(std::sync::atomic::Ordering::Relaxed);
+    let _ = writeln!(
+        out,
+        "# HELP etcd_server_leader_changes_seen_total The number of leader changes seen.\n\
+         # TYPE etcd_server_leader_changes_seen_total counter\netcd_server_leader_changes_seen_total {leader_changes}"
+    );
+    gauge(
+        &mut out,
+        "etcd_server_proposals_pending",
+        "The current number of pending proposals to commit.",
+        s.pending_proposals() as u64,
+    );
+    crate::histogram::WAL_FSYNC.write(
+        &mut out,
+        "etcd_disk_wal_fsync_duration_seconds",
+        "The latency distributions of fsync called by WAL.",
+    );
+    crate::histogram::BACKEND_COMMIT.write(
+        &mut out,
+        "etcd_disk_backend_commit_duration_seconds",
+        "The latency distributions of commit called by backend.",
+    );
     gauge(&mut out, "process_resident_memory_bytes", "Resident memory size in bytes.", rss);
     gauge(&mut out, "process_virtual_memory_bytes", "Virtual memory size in bytes.", virt);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], out)

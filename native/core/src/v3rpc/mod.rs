@@ -5,6 +5,7 @@
 //! explicitly; no tokio thread ever touches Python.
 mod cluster;
 mod concurrency;
+mod gateway;
 mod h2authority;
 mod header;
 pub(crate) mod http;

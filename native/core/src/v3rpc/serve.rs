@@ -71,7 +71,7 @@ impl Edge {
                 .add_service(LockServer::new(LockService { server: server.clone() }))
                 .add_service(ElectionServer::new(ElectionService { server: server.clone() }))
                 .into_axum_router();
-            let mut app = grpc.merge(http::router(server.clone()));
+            let mut app = grpc.merge(http::router(server.clone())).merge(super::gateway::router(server.clone()));
             if server.cfg.enable_v2 {
                 app = app.merge(crate::v2http::router(server.clone()));
             }

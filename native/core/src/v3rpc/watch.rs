@@ -55,9 +55,22 @@ impl Watch for WatchService {
     type WatchStream = Outbound;
 
     async fn watch(&self, req: Request<Streaming<WatchRequest>>) -> Result<Response<Outbound>, Status> {
+        self.watch_requests(req.into_inner(), true).await.map(Response::new)
+    }
+}
+
+impl WatchService {
+    /// Serves one watch stream: requests from `inbound`, responses on the returned stream (the gRPC stream
+    /// and the gateway's JSON stream both come through here). With `stop_on_close` the watchers stop when
+    /// the requests end; otherwise only when the response stream is dropped (the gateway: a request body
+    /// ends long before the client stops reading, as etcd's `curl -X POST -d '{"create_request":..}'` shows).
+    pub(crate) async fn watch_requests(
+        &self,
+        mut inbound: impl Stream<Item = Result<WatchRequest, Status>> + Send + Unpin + 'static,
+        stop_on_close: bool,
+    ) -> Result<Outbound, Status> {
         let server = self.server.clone();
         let (stream, rx) = server.store.watchable.new_stream();
-        let mut inbound = req.into_inner();
         let (srv, ws) = (server.clone(), stream.clone());
         tokio::spawn(async move {
             while let Some(Ok(r)) = inbound.next().await {
@@ -70,9 +83,11 @@ impl Watch for WatchService {
                 }
             }
             // The client closed its side: its watchers stop here even if the response side lingers.
-            srv.store.watchable.close_stream(ws.id);
+            if stop_on_close {
+                srv.store.watchable.close_stream(ws.id);
+            }
         });
-        Ok(Response::new(Outbound { server, stream, rx }))
+        Ok(Outbound { server, stream, rx })
     }
 }
 

@@ -298,7 +298,9 @@ impl Wal {
             return Ok(());
         }
         crate::failpoint::failpoint("wal-before-fsync");
+        let start = std::time::Instant::now();
         self.file.sync_data().map_err(io_err("fdatasync"))?;
+        crate::histogram::WAL_FSYNC.observe(start.elapsed());
         crate::failpoint::failpoint("wal-after-fsync");
         Ok(())
     }

@@ -1,0 +1,256 @@
+//! The grpc-gateway JSON endpoints etcd 3.4 serves on the client port (`/v3/...` and its alias `/v3beta/...`):
+//! each POST body is the request message in the protobuf JSON mapping (proto field names, int64 as strings,
+//! bytes as base64, enums by name), handed to the same service implementation the gRPC edge uses; the
+//! answer is the response message in the same mapping. Errors are grpc-gateway v1's
+//! `{"error":..,"message":..,"code":<gRPC code>}` with its HTTP status for the code.
+//!
+//! Streams (`watch`, `lease/keepalive`, `maintenance/snapshot`, `election/observe`) read a sequence of JSON
+//! request objects from the body and answer with newline-delimited `{"result":{...}}` objects, flushed one
+//! by one; an error in the stream is `{"error":{...}}`.
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{header, Response, StatusCode};
+use axum::routing::post;
+use axum::Router;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tokio_stream::{Stream, StreamExt};
+use tonic::{Code, Status};
+
+use super::{cluster::ClusterService, kv::KvService, lease::LeaseService, maintenance::MaintenanceService};
+use super::{v3election::ElectionService, v3lock::LockService, watch::WatchService};
+use crate::etcdserver::EtcdServer;
+use crate::pb::etcdserverpb::cluster_server::Cluster;
+use crate::pb::etcdserverpb::kv_server::Kv;
+use crate::pb::etcdserverpb::lease_server::Lease;
+use crate::pb::etcdserverpb::maintenance_server::Maintenance;
+use crate::pb::etcdserverpb::{LeaseKeepAliveRequest, SnapshotRequest, WatchRequest};
+use crate::pb::v3electionpb::election_server::Election;
+use crate::pb::v3electionpb::LeaderRequest;
+use crate::pb::v3lockpb::lock_server::Lock;
+
+/// grpc-gateway v1's HTTPStatusFromCode.
+fn http_status(code: Code) -> StatusCode {
+    match code {
+        Code::Ok => StatusCode::OK,
+        Code::Cancelled => StatusCode::REQUEST_TIMEOUT,
+        Code::InvalidArgument | Code::OutOfRange => StatusCode::BAD_REQUEST,
+        Code::DeadlineExceeded => StatusCode::GATEWAY_TIMEOUT,
+        Code::NotFound => StatusCode::NOT_FOUND,
+        Code::AlreadyExists | Code::Aborted => StatusCode::CONFLICT,
+        Code::PermissionDenied => StatusCode::FORBIDDEN,
+        Code::Unauthenticated => StatusCode::UNAUTHORIZED,
+        Code::ResourceExhausted => StatusCode::TOO_MANY_REQUESTS,
+        Code::FailedPrecondition => StatusCode::PRECONDITION_FAILED,
+        Code::Unimplemented => StatusCode::NOT_IMPLEMENTED,
+        Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        Code::Unknown | Code::Internal | Code::DataLoss => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+fn error_object(s: &Status) -> serde_json::Value {
+    serde_json::json!({"error": s.message(), "message": s.message(), "code": s.code() as i32})
+}
+
+fn error_response(s: &Status) -> Response<Body> {
+    let body = serde_json::to_string(&error_object(s)).expect("json");
+    Response::builder()
+        .status(http_status(s.code()))
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body))
+        .expect("response")
+}
+
+fn decode<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T, Status> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body).map_err(|e| Status::invalid_argument(e.to_string()))
+}
+
+fn ok_response<T: Serialize>(msg: &T) -> Response<Body> {
+    Response::builder()
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(serde_json::to_string(msg).expect("json")))
+        .expect("response")
+}
+
+/// One unary call: decode, call, encode.
+async fn unary<Req, Resp, Fut>(body: Bytes, call: impl FnOnce(tonic::Request<Req>) -> Fut) -> Response<Body>
+where
+    Req: DeserializeOwned + Default,
+    Resp: Serialize,
+    Fut: std::future::Future<Output = Result<tonic::Response<Resp>, Status>>,
+{
+    let req = match decode::<Req>(&body) {
+        Ok(r) => r,
+        Err(s) => return error_response(&s),
+    };
+    match call(tonic::Request::new(req)).await {
+        Ok(r) => ok_response(&r.into_inner()),
+        Err(s) => error_response(&s),
+    }
+}
+
+/// A response stream as newline-delimited `{"result":...}` objects; an error ends it as `{"error":...}`.
+fn stream_response<T, S>(stream: S) -> Response<Body>
+where
+    T: Serialize,
+    S: Stream<Item = Result<T, Status>> + Send + 'static,
+{
+    let lines = stream.map(|item| {
+        let line = match item {
+            Ok(msg) => serde_json::json!({ "result": msg }),
+            Err(s) => serde_json::json!({ "error": error_object(&s) }),
+        };
+        Ok::<Bytes, std::convert::Infallible>(Bytes::from(line.to_string() + "\n"))
+    });
+    Response::builder()
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from_stream(lines))
+        .expect("response")
+}
+
+/// The request objects of a client stream: one or more JSON values one after another in the body.
+fn request_stream<T: DeserializeOwned + Send + 'static>(body: Body) -> impl Stream<Item = Result<T, Status>> {
+    let chunks = body.into_data_stream();
+    async_stream_of_values(chunks)
+}
+
+/// Splits a byte stream into consecutive JSON values as they complete.
+fn async_stream_of_values<T: DeserializeOwned + Send + 'static>(
+    chunks: impl Stream<Item = Result<Bytes, axum::Error>> + Send + 'static,
+) -> impl Stream<Item = Result<T, Status>> {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<T, Status>>(16);
+    tokio::spawn(async move {
+        let mut chunks = std::pin::pin!(chunks);
+        let mut buf: Vec<u8> = Vec::new();
+        while let Some(chunk) = chunks.next().await {
+            let Ok(chunk) = chunk else { break };
+            buf.extend_from_slice(&chunk);
+            let mut de = serde_json::Deserializer::from_slice(&buf).into_iter::<T>();
+            let mut used = 0;
+            loop {
+                match de.next() {
+                    Some(Ok(v)) => {
+                        used = de.byte_offset();
+                        if tx.send(Ok(v)).await.is_err() {
+                            return;
+                        }
+                    }
+                    Some(Err(e)) if e.is_eof() => break,
+                    Some(Err(e)) => {
+                        let _ = tx.send(Err(Status::invalid_argument(e.to_string()))).await;
+                        return;
+                    }
+                    None => break,
+                }
+            }
+            buf.drain(..used);
+        }
+    });
+    tokio_stream::wrappers::ReceiverStream::new(rx)
+}
+
+type S = State<Arc<EtcdServer>>;
+
+macro_rules! unary_route {
+    ($router:expr, $path:expr, $svc:ident, $method:ident) => {
+        $router.route(
+            $path,
+            post(|State(server): S, body: Bytes| async move {
+                let svc = $svc { server };
+                unary(body, |r| async move { svc.$method(r).await }).await
+            }),
+        )
+    };
+}
+
+/// The routes under one prefix (`/v3` or `/v3beta`).
+fn routes(p: &str) -> Router<Arc<EtcdServer>> {
+    let mut r = Router::new();
+    r = unary_route!(r, &format!("{p}/kv/range"), KvService, range);
+    r = unary_route!(r, &format!("{p}/kv/put"), KvService, put);
+    r = unary_route!(r, &format!("{p}/kv/deleterange"), KvService, delete_range);
+    r = unary_route!(r, &format!("{p}/kv/txn"), KvService, txn);
+    r = unary_route!(r, &format!("{p}/kv/compaction"), KvService, compact);
+    r = unary_route!(r, &format!("{p}/lease/grant"), LeaseService, lease_grant);
+    for lp in [format!("{p}/lease"), format!("{p}/kv/lease")] {
+        r = unary_route!(r, &format!("{lp}/revoke"), LeaseService, lease_revoke);
+        r = unary_route!(r, &format!("{lp}/timetolive"), LeaseService, lease_time_to_live);
+        r = unary_route!(r, &format!("{lp}/leases"), LeaseService, lease_leases);
+    }
+    r = unary_route!(r, &format!("{p}/cluster/member/add"), ClusterService, member_add);
+    r = unary_route!(r, &format!("{p}/cluster/member/remove"), ClusterService, member_remove);
+    r = unary_route!(r, &format!("{p}/cluster/member/update"), ClusterService, member_update);
+    r = unary_route!(r, &format!("{p}/cluster/member/list"), ClusterService, member_list);
+    r = unary_route!(r, &format!("{p}/cluster/member/promote"), ClusterService, member_promote);
+    r = unary_route!(r, &format!("{p}/maintenance/alarm"), MaintenanceService, alarm);
+    r = unary_route!(r, &format!("{p}/maintenance/status"), MaintenanceService, status);
+    r = unary_route!(r, &format!("{p}/maintenance/defragment"), MaintenanceService, defragment);
+    r = unary_route!(r, &format!("{p}/maintenance/transfer-leadership"), MaintenanceService, move_leader);
+    r = unary_route!(r, &format!("{p}/lock/lock"), LockService, lock);
+    r = unary_route!(r, &format!("{p}/lock/unlock"), LockService, unlock);
+    r = unary_route!(r, &format!("{p}/election/campaign"), ElectionService, campaign);
+    r = unary_route!(r, &format!("{p}/election/proclaim"), ElectionService, proclaim);
+    r = unary_route!(r, &format!("{p}/election/leader"), ElectionService, leader);
+    r = unary_route!(r, &format!("{p}/election/resign"), ElectionService, resign);
+    // etcd 3.4 registers Hash and HashKV on the same path; Hash answers there (HashKV has no path of its own
+    // until 3.5.10).
+    r = unary_route!(r, &format!("{p}/maintenance/hash"), MaintenanceService, hash);
+    r = r.route(
+        &format!("{p}/maintenance/snapshot"),
+        post(|State(server): S| async move {
+            let svc = MaintenanceService { server };
+            match svc.snapshot(tonic::Request::new(SnapshotRequest {})).await {
+                Ok(s) => stream_response(s.into_inner()),
+                Err(s) => error_response(&s),
+            }
+        }),
+    );
+    r = r.route(
+        &format!("{p}/election/observe"),
+        post(|State(server): S, body: Bytes| async move {
+            let req = match decode::<LeaderRequest>(&body) {
+                Ok(r) => r,
+                Err(s) => return error_response(&s),
+            };
+            match (ElectionService { server }).observe(tonic::Request::new(req)).await {
+                Ok(s) => stream_response(s.into_inner()),
+                Err(s) => error_response(&s),
+            }
+        }),
+    );
+    r = r.route(
+        &format!("{p}/watch"),
+        post(|State(server): S, body: Body| async move {
+            let requests = request_stream::<WatchRequest>(body);
+            match (WatchService { server }).watch_requests(requests, false).await {
+                Ok(s) => stream_response(s),
+                Err(s) => error_response(&s),
+            }
+        }),
+    );
+    r = r.route(
+        &format!("{p}/lease/keepalive"),
+        post(|State(server): S, body: Body| async move {
+            let requests = request_stream::<LeaseKeepAliveRequest>(body);
+            match (LeaseService { server }).keep_alive_requests(requests).await {
+                Ok(s) => stream_response(s),
+                Err(s) => error_response(&s),
+            }
+        }),
+    );
+    let unimplemented = || async { error_response(&Status::unimplemented("unknown service etcdserverpb.Auth")) };
+    for auth in ["enable", "disable", "authenticate", "status"] {
+        r = r.route(&format!("{p}/auth/{auth}"), post(unimplemented));
+    }
+    r.route(&format!("{p}/auth/{{*rest}}"), post(unimplemented))
+}
+
+/// `/v3/...` and `/v3beta/...`.
+pub fn router(server: Arc<EtcdServer>) -> Router {
+    routes("/v3").merge(routes("/v3beta")).with_state(server)
+}
