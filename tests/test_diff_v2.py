@@ -274,3 +274,26 @@ def request_json(endpoint: str, method: str, path: str, body: str):
         return Answer(r.status, {k.lower(): v for k, v in r.getheaders()}, r.read().decode())
     finally:
         conn.close()
+
+
+def test_stream_watch(v2: V2Diff) -> None:
+    import http.client
+
+    from harness.v2client import Answer, normalize
+
+    conns, responses = [], []
+    for ep in (v2.ref, v2.ours):
+        host, port = ep.rsplit(":", 1)
+        conn = http.client.HTTPConnection(host, int(port), timeout=10)
+        conn.request("GET", "/v2/keys/t_stream?wait=true&stream=true&recursive=true")
+        conns.append(conn)
+        responses.append(conn.getresponse())
+    v2.run("PUT", "/v2/keys/t_stream/a", form={"value": "1"})
+    v2.run("PUT", "/v2/keys/t_stream/b", form={"value": "2"})
+    events = [[r.readline().decode() for _ in range(2)] for r in responses]
+    for c in conns:
+        c.close()
+    for ea, eb in zip(*events, strict=True):
+        na = normalize(Answer(200, {}, ea), v2.ref_base)
+        nb = normalize(Answer(200, {}, eb), v2.ours_base)
+        assert nb == na and na["body"]["action"] == "set"

@@ -97,8 +97,8 @@ def test_curl_keys_api(default_server: Path) -> None:
     refreshed = curl("curl -L http://127.0.0.1:4001/v2/keys/dir -XPUT -d ttl=30 -d dir=true -d prevExist=true", d)
     assert refreshed["action"] == "update"
 
-    (d / "afile.txt").write_text("Hello\nWorld\n")
-    f = curl("curl -L http://127.0.0.1:4001/v2/keys/afile -XPUT --data-urlencode value@afile.txt", d)
+    (d / "upfile").write_text("Hello\nWorld\n")
+    f = curl("curl -L http://127.0.0.1:4001/v2/keys/afile -XPUT --data-urlencode value@upfile", d)
     assert f["node"]["value"] == "Hello\nWorld\n"
 
     curl("curl -L http://127.0.0.1:4001/v2/keys/foo_dir/foo -XPUT -d value=bar", d)

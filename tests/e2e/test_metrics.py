@@ -73,3 +73,30 @@ def test_check_datascale_passes(ours_server: Server) -> None:
     assert re.search(r"PASS: Approximate system memory used : [\d.]+ MB", r.stdout), r.stdout
     left = etcdctl.run(ours_server.endpoint, "get", "--prefix", "/etcdctl-check-datascale/", "--keys-only")
     assert (left.rc, left.stdout) == (0, "")
+
+
+def handled(text: str, method: str, code: str) -> int:
+    m = re.search(
+        rf'^grpc_server_handled_total{{grpc_code="{code}",grpc_method="{method}",grpc_service="[^"]+",'
+        rf'grpc_type="[^"]+"}} (\d+)$',
+        text,
+        re.M,
+    )
+    assert m, f"no grpc_server_handled_total for {method} {code}"
+    return int(m.group(1))
+
+
+def test_grpc_server_handled_total(ours_server: Server) -> None:
+    """Each RPC is counted once by method and code, as go-grpc-prometheus counts it for etcd."""
+
+    def text() -> str:
+        with urllib.request.urlopen(f"http://{ours_server.endpoint}/metrics", timeout=10) as r:
+            return r.read().decode()
+
+    before = text()
+    assert etcdctl.run(ours_server.endpoint, "get", "metrics/none").rc == 0
+    assert etcdctl.run(ours_server.endpoint, "put", "", "v").rc != 0  # InvalidArgument: key is not provided
+    after = text()
+    assert handled(after, "Range", "OK") == handled(before, "Range", "OK") + 1
+    assert handled(after, "Put", "InvalidArgument") == handled(before, "Put", "InvalidArgument") + 1
+    assert handled(after, "Watch", "OK") == handled(before, "Watch", "OK")

@@ -334,31 +334,6 @@ impl AsyncWrite for AuthorityShim {
     }
 }
 
-/// The client listener, handing out shimmed connections with Nagle off.
-pub struct ShimListener(pub tokio::net::TcpListener);
-
-impl axum::serve::Listener for ShimListener {
-    type Io = AuthorityShim;
-    type Addr = std::net::SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        loop {
-            match self.0.accept().await {
-                Ok((tcp, addr)) => {
-                    // Responses are small and latency-bound: no Nagle delay behind a delayed ACK.
-                    let _ = tcp.set_nodelay(true);
-                    return (AuthorityShim::new(tcp), addr);
-                }
-                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(5)).await,
-            }
-        }
-    }
-
-    fn local_addr(&self) -> io::Result<Self::Addr> {
-        self.0.local_addr()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

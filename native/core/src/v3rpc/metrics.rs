@@ -98,6 +98,7 @@ pub async fn metrics(State(s): State<Arc<EtcdServer>>) -> impl IntoResponse {
         "etcd_disk_backend_commit_duration_seconds",
         "The latency distributions of commit called by backend.",
     );
+    super::grpc_metrics::write(&mut out);
     gauge(&mut out, "process_resident_memory_bytes", "Resident memory size in bytes.", rss);
     gauge(&mut out, "process_virtual_memory_bytes", "Virtual memory size in bytes.", virt);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], out)

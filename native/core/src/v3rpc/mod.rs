@@ -6,6 +6,7 @@
 mod cluster;
 mod concurrency;
 mod gateway;
+mod grpc_metrics;
 mod h2authority;
 mod header;
 pub(crate) mod http;

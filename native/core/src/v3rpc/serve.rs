@@ -1,12 +1,17 @@
-//! [`Edge`]: binds the client listeners, serves gRPC and HTTP on each, and shuts down on request.
+//! [`Edge`]: binds the client listeners, serves gRPC and HTTP on each (the v3 gRPC services, `/version`,
+//! `/health`, `/metrics`, the JSON gateway and the v2 API), and shuts down on request.
 use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto::Builder;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use tokio::runtime::Runtime;
 use tokio::sync::watch;
 
-use super::h2authority::ShimListener;
+use super::h2authority::AuthorityShim;
 use super::v3election::ElectionService;
 use super::v3lock::LockService;
 use super::watch::{sync_loop, WatchService};
@@ -43,6 +48,44 @@ pub(crate) fn bind_all(listen: &[String]) -> Result<(Vec<TcpListener>, Vec<Strin
     Ok((listeners, addrs))
 }
 
+/// Accepts client connections on `l` and serves `app` on each (gRPC over HTTP/2 and HTTP/1.1 on one port)
+/// until `stop` turns true; then the open connections finish their requests (GOAWAY for HTTP/2). HTTP/1
+/// headers go out title-cased (`X-Etcd-Index`), as Go's server writes them.
+async fn serve_listener(l: TcpListener, app: axum::Router, mut stop: watch::Receiver<bool>) {
+    let listener = match tokio::net::TcpListener::from_std(l) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("pyetcd_fast: listener: {e}");
+            return;
+        }
+    };
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder.http1().title_case_headers(true);
+    let graceful = GracefulShutdown::new();
+    loop {
+        let tcp = tokio::select! {
+            r = listener.accept() => match r {
+                Ok((tcp, _)) => tcp,
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                    continue;
+                }
+            },
+            _ = async { stop.wait_for(|v| *v).await.is_ok() } => break,
+        };
+        // Responses are small and latency-bound: no Nagle delay behind a delayed ACK.
+        let _ = tcp.set_nodelay(true);
+        let io = TokioIo::new(AuthorityShim::new(tcp));
+        let conn = builder.serve_connection_with_upgrades(io, TowerToHyperService::new(app.clone()));
+        let conn = graceful.watch(conn.into_owned());
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+}
+
 impl Edge {
     /// Binds every `host:port` now (so a busy port fails the start), then serves them on a new runtime.
     pub fn start(server: Arc<EtcdServer>, listen: &[String], worker_threads: usize) -> Result<Edge, String> {
@@ -70,27 +113,14 @@ impl Edge {
                 .add_service(cluster)
                 .add_service(LockServer::new(LockService { server: server.clone() }))
                 .add_service(ElectionServer::new(ElectionService { server: server.clone() }))
-                .into_axum_router();
+                .into_axum_router()
+                .layer(axum::middleware::from_fn(super::grpc_metrics::track));
             let mut app = grpc.merge(http::router(server.clone())).merge(super::gateway::router(server.clone()));
             if server.cfg.enable_v2 {
                 app = app.merge(crate::v2http::router(server.clone()));
             }
             let app = app.fallback(http::not_found);
-            let mut rx = rx.clone();
-            rt.spawn(async move {
-                let listener = match tokio::net::TcpListener::from_std(l) {
-                    Ok(l) => ShimListener(l),
-                    Err(e) => {
-                        eprintln!("pyetcd_fast: listener: {e}");
-                        return;
-                    }
-                };
-                let _ = axum::serve(listener, app)
-                    .with_graceful_shutdown(async move {
-                        let _ = rx.wait_for(|v| *v).await;
-                    })
-                    .await;
-            });
+            rt.spawn(serve_listener(l, app, rx.clone()));
         }
         let progress = Duration::from_millis(server.cfg.watch_progress_notify_ms.max(1));
         rt.spawn(sync_loop(server.clone(), progress, rx.clone()));
