@@ -47,7 +47,7 @@ def test_metrics_names_and_values(ours_server: Server) -> None:
     assert after["etcd_server_proposals_applied_total"] > before
     assert after["etcd_server_proposals_committed_total"] >= after["etcd_server_proposals_applied_total"]
     assert after["etcd_server_leader_changes_seen_total"] == 1
-    assert after["etcd_server_proposals_pending"] == 0
+    assert after["etcd_server_proposals_pending"] == 0 and after["etcd_server_proposals_failed_total"] == 0
     keys = after["etcd_debugging_mvcc_keys_total"]
     assert etcdctl.run(ours_server.endpoint, "put", "metrics/k2", "v").rc == 0
     _, more = scrape(ours_server.endpoint)

@@ -24,6 +24,8 @@ pub struct RaftStats {
     pub followers: Mutex<BTreeMap<u64, FollowerCounts>>,
     /// Leaders seen (etcd_server_leader_changes_seen_total).
     pub leader_changes: AtomicU64,
+    /// Proposals that timed out or were cut off by a stop (etcd_server_proposals_failed_total).
+    pub proposals_failed: AtomicU64,
 }
 
 impl Default for RaftStats {
@@ -36,6 +38,7 @@ impl Default for RaftStats {
             leader_since: Mutex::new((0, now)),
             followers: Mutex::new(BTreeMap::new()),
             leader_changes: AtomicU64::new(0),
+            proposals_failed: AtomicU64::new(0),
         }
     }
 }

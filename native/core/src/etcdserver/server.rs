@@ -388,14 +388,19 @@ impl EtcdServer {
         self.waiters.lock().insert(id, tx);
         self.proposals.lock().push((id, data));
         self.notifier.notify();
-        match tokio::time::timeout(self.request_timeout(), rx).await {
+        let r = match tokio::time::timeout(self.request_timeout(), rx).await {
             Ok(Ok(r)) => r,
             Ok(Err(_)) => Err(EtcdError::Stopped),
             Err(_) => {
                 self.waiters.lock().remove(&id);
                 Err(EtcdError::Timeout)
             }
+        };
+        if matches!(r, Err(EtcdError::Stopped | EtcdError::Timeout)) {
+            // etcd_server_proposals_failed_total: proposals that were never applied for this caller.
+            self.raft_stats.proposals_failed.fetch_add(1, Ordering::Relaxed);
         }
+        r
     }
 
     /// The quota check before a request that may grow the store (etcd's quota and capped applier): refused

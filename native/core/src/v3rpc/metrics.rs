@@ -82,6 +82,12 @@ pub async fn metrics(State(s): State<Arc<EtcdServer>>) -> impl IntoResponse {
         "# HELP etcd_server_leader_changes_seen_total The number of leader changes seen.\n\
          # TYPE etcd_server_leader_changes_seen_total counter\netcd_server_leader_changes_seen_total {leader_changes}"
     );
+    let failed = s.raft_stats.proposals_failed.load(std::sync::atomic::Ordering::Relaxed);
+    let _ = writeln!(
+        out,
+        "# HELP etcd_server_proposals_failed_total The total number of failed proposals seen.\n\
+         # TYPE etcd_server_proposals_failed_total counter\netcd_server_proposals_failed_total {failed}"
+    );
     gauge(
         &mut out,
         "etcd_server_proposals_pending",
