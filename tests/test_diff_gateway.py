@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from harness.servers import start_server
+from harness.v2client import request
 
 
 def b64(s: str) -> str:
@@ -22,19 +23,12 @@ def b64(s: str) -> str:
 
 
 def post(endpoint: str, path: str, body: Any) -> tuple[int, Any]:
-    host, port = endpoint.rsplit(":", 1)
-    conn = http.client.HTTPConnection(host, int(port), timeout=10)
+    """A gateway call: (status, the decoded answer, or its text when it is not JSON)."""
+    a = request(endpoint, "POST", path, json_body=body if isinstance(body, str) else json.dumps(body))
     try:
-        data = body if isinstance(body, str) else json.dumps(body)
-        conn.request("POST", path, body=data, headers={"Content-Type": "application/json"})
-        r = conn.getresponse()
-        raw = r.read().decode()
-        try:
-            return r.status, json.loads(raw)
-        except ValueError:
-            return r.status, raw
-    finally:
-        conn.close()
+        return a.status, a.json
+    except ValueError:
+        return a.status, a.body
 
 
 REV_FIELDS = {"revision", "create_revision", "mod_revision", "compact_revision"}

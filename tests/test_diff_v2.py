@@ -9,12 +9,13 @@ too. Tests share one server pair and keep to their own dir.
 from __future__ import annotations
 
 import concurrent.futures
+import http.client
 import time
 
 import pytest
 
 from harness.servers import start_server
-from harness.v2client import Rel, V2Diff, request
+from harness.v2client import Answer, Rel, V2Diff, normalize, request
 
 
 @pytest.fixture(scope="module")
@@ -183,8 +184,6 @@ def test_wait_for_a_change(v2: V2Diff) -> None:
         time.sleep(0.5)
         assert not any(f.done() for f in futs)
         v2.run("PUT", "/v2/keys/t_wait/k", form={"value": "1"})
-        from harness.v2client import normalize
-
         answers = [f.result() for f in futs]
     for ref, ours in (answers[:2], answers[2:]):
         na, nb = normalize(ref, v2.ref_base), normalize(ours, v2.ours_base)
@@ -254,33 +253,14 @@ def test_member_changes_are_refused_like_etcd(v2: V2Diff) -> None:
         ("PUT", "/v2/members", '{"peerURLs":["http://127.0.0.1:1"]}'),
         ("PUT", "/v2/members/zz", '{"peerURLs":["http://127.0.0.1:1"]}'),
     ):
-        a, b = (request_json(ep, method, path, body) for ep in (v2.ref, v2.ours))
+        a, b = (request(ep, method, path, json_body=body) for ep in (v2.ref, v2.ours))
         assert (a.status, a.body) == (b.status, b.body), (method, path, body)
     # Bad JSON: 400 with the decoder's message (Go's wording is not reproduced).
-    a, b = (request_json(ep, "POST", "/v2/members", "{nope") for ep in (v2.ref, v2.ours))
+    a, b = (request(ep, "POST", "/v2/members", json_body="{nope") for ep in (v2.ref, v2.ours))
     assert a.status == b.status == 400 and "message" in a.json and "message" in b.json
 
 
-def request_json(endpoint: str, method: str, path: str, body: str):
-    import http.client
-
-    from harness.v2client import Answer
-
-    host, port = endpoint.rsplit(":", 1)
-    conn = http.client.HTTPConnection(host, int(port), timeout=10)
-    try:
-        conn.request(method, path, body=body, headers={"Content-Type": "application/json"})
-        r = conn.getresponse()
-        return Answer(r.status, {k.lower(): v for k, v in r.getheaders()}, r.read().decode())
-    finally:
-        conn.close()
-
-
 def test_stream_watch(v2: V2Diff) -> None:
-    import http.client
-
-    from harness.v2client import Answer, normalize
-
     conns, responses = [], []
     for ep in (v2.ref, v2.ours):
         host, port = ep.rsplit(":", 1)

@@ -52,25 +52,32 @@ class _Transient(Exception):
     """No answer, or an answer etcd's client would retry (5xx)."""
 
 
-def _call(method: str, url: str, form: dict[str, str] | None = None, timeout: float | None = REQUEST_TIMEOUT) -> Any:
-    """One v2 request; the decoded JSON of a 2xx answer, a ``dict`` with ``errorCode`` for a v2 error."""
+def _call(
+    method: str, url: str, form: dict[str, str] | None = None, timeout: float | None = REQUEST_TIMEOUT
+) -> tuple[Any, int]:
+    """One v2 request: the decoded JSON (a ``dict`` with ``errorCode`` for a v2 error) and ``X-Etcd-Index``."""
     data = urllib.parse.urlencode(form).encode() if form is not None else None
     req = urllib.request.Request(url, data=data, method=method)
     if data is not None:
         req.add_header("Content-Type", "application/x-www-form-urlencoded")
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
-            body = resp.read()
+            body, index = resp.read(), resp.headers.get("X-Etcd-Index", "0")
     except urllib.error.HTTPError as e:
         if e.code >= 500:
             raise _Transient(f"{method} {url}: {e.code}") from None
-        body = e.read()
+        body, index = e.read(), e.headers.get("X-Etcd-Index", "0")
     except (OSError, urllib.error.URLError) as e:
         raise _Transient(f"{method} {url}: {e}") from None
     try:
-        return json.loads(body)
+        return json.loads(body), int(index)
     except ValueError:
         raise DiscoveryError(ERR_BAD_ENDPOINT) from None
+
+
+def _v2_error(got: dict) -> DiscoveryError:
+    """A v2 error the protocol has no name for, worded as etcd's client prints it."""
+    return DiscoveryError(f"{got.get('message')} ({got.get('cause')}) [{got.get('index')}]")
 
 
 class Discovery:
@@ -89,6 +96,16 @@ class Discovery:
         quoted = urllib.parse.quote(key)
         return self.base + quoted + ("?" + urllib.parse.urlencode(query) if query else "")
 
+    def _request(
+        self, method: str, url: str, form: dict[str, str] | None = None, timeout: float | None = REQUEST_TIMEOUT
+    ) -> tuple[Any, int]:
+        """``_call``, retried with etcd's backoff while the service does not answer (or answers 5xx)."""
+        while True:
+            try:
+                return _call(method, url, form, timeout)
+            except _Transient as e:
+                self._retry(str(e))
+
     def _retry(self, why: str) -> None:
         """etcd's logAndBackoffForRetry: 2^n seconds, capped, then ErrTooManyRetries."""
         if self.retries >= MAX_RETRIES:
@@ -101,31 +118,18 @@ class Discovery:
     def check_cluster(self) -> tuple[list[dict], int, int]:
         """(registered members sorted by createdIndex, size, the dir's X-Etcd-Index); ErrFullCluster when
         ``size`` others came first."""
-        while True:
-            try:
-                got = _call("GET", self._url(f"{self.cluster}/_config/size"))
-                if got.get("errorCode") == 100:
-                    raise DiscoveryError(ERR_SIZE_NOT_FOUND)
-                if "errorCode" in got:
-                    raise DiscoveryError(f"{got.get('message')} ({got.get('cause')}) [{got.get('index')}]")
-                try:
-                    size = int(got["node"]["value"])
-                except (KeyError, ValueError):
-                    raise DiscoveryError(ERR_BAD_SIZE_KEY) from None
-                req = urllib.request.Request(self._url(self.cluster))
-                try:
-                    with urllib.request.urlopen(req, timeout=REQUEST_TIMEOUT) as resp:
-                        index = int(resp.headers.get("X-Etcd-Index", "0"))
-                        listing = json.loads(resp.read())
-                except urllib.error.HTTPError as e:
-                    if e.code >= 500:
-                        raise _Transient(str(e)) from None
-                    raise DiscoveryError(ERR_BAD_ENDPOINT) from None
-                except (OSError, urllib.error.URLError) as e:
-                    raise _Transient(str(e)) from None
-                break
-            except _Transient as e:
-                self._retry(str(e))
+        got, _ = self._request("GET", self._url(f"{self.cluster}/_config/size"))
+        if got.get("errorCode") == 100:
+            raise DiscoveryError(ERR_SIZE_NOT_FOUND)
+        if "errorCode" in got:
+            raise _v2_error(got)
+        try:
+            size = int(got["node"]["value"])
+        except (KeyError, ValueError):
+            raise DiscoveryError(ERR_BAD_SIZE_KEY) from None
+        listing, index = self._request("GET", self._url(self.cluster))
+        if "errorCode" in listing:
+            raise DiscoveryError(ERR_BAD_ENDPOINT)
         nodes = [n for n in listing.get("node", {}).get("nodes", []) if n["key"].rsplit("/", 1)[-1] != "_config"]
         nodes.sort(key=lambda n: n.get("createdIndex", 0))
         me = self.self_key.rsplit("/", 1)[-1]
@@ -137,16 +141,11 @@ class Discovery:
         return nodes, size, index
 
     def create_self(self, contents: str) -> None:
-        while True:
-            try:
-                got = _call("PUT", self._url(self.self_key), {"value": contents, "prevExist": "false"})
-                break
-            except _Transient as e:
-                self._retry(str(e))
+        got, _ = self._request("PUT", self._url(self.self_key), {"value": contents, "prevExist": "false"})
         if got.get("errorCode") == 105:
             raise DiscoveryError(ERR_DUPLICATE_ID)
         if "errorCode" in got:
-            raise DiscoveryError(f"{got.get('message')} ({got.get('cause')}) [{got.get('index')}]")
+            raise _v2_error(got)
 
     def wait_nodes(self, nodes: list[dict], size: int, index: int) -> list[dict]:
         found = nodes[:size]
@@ -156,15 +155,8 @@ class Discovery:
         after = index
         while len(found) < size:
             self.log("found peers from discovery server; waiting for more", found=len(found), needed=size - len(found))
-            try:
-                got = _call(
-                    "GET",
-                    self._url(self.cluster, wait="true", recursive="true", waitIndex=str(after + 1)),
-                    timeout=None,
-                )
-            except _Transient as e:
-                self._retry(str(e))
-                continue
+            wait = self._url(self.cluster, wait="true", recursive="true", waitIndex=str(after + 1))
+            got, _ = self._request("GET", wait, timeout=None)
             if got.get("errorCode") == 401:  # the history moved past us: list again
                 nodes, size, after = self.check_cluster()
                 found = nodes[:size]

@@ -25,6 +25,30 @@ def member_argv(flags: list[str]) -> list[str]:
     return [sys.executable, "-m", "pyetcd_fast", *flags]
 
 
+def stop(procs: list[subprocess.Popen]) -> None:
+    for p in procs:
+        p.terminate()
+    for p in procs:
+        try:
+            p.wait(10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+
+
+def wait_for_members(list_members, procs: list[subprocess.Popen], logs: list[Path], timeout: float = 60) -> list[dict]:
+    """The member list once it has three members that published their client URLs; fails with the members'
+    log tails if one exits or the time runs out."""
+    deadline = time.monotonic() + timeout
+    while True:
+        listed = list_members()
+        if len(listed) == 3 and all(m["clientURLs"] for m in listed):
+            return listed
+        tails = [log.read_text(errors="replace")[-1500:] for log in logs]
+        assert all(p.poll() is None for p in procs), tails
+        assert time.monotonic() < deadline, tails
+        time.sleep(0.3)
+
+
 def test_three_members_bootstrap_through_discovery(tmp_path: Path) -> None:
     disc = start_server("ours", tmp_path / "discovery")
     procs: list[subprocess.Popen] = []
@@ -45,20 +69,17 @@ def test_three_members_bootstrap_through_discovery(tmp_path: Path) -> None:
             d = tmp_path / f"m{i + 1}"
             d.mkdir()
             procs.append(spawn(member_argv([*flags, "--data-dir", str(d / "data")]), d / "log"))
-        deadline = time.monotonic() + 60
-        while True:
+
+        def curl_members() -> list[dict]:
+            r = subprocess.run(["curl", "-sL", "http://localhost:2379/v2/members"], capture_output=True, text=True,
+                               timeout=5)  # fmt: skip
             try:
-                r = subprocess.run(["curl", "-sL", "http://localhost:2379/v2/members"], capture_output=True,
-                                   text=True, timeout=5)  # fmt: skip
-                listed = json.loads(r.stdout)["members"] if r.returncode == 0 and r.stdout else []
+                return json.loads(r.stdout)["members"] if r.returncode == 0 and r.stdout else []
             except ValueError:
-                listed = []
-            if len(listed) == 3 and all(m["clientURLs"] for m in listed):
-                break
-            logs = [(tmp_path / f"m{i}" / "log").read_text(errors="replace")[-1500:] for i in (1, 2, 3)]
-            assert all(p.poll() is None for p in procs), logs
-            assert time.monotonic() < deadline, logs
-            time.sleep(0.3)
+                return []
+
+        logs = [tmp_path / f"m{i}" / "log" for i in (1, 2, 3)]
+        listed = wait_for_members(curl_members, procs, logs)
         assert sorted(m["name"] for m in listed) == ["m1", "m2", "m3"]
         assert sorted(u for m in listed for u in m["peerURLs"]) == sorted(
             ["http://127.0.0.1:2380", f"http://127.0.0.1:{p2}", f"http://127.0.0.1:{p3}"]
@@ -85,13 +106,7 @@ def test_three_members_bootstrap_through_discovery(tmp_path: Path) -> None:
         assert late.returncode == 1
         assert "failed to join discovery cluster (discovery: cluster is full)" in late.stderr + late.stdout
     finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop(procs)
         disc.stop()
 
 
@@ -124,30 +139,20 @@ def test_three_members_bootstrap_through_debians_etcd_discovery(tmp_path: Path) 
                      "--listen-client-urls", client, "--advertise-client-urls", client,
                      "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer]  # fmt: skip
             procs.append(spawn(member_argv(flags), d / "log"))
-        deadline = time.monotonic() + 60
-        while True:
+
+        def members() -> list[dict]:
             try:
-                listed = request(clients[0], "GET", "/v2/members").json["members"]
+                return request(clients[0], "GET", "/v2/members").json["members"]
             except (OSError, ValueError):
-                listed = []
-            if len(listed) == 3 and all(m["clientURLs"] for m in listed):
-                break
-            logs = [(tmp_path / f"d{i}" / "log").read_text(errors="replace")[-1500:] for i in range(3)]
-            assert all(p.poll() is None for p in procs), logs
-            assert time.monotonic() < deadline, logs
-            time.sleep(0.3)
+                return []
+
+        listed = wait_for_members(members, procs, [tmp_path / f"d{i}" / "log" for i in range(3)])
         assert sorted(m["name"] for m in listed) == ["n0", "n1", "n2"]
         token = durl.rsplit("/", 1)[1]
         reg = request(backend.endpoint, "GET", f"/v2/keys/_etcd/registry/{token}").json["node"]["nodes"]
         assert len([n for n in reg if not n["key"].endswith("/_config")]) == 3
     finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop(procs)
         svc.terminate()
         svc.wait(10)
         backend.stop()

@@ -41,14 +41,20 @@ def request(
     form: dict[str, str] | list[tuple[str, str]] | None = None,
     query: dict[str, str] | list[tuple[str, str]] | None = None,
     timeout: float = 10.0,
+    json_body: str | None = None,
 ) -> Answer:
-    """``method path?query`` with ``form`` as an ``application/x-www-form-urlencoded`` body (curl's ``-d``)."""
+    """``method path?query`` with ``form`` as an ``application/x-www-form-urlencoded`` body (curl's ``-d``), or
+    ``json_body`` as ``application/json`` (the members API and the JSON gateway)."""
     host, port = endpoint.rsplit(":", 1)
     conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
     try:
         url = path + ("?" + urllib.parse.urlencode(query) if query else "")
-        body = urllib.parse.urlencode(form) if form is not None else None
-        headers = {"Content-Type": "application/x-www-form-urlencoded"} if form is not None else {}
+        body: str | None = None
+        headers: dict[str, str] = {}
+        if form is not None:
+            body, headers = urllib.parse.urlencode(form), {"Content-Type": "application/x-www-form-urlencoded"}
+        elif json_body is not None:
+            body, headers = json_body, {"Content-Type": "application/json"}
         conn.request(method, url, body=body, headers=headers)
         r = conn.getresponse()
         return Answer(r.status, {k.lower(): v for k, v in r.getheaders()}, r.read().decode())

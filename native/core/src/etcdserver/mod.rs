@@ -12,6 +12,7 @@ pub mod membership;
 mod notify;
 pub mod raft_stats;
 pub mod server;
+mod server_apply;
 mod server_cluster;
 mod snapshot;
 pub mod v2;

@@ -8,24 +8,21 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use prost::Message as _;
 use protobuf::Message as _;
-use raft::eraftpb::{ConfChange, ConfChangeV2, ConfState, Entry, EntryType, Message};
+use raft::eraftpb::{ConfChange, ConfState, Message};
 use raft::{RawNode, SnapshotStatus, StateRole, Storage};
 use tokio::sync::oneshot;
 
 use super::alarm::Alarms;
-use super::apply;
 use super::errors::EtcdError;
 use super::membership::{Member, RaftCluster};
 use super::notify::Notifier;
 use crate::mvcc::kvstore::BatchLimits;
-use crate::mvcc::watcher::events_of;
 use crate::mvcc::KvStore;
 use crate::pb::etcdserverpb::{
     alarm_request::AlarmAction, AlarmRequest, AlarmResponse, AlarmType, ClusterMemberAttrSetRequest, CompactionRequest,
     CompactionResponse, DeleteRangeResponse, InternalRaftRequest, LeaseGrantResponse, LeaseRevokeRequest,
     LeaseRevokeResponse, MemberAttributes, PutResponse, RequestHeader, TxnResponse,
 };
-use crate::pb::mvccpb::Event;
 use crate::rafthttp::Transport;
 use crate::raftnode::logger::{zap_log, ZapDrain};
 use crate::raftnode::{self, Bootstrap, RaftStorage};
@@ -672,61 +669,6 @@ impl EtcdServer {
         Ok(applied)
     }
 
-    /// Applies committed entries in one backend batch, then completes their waiters.
-    fn apply_entries(&self, core: &mut Core, entries: Vec<Entry>) -> Result<usize, String> {
-        let Some(last) = entries.last() else {
-            return Ok(0);
-        };
-        let last_index = last.index;
-        let mut results = Vec::new();
-        let mut events = Vec::new();
-        let mut batch = self.store.write_batch();
-        for e in &entries {
-            match e.get_entry_type() {
-                EntryType::EntryNormal => {
-                    if e.data.is_empty() {
-                        continue; // a new leader's empty entry
-                    }
-                    let req = InternalRaftRequest::decode(e.data.as_ref())
-                        .map_err(|err| format!("entry {}: {err}", e.index))?;
-                    let id = req.header.as_ref().map_or(0, |h| h.id);
-                    if let Some(a) = &req.cluster_member_attr_set {
-                        self.apply_member_attrs(&mut batch, a)?;
-                        results.push((id, Ok(ApplyResponse::Empty)));
-                        continue;
-                    }
-                    if let Some(r) = &req.v2 {
-                        results.push((id, Ok(ApplyResponse::V2(self.apply_v2(&mut batch, r)))));
-                        continue;
-                    }
-                    results.push((id, apply_request(&mut batch, &self.alarms, &req, &mut events)));
-                }
-                EntryType::EntryConfChange => {
-                    let cc = ConfChange::parse_from_bytes(&e.data).map_err(|err| err.to_string())?;
-                    let r = self.apply_conf_change(core, &mut batch, &cc)?;
-                    results.push((cc.id, r));
-                }
-                EntryType::EntryConfChangeV2 => {
-                    let cc = ConfChangeV2::parse_from_bytes(&e.data).map_err(|err| err.to_string())?;
-                    let cs = core.node.apply_conf_change(&cc).map_err(|err| err.to_string())?;
-                    core.node.mut_store().wl().set_conf_state(cs);
-                }
-            }
-        }
-        crate::failpoint::failpoint("apply-before-commit");
-        batch.commit(last_index).map_err(|e| e.to_string())?;
-        self.applied.store(last_index, Ordering::Release);
-        self.db_in_use.store(self.store.backend().size_in_use(), Ordering::Release);
-        self.store.watchable.notify(&self.store, &events);
-        let mut waiters = self.waiters.lock();
-        for (id, r) in results {
-            if let Some(w) = waiters.remove(&id) {
-                let _ = w.send(r);
-            }
-        }
-        Ok(entries.len())
-    }
-
     fn release_reads(&self, core: &mut Core) {
         let applied = self.applied_index();
         core.confirmed_reads.retain_mut(|(index, ws)| {
@@ -773,39 +715,4 @@ impl EtcdServer {
     pub fn is_leader(&self) -> bool {
         self.leader() == self.cfg.member_id
     }
-}
-
-fn apply_request(
-    batch: &mut crate::mvcc::WriteBatch,
-    alarms: &Alarms,
-    req: &InternalRaftRequest,
-    events: &mut Vec<(i64, Vec<Event>)>,
-) -> ApplyResult {
-    let mut txn = batch.txn();
-    let r = if let Some(p) = &req.put {
-        apply::put_request(&mut txn, p).map(ApplyResponse::Put)
-    } else if let Some(d) = &req.delete_range {
-        apply::delete_range(&mut txn, d).map(ApplyResponse::DeleteRange)
-    } else if let Some(t) = &req.txn {
-        apply::txn_write(&mut txn, t).map(ApplyResponse::Txn)
-    } else if let Some(c) = &req.compaction {
-        apply::compact(&mut txn, c).map(ApplyResponse::Compaction)
-    } else if let Some(l) = &req.lease_grant {
-        apply::lease_grant(&mut txn, l).map(ApplyResponse::LeaseGrant)
-    } else if let Some(l) = &req.lease_revoke {
-        apply::lease_revoke(&mut txn, l).map(ApplyResponse::LeaseRevoke)
-    } else if let Some(a) = &req.alarm {
-        alarms
-            .apply(&mut txn, a)
-            .map(|alarms| ApplyResponse::Alarm(AlarmResponse { header: None, alarms }))
-            .map_err(EtcdError::from)
-    } else {
-        Err(EtcdError::Internal("unknown request in raft entry".into()))
-    };
-    let rev = crate::mvcc::TxnRead::rev(&txn);
-    let changes = txn.end();
-    if !changes.is_empty() {
-        events.push((rev, events_of(changes)));
-    }
-    r
 }

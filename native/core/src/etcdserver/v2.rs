@@ -61,10 +61,9 @@ impl EtcdServer {
         let before = store.index();
         let result = to_store_request(r).and_then(|req| v2store::apply(&mut store, &req, now_nanos()));
         let ops = batch.ops();
-        for path in store.take_changed() {
-            let key = persist::record_key(&path);
-            match store.node(&path) {
-                Some(n) => ops.put_meta(&key, &persist::record(n)),
+        for (key, record) in persist::take_records(&mut store) {
+            match record {
+                Some(r) => ops.put_meta(&key, &r),
                 None => ops.delete_meta(&key),
             }
         }
@@ -97,11 +96,6 @@ impl EtcdServer {
             Ok(_) => Err(V2Error::new(v2store::error::RAFT_INTERNAL, "unexpected apply result", 0)),
             Err(e) => Err(raft_err(e)),
         }
-    }
-
-    /// The v2 store's index now (`X-Etcd-Index`).
-    pub fn v2_index(&self) -> u64 {
-        self.v2.lock().index()
     }
 
     /// Raft's committed index, for `X-Raft-Index`.

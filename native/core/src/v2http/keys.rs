@@ -10,15 +10,17 @@ use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::http::{header, HeaderMap, HeaderValue, Method, Response, StatusCode, Uri};
+use axum::http::{header, HeaderMap, Method, Response, StatusCode, Uri};
 use tokio_stream::Stream;
 
 use super::form::{unescape_path, Form};
+use super::with_cluster_id;
 use crate::etcdserver::v2::now_nanos;
 use crate::etcdserver::EtcdServer;
 use crate::pb::etcdserverpb::Request;
 use crate::v2store::error::*;
 use crate::v2store::{Action, Event, V2Error, Watcher};
+use crate::v3rpc::http::{json_response, method_not_allowed};
 
 const KEYS_PREFIX: &str = "/v2/keys";
 /// A wait ends with an empty body after this long (etcd's defaultWatchTimeout).
@@ -95,20 +97,12 @@ fn parse(method: &str, path: &str, f: &Form) -> Result<Parsed, V2Error> {
     Ok(Parsed { req, no_value_on_success })
 }
 
-fn with_cluster_id(server: &EtcdServer, mut resp: Response<Body>) -> Response<Body> {
-    let id = HeaderValue::from_str(&format!("{:x}", server.cluster_id())).expect("hex");
-    resp.headers_mut().insert("X-Etcd-Cluster-Id", id);
-    resp
-}
-
 /// etcd's v2error WriteTo: the error JSON and its index.
-pub(super) fn error_response(e: &V2Error) -> Response<Body> {
-    Response::builder()
-        .status(e.status())
-        .header(header::CONTENT_TYPE, "application/json")
-        .header("X-Etcd-Index", e.index.to_string())
-        .body(Body::from(e.to_json() + "\n"))
-        .expect("response")
+fn error_response(e: &V2Error) -> Response<Body> {
+    let status = StatusCode::from_u16(e.status()).expect("an HTTP status");
+    let mut resp = json_response(status, e.to_json() + "\n");
+    resp.headers_mut().insert("X-Etcd-Index", e.index.into());
+    resp
 }
 
 fn event_headers(server: &EtcdServer, etcd_index: u64, status: StatusCode) -> axum::http::response::Builder {
@@ -152,13 +146,7 @@ pub async fn keys(
 
 async fn handle(server: &Arc<EtcdServer>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response<Body> {
     if !matches!(method.as_str(), "HEAD" | "GET" | "PUT" | "POST" | "DELETE") {
-        return Response::builder()
-            .status(StatusCode::METHOD_NOT_ALLOWED)
-            .header(header::ALLOW, "HEAD,GET,PUT,POST,DELETE")
-            .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")
-            .header("X-Content-Type-Options", "nosniff")
-            .body(Body::from("Method Not Allowed\n"))
-            .expect("response");
+        return method_not_allowed("HEAD,GET,PUT,POST,DELETE");
     }
     let path = unescape_path(uri.path());
     if let Some(to) = redirect_target(&path, uri.query()) {

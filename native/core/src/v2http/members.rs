@@ -6,9 +6,11 @@ use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, Method, Response, StatusCode, Uri};
 
+use super::with_cluster_id;
 use crate::etcdserver::membership::Member;
 use crate::etcdserver::{EtcdError, EtcdServer};
 use crate::v2store::json::push_str;
+use crate::v3rpc::http::{go_error, json_response, method_not_allowed};
 
 const MEMBERS_PREFIX: &str = "/v2/members";
 
@@ -36,39 +38,16 @@ pub fn member_json(m: &Member, out: &mut String) {
     out.push('}');
 }
 
-fn json_response(status: StatusCode, body: String) -> Response<Body> {
-    Response::builder()
-        .status(status)
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(Body::from(body + "\n"))
-        .expect("response")
-}
-
 /// etcd's httptypes.HTTPError: `{"message":"..."}` with its status (no newline, unlike an encoded answer).
 fn http_error(status: StatusCode, message: &str) -> Response<Body> {
     let mut body = String::from("{\"message\":");
     push_str(&mut body, message);
     body.push('}');
-    Response::builder()
-        .status(status)
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(Body::from(body))
-        .expect("response")
-}
-
-fn method_not_allowed(allow: &str) -> Response<Body> {
-    Response::builder()
-        .status(StatusCode::METHOD_NOT_ALLOWED)
-        .header(header::ALLOW, allow)
-        .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")
-        .header("X-Content-Type-Options", "nosniff")
-        .body(Body::from("Method Not Allowed\n"))
-        .expect("response")
+    json_response(status, body)
 }
 
 /// The error of a change that failed for a reason etcd's v2 API does not name: 500, as etcd's WriteError.
-fn internal(e: &EtcdError) -> Response<Body> {
-    let _ = e;
+fn internal() -> Response<Body> {
     http_error(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
 }
 
@@ -123,10 +102,8 @@ pub async fn members(
     if !matches!(method.as_str(), "GET" | "POST" | "DELETE" | "PUT") {
         return method_not_allowed("GET,POST,DELETE,PUT");
     }
-    let mut resp = handle(&server, &method, uri.path(), &headers, &body).await;
-    let id = format!("{:x}", server.cluster_id());
-    resp.headers_mut().insert("X-Etcd-Cluster-Id", id.parse().expect("hex"));
-    resp
+    let resp = handle(&server, &method, uri.path(), &headers, &body).await;
+    with_cluster_id(&server, resp)
 }
 
 async fn handle(server: &EtcdServer, method: &Method, path: &str, headers: &HeaderMap, body: &[u8]) -> Response<Body> {
@@ -142,13 +119,13 @@ async fn handle(server: &EtcdServer, method: &Method, path: &str, headers: &Head
                     member_json(m, &mut out);
                 }
                 out.push_str("]}");
-                json_response(StatusCode::OK, out)
+                json_response(StatusCode::OK, out + "\n")
             }
             "leader" => match server.cluster.member(server.leader()) {
                 Some(m) if server.leader() != 0 => {
                     let mut out = String::new();
                     member_json(&m, &mut out);
-                    json_response(StatusCode::OK, out)
+                    json_response(StatusCode::OK, out + "\n")
                 }
                 _ => http_error(StatusCode::SERVICE_UNAVAILABLE, "During election"),
             },
@@ -163,16 +140,17 @@ async fn handle(server: &EtcdServer, method: &Method, path: &str, headers: &Head
                 Ok((m, _)) => {
                     let mut out = String::new();
                     member_json(&m, &mut out);
-                    json_response(StatusCode::CREATED, out)
+                    json_response(StatusCode::CREATED, out + "\n")
                 }
                 Err(EtcdError::PeerUrlExists) => http_error(StatusCode::CONFLICT, "membership: peerURL exists"),
                 Err(EtcdError::MemberExists) => http_error(StatusCode::CONFLICT, "membership: ID exists"),
-                Err(e) => internal(&e),
+                Err(_) => internal(),
             }
         }
         _ => {
             if rest.is_empty() {
-                return method_not_allowed_plain();
+                return go_error(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed");
+                // etcd's getID: no Allow
             }
             let Ok(id) = u64::from_str_radix(rest, 16) else {
                 return http_error(StatusCode::NOT_FOUND, &format!("No such member: {rest}"));
@@ -192,20 +170,10 @@ async fn handle(server: &EtcdServer, method: &Method, path: &str, headers: &Head
                 }
                 Err(EtcdError::MemberNotFound) => http_error(StatusCode::NOT_FOUND, &format!("No such member: {id:x}")),
                 Err(EtcdError::PeerUrlExists) => http_error(StatusCode::CONFLICT, "membership: peerURL exists"),
-                Err(e) => internal(&e),
+                Err(_) => internal(),
             }
         }
     }
-}
-
-/// etcd's getID without an id: Go's http.Error with 405 and no Allow header.
-fn method_not_allowed_plain() -> Response<Body> {
-    Response::builder()
-        .status(StatusCode::METHOD_NOT_ALLOWED)
-        .header(header::CONTENT_TYPE, "text/plain; charset=utf-8")
-        .header("X-Content-Type-Options", "nosniff")
-        .body(Body::from("Method Not Allowed\n"))
-        .expect("response")
 }
 
 /// `/v2/machines`: every member's client URLs, comma-separated (what etcd 0.4-era clients read).

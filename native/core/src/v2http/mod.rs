@@ -3,6 +3,8 @@
 //! rest of the client port; the keys live in [`crate::v2store`] on the member, written through raft.
 use std::sync::Arc;
 
+use axum::body::Body;
+use axum::http::Response;
 use axum::routing::{any, get};
 use axum::Router;
 
@@ -26,4 +28,11 @@ pub fn router(server: Arc<EtcdServer>) -> Router {
         .route("/v2/stats/leader", get(stats::leader_stats))
         .route("/v2/stats/store", get(stats::store_stats))
         .with_state(server)
+}
+
+/// Every answer of the keys and members handlers names the cluster (`X-Etcd-Cluster-Id`), as etcd's do.
+fn with_cluster_id(server: &EtcdServer, mut resp: Response<Body>) -> Response<Body> {
+    let id = format!("{:x}", server.cluster_id()).parse().expect("hex is a header value");
+    resp.headers_mut().insert("X-Etcd-Cluster-Id", id);
+    resp
 }

@@ -5,10 +5,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{header, Response, StatusCode};
+use axum::http::{Response, StatusCode};
 
 use crate::etcdserver::EtcdServer;
 use crate::v2store::json::{push_str, rfc3339_nano};
+use crate::v3rpc::http::json_response;
 
 fn unix_nanos(t: SystemTime) -> i64 {
     t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as i64)
@@ -52,14 +53,6 @@ pub fn go_duration(nanos: u128) -> String {
     out
 }
 
-fn json(status: StatusCode, body: String) -> Response<Body> {
-    Response::builder()
-        .status(status)
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(Body::from(body))
-        .expect("response")
-}
-
 /// This member: name, id, raft state, start time, its leader and since when, append requests received and
 /// sent (etcd's field order).
 pub async fn self_stats(State(server): State<Arc<EtcdServer>>) -> Response<Body> {
@@ -81,13 +74,13 @@ pub async fn self_stats(State(server): State<Arc<EtcdServer>>) -> Response<Body>
         st.recv_append.load(Ordering::Relaxed),
         st.send_append.load(Ordering::Relaxed),
     ));
-    json(StatusCode::OK, out)
+    json_response(StatusCode::OK, out)
 }
 
 /// On the leader: each follower's append outcomes. Elsewhere 403 "not current leader", as etcd answers.
 pub async fn leader_stats(State(server): State<Arc<EtcdServer>>) -> Response<Body> {
     if !server.is_leader() {
-        return json(StatusCode::FORBIDDEN, "{\"message\":\"not current leader\"}".into());
+        return json_response(StatusCode::FORBIDDEN, "{\"message\":\"not current leader\"}");
     }
     let mut out = format!("{{\"leader\":\"{:x}\",\"followers\":{{", server.member_id());
     let followers = server.raft_stats.followers.lock();
@@ -104,7 +97,7 @@ pub async fn leader_stats(State(server): State<Arc<EtcdServer>>) -> Response<Bod
         ));
     }
     out.push_str("}}");
-    json(StatusCode::OK, out)
+    json_response(StatusCode::OK, out)
 }
 
 /// The v2 store's operation counters.
@@ -113,7 +106,7 @@ pub async fn store_stats(State(server): State<Arc<EtcdServer>>) -> Response<Body
         let store = server.v2.lock();
         store.stats.to_json(store.hub.count())
     };
-    json(StatusCode::OK, body)
+    json_response(StatusCode::OK, body)
 }
 
 #[cfg(test)]

@@ -20,7 +20,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use super::apply::{apply, Method, V2Request};
-use super::persist::{load, record, record_key};
+use super::persist::{load, take_records};
 use super::store::{Store, Ttl};
 use super::watcher_hub::Watcher;
 use super::{Event, V2Error};
@@ -80,10 +80,10 @@ fn show(r: Result<Event, V2Error>) -> String {
 
 impl Harness {
     fn persist(&mut self) {
-        for path in self.store.take_changed() {
-            match self.store.node(&path) {
-                Some(n) => self.disk.insert(record_key(&path), record(n)),
-                None => self.disk.remove(&record_key(&path)),
+        for (key, record) in take_records(&mut self.store) {
+            match record {
+                Some(r) => self.disk.insert(key, r),
+                None => self.disk.remove(&key),
             };
         }
     }

@@ -15,12 +15,10 @@ pub const PREV_VALUE_REQUIRED: u32 = 201;
 pub const TTL_NAN: u32 = 202;
 pub const INDEX_NAN: u32 = 203;
 pub const INVALID_FIELD: u32 = 209;
-pub const INVALID_FORM: u32 = 210;
 pub const REFRESH_VALUE: u32 = 211;
 pub const REFRESH_TTL_REQUIRED: u32 = 212;
 pub const RAFT_INTERNAL: u32 = 300;
 pub const LEADER_ELECT: u32 = 301;
-pub const WATCHER_CLEARED: u32 = 400;
 pub const EVENT_INDEX_CLEARED: u32 = 401;
 
 /// etcd's message for a code ("" for a code etcd does not define).
@@ -101,12 +99,5 @@ impl V2Error {
         out.push_str(&self.index.to_string());
         out.push('}');
         out
-    }
-}
-
-impl std::fmt::Display for V2Error {
-    /// etcdctl's shape: `100: Key not found (/foo) [5]`.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {} ({}) [{}]", self.code, message(self.code), self.cause, self.index)
     }
 }

@@ -98,12 +98,6 @@ impl NodeExtern {
         }
         out.push('}');
     }
-
-    pub fn to_json(&self) -> String {
-        let mut out = String::new();
-        self.write_json(&mut out);
-        out
-    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

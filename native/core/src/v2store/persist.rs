@@ -1,7 +1,6 @@
 //! The v2 store on disk: one backend record per node (its path under [`PREFIX`]) and the store index, so
 //! the tree survives restarts and travels in snapshots with the rest of the backend. Writes note the paths
-//! they touched; after a batch the server turns them into backend puts and deletes ([`Store::take_changed`]
-//! and [`record`]).
+//! they touched; after a batch the server turns them into backend puts and deletes ([`take_records`]).
 //!
 //! A record is `created u64 | modified u64 | expire i64 (0: none) | kind u8 (0 file, 1 dir) | value`, all
 //! big-endian; a dir's children are their own records.
@@ -14,13 +13,19 @@ pub const PREFIX: &[u8] = b"v2store";
 /// The meta-bucket key of the store index.
 pub const INDEX_KEY: &[u8] = b"v2store_index";
 
+/// The writes that persist what changed since the last call: for each touched path, its record key and
+/// the record (`None`: the node is gone, delete the record).
+pub fn take_records(store: &mut Store) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
+    store.take_changed().into_iter().map(|path| (record_key(&path), store.node(&path).map(record))).collect()
+}
+
 /// The meta-bucket key of the node at `path`.
-pub fn record_key(path: &str) -> Vec<u8> {
+fn record_key(path: &str) -> Vec<u8> {
     [PREFIX, path.as_bytes()].concat()
 }
 
 /// The record of `n` (its children are not in it).
-pub fn record(n: &Node) -> Vec<u8> {
+fn record(n: &Node) -> Vec<u8> {
     let mut out = Vec::with_capacity(25 + n.value().len());
     out.extend_from_slice(&n.created_index.to_be_bytes());
     out.extend_from_slice(&n.modified_index.to_be_bytes());

@@ -16,7 +16,7 @@
 use std::collections::BTreeSet;
 
 use super::error::*;
-use super::event::{Action, Event, NodeExtern};
+use super::event::{Action, Event};
 use super::node::{Compare, Kind, Node};
 use super::path::{clean, components, join};
 use super::stats::Stats;
@@ -130,9 +130,7 @@ impl Store {
         if n.is_dir() && !value.is_empty() {
             return Err(V2Error::new(NOT_FILE, path, self.index));
         }
-        let mut e = Event::new(Action::Update, path, next, n.created_index);
-        e.etcd_index = next;
-        e.prev_node = Some(n.repr(path, false, false, now));
+        let mut e = change_event(Action::Update, path, n, next, now);
         let old_expire = n.expire;
         let n = self.lookup_mut(path).expect("looked up");
         if let Kind::File(v) = &mut n.kind {
@@ -147,10 +145,7 @@ impl Store {
         }
         n.expire = ttl.expire;
         (e.node.expiration, e.node.ttl) = n.expiration_and_ttl(now);
-        self.retime(path, old_expire, ttl.expire);
-        self.changed.push(path.to_string());
-        self.index = next;
-        self.publish(e.clone(), ttl.refresh);
+        self.rewritten(path, old_expire, ttl, next, &e);
         Ok(e)
     }
 
@@ -180,17 +175,9 @@ impl Store {
         now: i64,
     ) -> Result<Event, V2Error> {
         self.writable(path)?;
-        let n = self.lookup(path)?;
-        if n.is_dir() {
-            return Err(V2Error::new(NOT_FILE, path, self.index));
-        }
-        if let Some(cause) = compare_fail_cause(n, prev_value, prev_index) {
-            return Err(V2Error::new(TEST_FAILED, cause, self.index));
-        }
+        let n = self.compared_file(path, prev_value, prev_index)?;
         let next = self.index + 1;
-        let mut e = Event::new(Action::CompareAndSwap, path, next, n.created_index);
-        e.etcd_index = next;
-        e.prev_node = Some(n.repr(path, false, false, now));
+        let mut e = change_event(Action::CompareAndSwap, path, n, next, now);
         let old_expire = n.expire;
         let n = self.lookup_mut(path).expect("looked up");
         let value = if ttl.refresh { n.value().to_string() } else { value.to_string() };
@@ -199,10 +186,7 @@ impl Store {
         n.expire = ttl.expire;
         e.node.value = Some(value);
         (e.node.expiration, e.node.ttl) = n.expiration_and_ttl(now);
-        self.retime(path, old_expire, ttl.expire);
-        self.changed.push(path.to_string());
-        self.index = next;
-        self.publish(e.clone(), ttl.refresh);
+        self.rewritten(path, old_expire, ttl, next, &e);
         Ok(e)
     }
 
@@ -226,9 +210,7 @@ impl Store {
             }
         }
         let next = self.index + 1;
-        let mut e = Event::new(Action::Delete, path, next, n.created_index);
-        e.etcd_index = next;
-        e.prev_node = Some(n.repr(path, false, false, now));
+        let mut e = change_event(Action::Delete, path, n, next, now);
         e.node.dir = n.is_dir();
         self.remove_subtree(path, &e);
         self.index = next;
@@ -251,17 +233,9 @@ impl Store {
     }
 
     fn cad_inner(&mut self, path: &str, prev_value: &str, prev_index: u64, now: i64) -> Result<Event, V2Error> {
-        let n = self.lookup(path)?;
-        if n.is_dir() {
-            return Err(V2Error::new(NOT_FILE, path, self.index));
-        }
-        if let Some(cause) = compare_fail_cause(n, prev_value, prev_index) {
-            return Err(V2Error::new(TEST_FAILED, cause, self.index));
-        }
+        let n = self.compared_file(path, prev_value, prev_index)?;
         let next = self.index + 1;
-        let mut e = Event::new(Action::CompareAndDelete, path, next, n.created_index);
-        e.etcd_index = next;
-        e.prev_node = Some(n.repr(path, false, false, now));
+        let e = change_event(Action::CompareAndDelete, path, n, next, now);
         self.index = next;
         // etcd tells the key's watchers before it removes the node.
         self.hub.notify(&e);
@@ -279,9 +253,7 @@ impl Store {
             self.ttls.remove(&(at, path.clone()));
             let n = self.lookup(&path).expect("a node in the TTL index exists");
             let next = self.index + 1;
-            let mut e = Event::new(Action::Expire, &path, next, n.created_index);
-            e.etcd_index = next;
-            e.prev_node = Some(n.repr(&path, false, false, now));
+            let mut e = change_event(Action::Expire, &path, n, next, now);
             e.node.dir = n.is_dir();
             self.index = next;
             self.remove_subtree(&path, &e);
@@ -411,6 +383,28 @@ impl Store {
         Ok(cur)
     }
 
+    /// The file at `path` if `prev_value` and `prev_index` (each when given) match it: etcd's checks before a
+    /// compare-and-swap or compare-and-delete (a dir is 102, a mismatch 101 with the mismatch as cause).
+    fn compared_file(&self, path: &str, prev_value: &str, prev_index: u64) -> Result<&Node, V2Error> {
+        let n = self.lookup(path)?;
+        if n.is_dir() {
+            return Err(V2Error::new(NOT_FILE, path, self.index));
+        }
+        if let Some(cause) = compare_fail_cause(n, prev_value, prev_index) {
+            return Err(V2Error::new(TEST_FAILED, cause, self.index));
+        }
+        Ok(n)
+    }
+
+    /// The end of an update or compare-and-swap of the node at `path` at index `next`: its TTL moves, it is
+    /// persisted, the index advances, and `e` is published (a refresh only goes to the history).
+    fn rewritten(&mut self, path: &str, old_expire: Option<i64>, ttl: Ttl, next: u64, e: &Event) {
+        self.retime(path, old_expire, ttl.expire);
+        self.changed.push(path.to_string());
+        self.index = next;
+        self.publish(e.clone(), ttl.refresh);
+    }
+
     /// Moves `path` in the TTL index from `old` to `new`.
     fn retime(&mut self, path: &str, old: Option<i64>, new: Option<i64>) {
         if let Some(t) = old {
@@ -456,7 +450,7 @@ impl Store {
 
     /// The paths written or removed since the last call, each once; the caller persists each path's node
     /// (or its absence) as the tree holds it now.
-    pub fn take_changed(&mut self) -> Vec<String> {
+    pub(super) fn take_changed(&mut self) -> Vec<String> {
         let mut paths = std::mem::take(&mut self.changed);
         paths.sort_unstable();
         paths.dedup();
@@ -481,12 +475,15 @@ impl Store {
         let ttls = expiring.into_iter().collect();
         Store { root, index, ttls, hub: WatcherHub::default(), stats: Stats::default(), changed: Vec::new() }
     }
+}
 
-    /// A node as clients see it, without counting a read (for the HTTP side's own checks).
-    pub fn peek(&self, path: &str, now: i64) -> Option<NodeExtern> {
-        let path = clean(path);
-        self.lookup(&path).ok().map(|n| n.repr(&path, false, false, now))
-    }
+/// The event of a change at index `next` to the node `n` at `path`: its created index, the store index it
+/// leaves behind, and the node as it was.
+fn change_event(action: Action, path: &str, n: &Node, next: u64, now: i64) -> Event {
+    let mut e = Event::new(action, path, next, n.created_index);
+    e.etcd_index = next;
+    e.prev_node = Some(n.repr(path, false, false, now));
+    e
 }
 
 /// etcd's getCompareFailCause, or `None` when both conditions hold.

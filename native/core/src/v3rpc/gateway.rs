@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::http::{header, Response, StatusCode};
+use axum::http::{Response, StatusCode};
 use axum::routing::post;
 use axum::Router;
 use serde::de::DeserializeOwned;
@@ -19,6 +19,7 @@ use serde::Serialize;
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Code, Status};
 
+use super::http::json_response;
 use super::{cluster::ClusterService, kv::KvService, lease::LeaseService, maintenance::MaintenanceService};
 use super::{v3election::ElectionService, v3lock::LockService, watch::WatchService};
 use crate::etcdserver::EtcdServer;
@@ -26,9 +27,8 @@ use crate::pb::etcdserverpb::cluster_server::Cluster;
 use crate::pb::etcdserverpb::kv_server::Kv;
 use crate::pb::etcdserverpb::lease_server::Lease;
 use crate::pb::etcdserverpb::maintenance_server::Maintenance;
-use crate::pb::etcdserverpb::{LeaseKeepAliveRequest, SnapshotRequest, WatchRequest};
+use crate::pb::etcdserverpb::{LeaseKeepAliveRequest, WatchRequest};
 use crate::pb::v3electionpb::election_server::Election;
-use crate::pb::v3electionpb::LeaderRequest;
 use crate::pb::v3lockpb::lock_server::Lock;
 
 /// grpc-gateway v1's HTTPStatusFromCode.
@@ -55,12 +55,7 @@ fn error_object(s: &Status) -> serde_json::Value {
 }
 
 fn error_response(s: &Status) -> Response<Body> {
-    let body = serde_json::to_string(&error_object(s)).expect("json");
-    Response::builder()
-        .status(http_status(s.code()))
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(Body::from(body))
-        .expect("response")
+    json_response(http_status(s.code()), error_object(s).to_string())
 }
 
 fn decode<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T, Status> {
@@ -68,13 +63,6 @@ fn decode<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T, Status> {
         return Ok(T::default());
     }
     serde_json::from_slice(body).map_err(|e| Status::invalid_argument(e.to_string()))
-}
-
-fn ok_response<T: Serialize>(msg: &T) -> Response<Body> {
-    Response::builder()
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(Body::from(serde_json::to_string(msg).expect("json")))
-        .expect("response")
 }
 
 /// One unary call: decode, call, encode.
@@ -89,7 +77,7 @@ where
         Err(s) => return error_response(&s),
     };
     match call(tonic::Request::new(req)).await {
-        Ok(r) => ok_response(&r.into_inner()),
+        Ok(r) => json_response(StatusCode::OK, serde_json::to_string(&r.into_inner()).expect("json")),
         Err(s) => error_response(&s),
     }
 }
@@ -107,25 +95,33 @@ where
         };
         Ok::<Bytes, std::convert::Infallible>(Bytes::from(line.to_string() + "\n"))
     });
-    Response::builder()
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(Body::from_stream(lines))
-        .expect("response")
+    json_response(StatusCode::OK, Body::from_stream(lines))
 }
 
-/// The request objects of a client stream: one or more JSON values one after another in the body.
+/// One server-streaming call: decode, call, stream the answers.
+async fn server_stream<Req, T, S, Fut>(body: Bytes, call: impl FnOnce(tonic::Request<Req>) -> Fut) -> Response<Body>
+where
+    Req: DeserializeOwned + Default,
+    T: Serialize,
+    S: Stream<Item = Result<T, Status>> + Send + 'static,
+    Fut: std::future::Future<Output = Result<tonic::Response<S>, Status>>,
+{
+    let req = match decode::<Req>(&body) {
+        Ok(r) => r,
+        Err(s) => return error_response(&s),
+    };
+    match call(tonic::Request::new(req)).await {
+        Ok(r) => stream_response(r.into_inner()),
+        Err(s) => error_response(&s),
+    }
+}
+
+/// The request objects of a client stream: JSON values one after another in the body, each passed on as
+/// soon as it is complete.
 fn request_stream<T: DeserializeOwned + Send + 'static>(body: Body) -> impl Stream<Item = Result<T, Status>> {
-    let chunks = body.into_data_stream();
-    async_stream_of_values(chunks)
-}
-
-/// Splits a byte stream into consecutive JSON values as they complete.
-fn async_stream_of_values<T: DeserializeOwned + Send + 'static>(
-    chunks: impl Stream<Item = Result<Bytes, axum::Error>> + Send + 'static,
-) -> impl Stream<Item = Result<T, Status>> {
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<T, Status>>(16);
     tokio::spawn(async move {
-        let mut chunks = std::pin::pin!(chunks);
+        let mut chunks = body.into_data_stream();
         let mut buf: Vec<u8> = Vec::new();
         while let Some(chunk) = chunks.next().await {
             let Ok(chunk) = chunk else { break };
@@ -168,6 +164,18 @@ macro_rules! unary_route {
     };
 }
 
+macro_rules! stream_route {
+    ($router:expr, $path:expr, $svc:ident, $method:ident) => {
+        $router.route(
+            $path,
+            post(|State(server): S, body: Bytes| async move {
+                let svc = $svc { server };
+                server_stream(body, |r| async move { svc.$method(r).await }).await
+            }),
+        )
+    };
+}
+
 /// The routes under one prefix (`/v3` or `/v3beta`).
 fn routes(p: &str) -> Router<Arc<EtcdServer>> {
     let mut r = Router::new();
@@ -200,53 +208,23 @@ fn routes(p: &str) -> Router<Arc<EtcdServer>> {
     // etcd 3.4 registers Hash and HashKV on the same path; Hash answers there (HashKV has no path of its own
     // until 3.5.10).
     r = unary_route!(r, &format!("{p}/maintenance/hash"), MaintenanceService, hash);
-    r = r.route(
-        &format!("{p}/maintenance/snapshot"),
-        post(|State(server): S| async move {
-            let svc = MaintenanceService { server };
-            match svc.snapshot(tonic::Request::new(SnapshotRequest {})).await {
-                Ok(s) => stream_response(s.into_inner()),
-                Err(s) => error_response(&s),
-            }
-        }),
-    );
-    r = r.route(
-        &format!("{p}/election/observe"),
-        post(|State(server): S, body: Bytes| async move {
-            let req = match decode::<LeaderRequest>(&body) {
-                Ok(r) => r,
-                Err(s) => return error_response(&s),
-            };
-            match (ElectionService { server }).observe(tonic::Request::new(req)).await {
-                Ok(s) => stream_response(s.into_inner()),
-                Err(s) => error_response(&s),
-            }
-        }),
-    );
+    r = stream_route!(r, &format!("{p}/maintenance/snapshot"), MaintenanceService, snapshot);
+    r = stream_route!(r, &format!("{p}/election/observe"), ElectionService, observe);
     r = r.route(
         &format!("{p}/watch"),
         post(|State(server): S, body: Body| async move {
             let requests = request_stream::<WatchRequest>(body);
-            match (WatchService { server }).watch_requests(requests, false).await {
-                Ok(s) => stream_response(s),
-                Err(s) => error_response(&s),
-            }
+            stream_response((WatchService { server }).watch_requests(requests, false))
         }),
     );
     r = r.route(
         &format!("{p}/lease/keepalive"),
         post(|State(server): S, body: Body| async move {
             let requests = request_stream::<LeaseKeepAliveRequest>(body);
-            match (LeaseService { server }).keep_alive_requests(requests).await {
-                Ok(s) => stream_response(s),
-                Err(s) => error_response(&s),
-            }
+            stream_response((LeaseService { server }).keep_alive_requests(requests))
         }),
     );
     let unimplemented = || async { error_response(&Status::unimplemented("unknown service etcdserverpb.Auth")) };
-    for auth in ["enable", "disable", "authenticate", "status"] {
-        r = r.route(&format!("{p}/auth/{auth}"), post(unimplemented));
-    }
     r.route(&format!("{p}/auth/{{*rest}}"), post(unimplemented))
 }
 

@@ -28,10 +28,10 @@ type KeepAliveStream = Pin<Box<dyn Stream<Item = Result<LeaseKeepAliveResponse, 
 impl LeaseService {
     /// Renews each lease a keep-alive stream names, answering each with its new TTL; the gRPC stream and
     /// the gateway's JSON stream both come through here.
-    pub(crate) async fn keep_alive_requests(
+    pub(crate) fn keep_alive_requests(
         &self,
         mut inbound: impl Stream<Item = Result<LeaseKeepAliveRequest, Status>> + Send + Unpin + 'static,
-    ) -> Result<KeepAliveStream, Status> {
+    ) -> KeepAliveStream {
         let server = self.server.clone();
         let out = async_stream(move |tx| async move {
             while let Some(Ok(r)) = inbound.next().await {
@@ -49,7 +49,7 @@ impl LeaseService {
                 }
             }
         });
-        Ok(Box::pin(out))
+        Box::pin(out)
     }
 }
 
@@ -90,7 +90,7 @@ impl Lease for LeaseService {
         &self,
         req: Request<Streaming<LeaseKeepAliveRequest>>,
     ) -> Result<Response<Self::LeaseKeepAliveStream>, Status> {
-        self.keep_alive_requests(req.into_inner()).await.map(Response::new)
+        Ok(Response::new(self.keep_alive_requests(req.into_inner())))
     }
 
     async fn lease_time_to_live(

@@ -2,6 +2,7 @@
 //! this server keeps anyway (no per-request counters yet). `etcdctl check datascale` reads
 //! `process_resident_memory_bytes` from here.
 use std::fmt::Write as _;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use axum::extract::State;
@@ -21,7 +22,15 @@ fn process_memory() -> (u64, u64) {
 }
 
 fn gauge(out: &mut String, name: &str, help: &str, v: u64) {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
+    sample(out, name, help, "gauge", v);
+}
+
+fn counter(out: &mut String, name: &str, help: &str, v: u64) {
+    sample(out, name, help, "counter", v);
+}
+
+fn sample(out: &mut String, name: &str, help: &str, kind: &str, v: u64) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}");
 }
 
 pub async fn metrics(State(s): State<Arc<EtcdServer>>) -> impl IntoResponse {
@@ -76,17 +85,17 @@ pub async fn metrics(State(s): State<Arc<EtcdServer>>) -> impl IntoResponse {
         s.store.watchable.watcher_count() as u64,
     );
     gauge(&mut out, "etcd_debugging_mvcc_keys_total", "Total number of keys.", s.store.key_count() as u64);
-    let leader_changes = s.raft_stats.leader_changes.load(std::sync::atomic::Ordering::Relaxed);
-    let _ = writeln!(
-        out,
-        "# HELP etcd_server_leader_changes_seen_total The number of leader changes seen.\n\
-         # TYPE etcd_server_leader_changes_seen_total counter\netcd_server_leader_changes_seen_total {leader_changes}"
+    counter(
+        &mut out,
+        "etcd_server_leader_changes_seen_total",
+        "The number of leader changes seen.",
+        s.raft_stats.leader_changes.load(Ordering::Relaxed),
     );
-    let failed = s.raft_stats.proposals_failed.load(std::sync::atomic::Ordering::Relaxed);
-    let _ = writeln!(
-        out,
-        "# HELP etcd_server_proposals_failed_total The total number of failed proposals seen.\n\
-         # TYPE etcd_server_proposals_failed_total counter\netcd_server_proposals_failed_total {failed}"
+    counter(
+        &mut out,
+        "etcd_server_proposals_failed_total",
+        "The total number of failed proposals seen.",
+        s.raft_stats.proposals_failed.load(Ordering::Relaxed),
     );
     gauge(
         &mut out,

@@ -55,7 +55,7 @@ impl Watch for WatchService {
     type WatchStream = Outbound;
 
     async fn watch(&self, req: Request<Streaming<WatchRequest>>) -> Result<Response<Outbound>, Status> {
-        self.watch_requests(req.into_inner(), true).await.map(Response::new)
+        Ok(Response::new(self.watch_requests(req.into_inner(), true)))
     }
 }
 
@@ -64,11 +64,11 @@ impl WatchService {
     /// and the gateway's JSON stream both come through here). With `stop_on_close` the watchers stop when
     /// the requests end; otherwise only when the response stream is dropped (the gateway: a request body
     /// ends long before the client stops reading, as etcd's `curl -X POST -d '{"create_request":..}'` shows).
-    pub(crate) async fn watch_requests(
+    pub(crate) fn watch_requests(
         &self,
         mut inbound: impl Stream<Item = Result<WatchRequest, Status>> + Send + Unpin + 'static,
         stop_on_close: bool,
-    ) -> Result<Outbound, Status> {
+    ) -> Outbound {
         let server = self.server.clone();
         let (stream, rx) = server.store.watchable.new_stream();
         let (srv, ws) = (server.clone(), stream.clone());
@@ -87,7 +87,7 @@ impl WatchService {
                 srv.store.watchable.close_stream(ws.id);
             }
         });
-        Ok(Outbound { server, stream, rx })
+        Outbound { server, stream, rx }
     }
 }
 
