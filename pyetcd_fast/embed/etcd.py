@@ -44,6 +44,12 @@ def url_host_port(url: str) -> str:
     return f"{host}:{parts.port}"
 
 
+def edge_threads() -> int:
+    """Tokio workers for the client ports: every CPU this process may use but one, which the raft Ready loop
+    and its fsyncs keep busy; at least one. (On 2 cores a second edge worker only adds context switches.)"""
+    return max(1, len(os.sched_getaffinity(0)) - 1)
+
+
 class Etcd:
     """One member. ``start`` on a running loop, or ``start_background`` for a thread of its own."""
 
@@ -152,7 +158,7 @@ class Etcd:
             return
         listen = [url_host_port(u) for u in self.cfg.listen_client_urls]
         try:
-            self.client_addrs = self.server.serve(listen, worker_threads=2)
+            self.client_addrs = self.server.serve(listen, worker_threads=edge_threads())
         except OSError as e:
             self._on_fatal(e)
             return

@@ -1,6 +1,6 @@
 //! `grpc_server_handled_total` (go-grpc-prometheus, as etcd exports it): RPCs completed, by service, method,
 //! type and gRPC code. The counters are fixed per method (every code of every served method starts at 0, as
-//! etcd pre-registers them); a middleware on the gRPC routes finds the method from the path and the code
+//! etcd pre-registers them); the client port finds the method from the path and [`counted`] the code
 //! from the response's `grpc-status` (in the headers of an error answered at once, otherwise in the
 //! trailers). A stream the client abandons before the trailers counts as Canceled.
 use std::fmt::Write as _;
@@ -9,8 +9,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
 use axum::body::Body;
-use axum::extract::Request;
-use axum::middleware::Next;
 use axum::response::Response;
 use http_body::{Body as HttpBody, Frame, SizeHint};
 
@@ -37,7 +35,7 @@ const CODES: [&str; 17] = [
 const CANCELED: usize = 1;
 
 /// (service, method, type) of every RPC the client port serves.
-const METHODS: [(&str, &str, &str); 30] = [
+pub const METHODS: [(&str, &str, &str); 30] = [
     ("etcdserverpb.KV", "Range", "unary"),
     ("etcdserverpb.KV", "Put", "unary"),
     ("etcdserverpb.KV", "DeleteRange", "unary"),
@@ -73,7 +71,7 @@ const METHODS: [(&str, &str, &str); 30] = [
 static HANDLED: [[AtomicU64; 17]; 30] = [const { [const { AtomicU64::new(0) }; 17] }; 30];
 
 /// The index in [`METHODS`] of a gRPC path (`/etcdserverpb.KV/Range`).
-fn method_index(path: &str) -> Option<usize> {
+pub fn method_index(path: &str) -> Option<usize> {
     let (service, method) = path.strip_prefix('/')?.split_once('/')?;
     METHODS.iter().position(|&(s, m, _)| s == service && m == method)
 }
@@ -88,12 +86,9 @@ fn code_of(v: Option<&axum::http::HeaderValue>) -> Option<usize> {
     v.and_then(|v| v.to_str().ok()).and_then(|s| s.parse().ok())
 }
 
-/// The middleware: counts each RPC once it is answered.
-pub async fn track(req: Request, next: Next) -> Response {
-    let Some(method) = method_index(req.uri().path()) else {
-        return next.run(req).await;
-    };
-    let resp = next.run(req).await;
+/// Counts the answer `resp` of RPC `method` now if it carries its `grpc-status` in the headers, otherwise
+/// when its body yields the trailers.
+pub fn counted(method: usize, resp: Response) -> Response {
     if let Some(code) = code_of(resp.headers().get("grpc-status")) {
         count(method, code);
         return resp;

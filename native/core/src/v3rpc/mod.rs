@@ -5,6 +5,7 @@
 //! explicitly; no tokio thread ever touches Python.
 mod cluster;
 mod concurrency;
+mod front;
 mod gateway;
 mod grpc_metrics;
 mod h2authority;

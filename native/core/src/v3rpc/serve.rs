@@ -7,10 +7,10 @@ use std::time::Duration;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::server::graceful::GracefulShutdown;
-use hyper_util::service::TowerToHyperService;
 use tokio::runtime::Runtime;
 use tokio::sync::watch;
 
+use super::front::ClientPort;
 use super::h2authority::AuthorityShim;
 use super::v3election::ElectionService;
 use super::v3lock::LockService;
@@ -51,7 +51,7 @@ pub(crate) fn bind_all(listen: &[String]) -> Result<(Vec<TcpListener>, Vec<Strin
 /// Accepts client connections on `l` and serves `app` on each (gRPC over HTTP/2 and HTTP/1.1 on one port)
 /// until `stop` turns true; then the open connections finish their requests (GOAWAY for HTTP/2). HTTP/1
 /// headers go out title-cased (`X-Etcd-Index`), as Go's server writes them.
-async fn serve_listener(l: TcpListener, app: axum::Router, mut stop: watch::Receiver<bool>) {
+async fn serve_listener(l: TcpListener, port: ClientPort, mut stop: watch::Receiver<bool>) {
     let listener = match tokio::net::TcpListener::from_std(l) {
         Ok(l) => l,
         Err(e) => {
@@ -61,6 +61,8 @@ async fn serve_listener(l: TcpListener, app: axum::Router, mut stop: watch::Rece
     };
     let mut builder = Builder::new(TokioExecutor::new());
     builder.http1().title_case_headers(true);
+    // grpc-go sends no Date header on HTTP/2; formatting one per response is pure overhead on the hot path.
+    builder.http2().auto_date_header(false);
     let graceful = GracefulShutdown::new();
     loop {
         let tcp = tokio::select! {
@@ -76,7 +78,7 @@ async fn serve_listener(l: TcpListener, app: axum::Router, mut stop: watch::Rece
         // Responses are small and latency-bound: no Nagle delay behind a delayed ACK.
         let _ = tcp.set_nodelay(true);
         let io = TokioIo::new(AuthorityShim::new(tcp));
-        let conn = builder.serve_connection_with_upgrades(io, TowerToHyperService::new(app.clone()));
+        let conn = builder.serve_connection_with_upgrades(io, port.clone());
         let conn = graceful.watch(conn.into_owned());
         tokio::spawn(async move {
             let _ = conn.await;
@@ -84,6 +86,16 @@ async fn serve_listener(l: TcpListener, app: axum::Router, mut stop: watch::Rece
     }
     drop(listener);
     graceful.shutdown().await;
+}
+
+/// Everything on the client port but gRPC: `/version`, `/health`, `/metrics`, the JSON gateway, v2 when
+/// enabled.
+fn http_router(server: &Arc<EtcdServer>) -> axum::Router {
+    let mut app = http::router(server.clone()).merge(super::gateway::router(server.clone()));
+    if server.cfg.enable_v2 {
+        app = app.merge(crate::v2http::router(server.clone()));
+    }
+    app.fallback(http::not_found)
 }
 
 impl Edge {
@@ -99,28 +111,19 @@ impl Edge {
         let (tx, rx) = watch::channel(false);
         let max_recv = server.cfg.max_request_bytes + GRPC_OVERHEAD;
         for l in listeners {
-            let kv = KvServer::new(KvService { server: server.clone() })
-                .max_decoding_message_size(max_recv)
-                .max_encoding_message_size(usize::MAX);
-            let lease = LeaseServer::new(LeaseService { server: server.clone() });
-            let watch = WatchServer::new(WatchService { server: server.clone() });
-            let maintenance = MaintenanceServer::new(MaintenanceService { server: server.clone() });
-            let cluster = ClusterServer::new(ClusterService { server: server.clone() });
-            let grpc = tonic::service::Routes::new(kv)
-                .add_service(lease)
-                .add_service(watch)
-                .add_service(maintenance)
-                .add_service(cluster)
-                .add_service(LockServer::new(LockService { server: server.clone() }))
-                .add_service(ElectionServer::new(ElectionService { server: server.clone() }))
-                .into_axum_router()
-                .layer(axum::middleware::from_fn(super::grpc_metrics::track));
-            let mut app = grpc.merge(http::router(server.clone())).merge(super::gateway::router(server.clone()));
-            if server.cfg.enable_v2 {
-                app = app.merge(crate::v2http::router(server.clone()));
-            }
-            let app = app.fallback(http::not_found);
-            rt.spawn(serve_listener(l, app, rx.clone()));
+            let port = ClientPort {
+                kv: KvServer::new(KvService { server: server.clone() })
+                    .max_decoding_message_size(max_recv)
+                    .max_encoding_message_size(usize::MAX),
+                lease: LeaseServer::new(LeaseService { server: server.clone() }),
+                watch: WatchServer::new(WatchService { server: server.clone() }),
+                maintenance: MaintenanceServer::new(MaintenanceService { server: server.clone() }),
+                cluster: ClusterServer::new(ClusterService { server: server.clone() }),
+                lock: LockServer::new(LockService { server: server.clone() }),
+                election: ElectionServer::new(ElectionService { server: server.clone() }),
+                http: http_router(&server),
+            };
+            rt.spawn(serve_listener(l, port, rx.clone()));
         }
         let progress = Duration::from_millis(server.cfg.watch_progress_notify_ms.max(1));
         rt.spawn(sync_loop(server.clone(), progress, rx.clone()));

@@ -1,0 +1,94 @@
+//! [`ClientPort`]: the service every client connection is served by. A call to one of etcd's gRPC methods
+//! goes straight to its tonic service (counted for `grpc_server_handled_total`); another gRPC call gets
+//! grpc-go's Unimplemented answer ("unknown service ...", "unknown method ... for service ..."); anything
+//! else (the HTTP endpoints, the JSON gateway, v2) goes to the axum router. The gRPC calls are the hot path:
+//! this skips the router's matching and its middleware's boxing for each of them.
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+
+use axum::body::Body;
+use http::{Request, Response};
+use hyper::body::Incoming;
+use tower::ServiceExt;
+
+use super::grpc_metrics::{counted, method_index, METHODS};
+use super::v3election::ElectionService;
+use super::v3lock::LockService;
+use super::watch::WatchService;
+use super::{cluster::ClusterService, kv::KvService, lease::LeaseService, maintenance::MaintenanceService};
+use crate::pb::etcdserverpb::cluster_server::ClusterServer;
+use crate::pb::etcdserverpb::kv_server::KvServer;
+use crate::pb::etcdserverpb::lease_server::LeaseServer;
+use crate::pb::etcdserverpb::maintenance_server::MaintenanceServer;
+use crate::pb::etcdserverpb::watch_server::WatchServer;
+use crate::pb::v3electionpb::election_server::ElectionServer;
+use crate::pb::v3lockpb::lock_server::LockServer;
+
+type Answer = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+
+/// The gRPC services and the router of everything else.
+#[derive(Clone)]
+pub(crate) struct ClientPort {
+    pub kv: KvServer<KvService>,
+    pub lease: LeaseServer<LeaseService>,
+    pub watch: WatchServer<WatchService>,
+    pub maintenance: MaintenanceServer<MaintenanceService>,
+    pub cluster: ClusterServer<ClusterService>,
+    pub lock: LockServer<LockService>,
+    pub election: ElectionServer<ElectionService>,
+    pub http: axum::Router,
+}
+
+/// Calls the tonic service `svc` (always ready) and counts its answer as RPC `method`.
+fn grpc<S>(svc: S, req: Request<Incoming>, method: usize) -> Answer
+where
+    S: tower::Service<Request<Incoming>, Response = Response<tonic::body::Body>, Error = Infallible> + Send + 'static,
+    S::Future: Send,
+{
+    Box::pin(async move {
+        let resp = svc.oneshot(req).await?;
+        Ok(counted(method, resp.map(Body::new)))
+    })
+}
+
+/// grpc-go's answer to a call of a method the server does not have.
+fn unimplemented(path: &str) -> Response<Body> {
+    let (service, method) = path.trim_start_matches('/').split_once('/').unwrap_or((path, ""));
+    let msg = if METHODS.iter().any(|&(s, _, _)| s == service) {
+        format!("unknown method {method} for service {service}")
+    } else {
+        format!("unknown service {service}")
+    };
+    tonic::Status::unimplemented(msg).into_http()
+}
+
+fn is_grpc(req: &Request<Incoming>) -> bool {
+    req.headers().get(http::header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
+}
+
+impl hyper::service::Service<Request<Incoming>> for ClientPort {
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = Answer;
+
+    fn call(&self, req: Request<Incoming>) -> Answer {
+        let Some(method) = method_index(req.uri().path()) else {
+            if is_grpc(&req) {
+                let resp = unimplemented(req.uri().path());
+                return Box::pin(async move { Ok(resp) });
+            }
+            let http = self.http.clone();
+            return Box::pin(async move { http.oneshot(req.map(Body::new)).await });
+        };
+        match METHODS[method].0 {
+            "etcdserverpb.KV" => grpc(self.kv.clone(), req, method),
+            "etcdserverpb.Watch" => grpc(self.watch.clone(), req, method),
+            "etcdserverpb.Lease" => grpc(self.lease.clone(), req, method),
+            "etcdserverpb.Cluster" => grpc(self.cluster.clone(), req, method),
+            "etcdserverpb.Maintenance" => grpc(self.maintenance.clone(), req, method),
+            "v3lockpb.Lock" => grpc(self.lock.clone(), req, method),
+            _ => grpc(self.election.clone(), req, method),
+        }
+    }
+}
