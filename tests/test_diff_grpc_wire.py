@@ -29,10 +29,13 @@ def answer(endpoint: str, path: str) -> list[tuple[str, str]]:
         input=RANGE_A,
         capture_output=True,
         timeout=10,
-        check=True,
-    ).stdout.decode()
-    fields = []
-    for line in out.splitlines():
+    )
+    # 92: the server reset the stream after its complete answer, as HTTP/2 servers may when they answer
+    # before reading the whole request (an unknown method); the headers and trailers were still received.
+    assert out.returncode in (0, 92), out
+    text = out.stdout.decode()
+    fields: list[tuple[str, str]] = []
+    for line in text.splitlines():
         if line.startswith("HTTP/"):
             fields.append(("status", line.split()[1]))
             continue
