@@ -6,6 +6,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 use axum::body::Body;
 use http::{Request, Response};
@@ -17,6 +18,7 @@ use super::v3election::ElectionService;
 use super::v3lock::LockService;
 use super::watch::WatchService;
 use super::{cluster::ClusterService, kv::KvService, lease::LeaseService, maintenance::MaintenanceService};
+use crate::etcdserver::EtcdServer;
 use crate::pb::etcdserverpb::cluster_server::ClusterServer;
 use crate::pb::etcdserverpb::kv_server::KvServer;
 use crate::pb::etcdserverpb::lease_server::LeaseServer;
@@ -25,19 +27,50 @@ use crate::pb::etcdserverpb::watch_server::WatchServer;
 use crate::pb::v3electionpb::election_server::ElectionServer;
 use crate::pb::v3lockpb::lock_server::LockServer;
 
+/// gRPC frames up to the request limit plus etcd's 512 KiB of overhead; larger ones are refused by gRPC.
+const GRPC_OVERHEAD: usize = 512 * 1024;
+
 type Answer = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
 
 /// The gRPC services and the router of everything else.
 #[derive(Clone)]
 pub(crate) struct ClientPort {
-    pub kv: KvServer<KvService>,
-    pub lease: LeaseServer<LeaseService>,
-    pub watch: WatchServer<WatchService>,
-    pub maintenance: MaintenanceServer<MaintenanceService>,
-    pub cluster: ClusterServer<ClusterService>,
-    pub lock: LockServer<LockService>,
-    pub election: ElectionServer<ElectionService>,
-    pub http: axum::Router,
+    kv: KvServer<KvService>,
+    lease: LeaseServer<LeaseService>,
+    watch: WatchServer<WatchService>,
+    maintenance: MaintenanceServer<MaintenanceService>,
+    cluster: ClusterServer<ClusterService>,
+    lock: LockServer<LockService>,
+    election: ElectionServer<ElectionService>,
+    http: axum::Router,
+}
+
+impl ClientPort {
+    pub fn new(server: &Arc<EtcdServer>) -> ClientPort {
+        let s = || server.clone();
+        ClientPort {
+            kv: KvServer::new(KvService { server: s() })
+                .max_decoding_message_size(server.cfg.max_request_bytes + GRPC_OVERHEAD)
+                .max_encoding_message_size(usize::MAX),
+            lease: LeaseServer::new(LeaseService { server: s() }),
+            watch: WatchServer::new(WatchService { server: s() }),
+            maintenance: MaintenanceServer::new(MaintenanceService { server: s() }),
+            cluster: ClusterServer::new(ClusterService { server: s() }),
+            lock: LockServer::new(LockService { server: s() }),
+            election: ElectionServer::new(ElectionService { server: s() }),
+            http: http_router(server),
+        }
+    }
+}
+
+/// Everything on the client port but gRPC: `/version`, `/health`, `/metrics`, the JSON gateway, v2 when
+/// enabled.
+fn http_router(server: &Arc<EtcdServer>) -> axum::Router {
+    let mut app = super::http::router(server.clone()).merge(super::gateway::router(server.clone()));
+    if server.cfg.enable_v2 {
+        app = app.merge(crate::v2http::router(server.clone()));
+    }
+    app.fallback(super::http::not_found)
 }
 
 /// Calls the tonic service `svc` (always ready) and counts its answer as RPC `method`.

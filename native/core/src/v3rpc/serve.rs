@@ -12,27 +12,14 @@ use tokio::sync::watch;
 
 use super::front::ClientPort;
 use super::h2authority::AuthorityShim;
-use super::v3election::ElectionService;
-use super::v3lock::LockService;
-use super::watch::{sync_loop, WatchService};
-use super::{cluster::ClusterService, http, kv::KvService, lease::LeaseService, maintenance::MaintenanceService};
+use super::watch::sync_loop;
 use crate::etcdserver::EtcdServer;
-use crate::pb::etcdserverpb::cluster_server::ClusterServer;
-use crate::pb::etcdserverpb::kv_server::KvServer;
-use crate::pb::etcdserverpb::lease_server::LeaseServer;
-use crate::pb::etcdserverpb::maintenance_server::MaintenanceServer;
-use crate::pb::etcdserverpb::watch_server::WatchServer;
-use crate::pb::v3electionpb::election_server::ElectionServer;
-use crate::pb::v3lockpb::lock_server::LockServer;
 
 pub struct Edge {
     rt: Option<Runtime>,
     shutdown: watch::Sender<bool>,
     addrs: Vec<String>,
 }
-
-/// gRPC frames up to the request limit plus etcd's 512 KiB of overhead; larger ones are refused by gRPC.
-const GRPC_OVERHEAD: usize = 512 * 1024;
 
 /// Binds every `host:port` now, non-blocking for tokio; returns the listeners and their bound addresses
 /// (a port 0 becomes the real one). The client edge and the peer transport both start this way.
@@ -48,7 +35,7 @@ pub(crate) fn bind_all(listen: &[String]) -> Result<(Vec<TcpListener>, Vec<Strin
     Ok((listeners, addrs))
 }
 
-/// Accepts client connections on `l` and serves `app` on each (gRPC over HTTP/2 and HTTP/1.1 on one port)
+/// Accepts client connections on `l` and serves `port` on each (gRPC over HTTP/2 and HTTP/1.1 on one port)
 /// until `stop` turns true; then the open connections finish their requests (GOAWAY for HTTP/2). HTTP/1
 /// headers go out title-cased (`X-Etcd-Index`), as Go's server writes them.
 async fn serve_listener(l: TcpListener, port: ClientPort, mut stop: watch::Receiver<bool>) {
@@ -88,16 +75,6 @@ async fn serve_listener(l: TcpListener, port: ClientPort, mut stop: watch::Recei
     graceful.shutdown().await;
 }
 
-/// Everything on the client port but gRPC: `/version`, `/health`, `/metrics`, the JSON gateway, v2 when
-/// enabled.
-fn http_router(server: &Arc<EtcdServer>) -> axum::Router {
-    let mut app = http::router(server.clone()).merge(super::gateway::router(server.clone()));
-    if server.cfg.enable_v2 {
-        app = app.merge(crate::v2http::router(server.clone()));
-    }
-    app.fallback(http::not_found)
-}
-
 impl Edge {
     /// Binds every `host:port` now (so a busy port fails the start), then serves them on a new runtime.
     pub fn start(server: Arc<EtcdServer>, listen: &[String], worker_threads: usize) -> Result<Edge, String> {
@@ -109,20 +86,8 @@ impl Edge {
             .build()
             .map_err(|e| e.to_string())?;
         let (tx, rx) = watch::channel(false);
-        let max_recv = server.cfg.max_request_bytes + GRPC_OVERHEAD;
         for l in listeners {
-            let port = ClientPort {
-                kv: KvServer::new(KvService { server: server.clone() })
-                    .max_decoding_message_size(max_recv)
-                    .max_encoding_message_size(usize::MAX),
-                lease: LeaseServer::new(LeaseService { server: server.clone() }),
-                watch: WatchServer::new(WatchService { server: server.clone() }),
-                maintenance: MaintenanceServer::new(MaintenanceService { server: server.clone() }),
-                cluster: ClusterServer::new(ClusterService { server: server.clone() }),
-                lock: LockServer::new(LockService { server: server.clone() }),
-                election: ElectionServer::new(ElectionService { server: server.clone() }),
-                http: http_router(&server),
-            };
+            let port = ClientPort::new(&server);
             rt.spawn(serve_listener(l, port, rx.clone()));
         }
         let progress = Duration::from_millis(server.cfg.watch_progress_notify_ms.max(1));
