@@ -4,14 +4,12 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use tokio::sync::mpsc::UnboundedReceiver;
-
 use crate::mvcc::index::TreeIndex;
 use crate::mvcc::kvstore::KvStore;
 use crate::mvcc::kvstore_txn::{RangeOptions, TxnRead};
 use crate::mvcc::revision::Revision;
-use crate::mvcc::watcher::WatchStream;
-use crate::pb::etcdserverpb::{WatchCreateRequest, WatchResponse};
+use crate::mvcc::watcher::{WatchReceiver, WatchStream};
+use crate::pb::etcdserverpb::WatchCreateRequest;
 use crate::pb::mvccpb::{event::EventType, Event, KeyValue};
 use crate::v3rpc::prefix_end;
 use crate::wal::{Wal, WalOptions};
@@ -120,7 +118,7 @@ impl RangeBench {
 /// `watchers` synced watchers over `streams` streams: each on its own key, or all on one prefix.
 pub struct WatchBench {
     store: KvStore,
-    streams: Vec<(Arc<WatchStream>, UnboundedReceiver<WatchResponse>)>,
+    streams: Vec<(Arc<WatchStream>, WatchReceiver)>,
     keys: usize,
     rev: i64,
 }
@@ -168,9 +166,8 @@ impl WatchBench {
 
     fn drain(&mut self) -> usize {
         let mut n = 0;
-        for (stream, rx) in &mut self.streams {
-            while rx.try_recv().is_ok() {
-                stream.taken();
+        for (_, rx) in &mut self.streams {
+            while rx.try_next().is_some() {
                 n += 1;
             }
         }

@@ -9,23 +9,26 @@
 //!   lock, so a revision is delivered by exactly one of them.
 //! - *Atomic.* Live events go out one response per revision; history goes out in responses that end on a
 //!   revision boundary.
+//! - *Cheap fan-out.* A revision's events are encoded once; every watcher that takes all of them (the usual
+//!   case) shares those bytes, and a stream gets one batch per notification, not one message per watcher.
 //! - *Slow receivers do not stall others.* A stream with more than [`SLOW_STREAM`] responses queued stops
 //!   taking live events: its watchers become unsynced at the first revision they missed and catch up later.
 //! - *Compaction.* An unsynced watcher whose `min_rev` was compacted gets `canceled` with the compact revision.
 //!
 //! Lock order: the group lock, then the store's state lock (a [`ReadView`]). The applier calls `notify`
 //! after its batch, holding no store lock.
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use parking_lot::Mutex;
 use prost::Message;
 
 use super::kvstore::{KvStore, ReadView};
 use super::revision::Revision;
-use super::watcher::{event_rev, WatchStream, Watcher};
+use super::watcher::{encode_events, event_rev, header_at, Queued, WatchReceiver, WatchStream, Watcher};
 use super::{MvccError, RangeOptions, TxnRead};
 use crate::pb::etcdserverpb::{watch_create_request::FilterType, WatchCreateRequest, WatchResponse};
 use crate::pb::mvccpb::{event::EventType, Event, KeyValue};
@@ -42,8 +45,9 @@ struct Synced {
     watchers: HashMap<WatcherKey, Watcher>,
     /// Single-key watchers by their key.
     by_key: HashMap<Vec<u8>, Vec<WatcherKey>>,
-    /// Watchers on a range or from a key: checked against every event.
-    ranges: HashSet<WatcherKey>,
+    /// Watchers on a range or from a key: checked against every event. Ordered, so a stream's watchers come
+    /// one after another and their responses go out as one batch.
+    ranges: BTreeSet<WatcherKey>,
 }
 
 impl Synced {
@@ -129,7 +133,7 @@ impl Default for WatchableStore {
 }
 
 impl WatchableStore {
-    pub fn new_stream(&self) -> (Arc<WatchStream>, tokio::sync::mpsc::UnboundedReceiver<WatchResponse>) {
+    pub fn new_stream(&self) -> (Arc<WatchStream>, WatchReceiver) {
         WatchStream::new(self.next_stream.fetch_add(1, Ordering::Relaxed))
     }
 
@@ -248,15 +252,17 @@ impl WatchableStore {
             return;
         }
         let mut view: Option<ReadView<'_>> = None;
+        let mut outbox = Outbox::default();
         for (rev, evs) in revs {
             let mut victims = Vec::new();
+            let (mut plain, mut with_prev): (Option<Bytes>, Option<Bytes>) = (None, None);
             for k in g.synced.candidates(evs) {
                 let w = g.synced.watchers.get_mut(&k).expect("indexed watchers are in the group");
                 if *rev < w.min_rev {
                     continue;
                 }
-                let mut mine: Vec<Event> = evs.iter().filter(|e| w.wants(e)).cloned().collect();
-                if mine.is_empty() {
+                let wanted = evs.iter().filter(|e| w.wants(e)).count();
+                if wanted == 0 {
                     continue;
                 }
                 if w.stream.is_slow() {
@@ -264,16 +270,34 @@ impl WatchableStore {
                     victims.push(k);
                     continue;
                 }
-                if w.prev_kv {
-                    if view.is_none() {
-                        view = store.read().ok();
-                    }
-                    if let Some(v) = &view {
+                w.min_rev = rev + 1;
+                if w.prev_kv && view.is_none() {
+                    view = store.read().ok();
+                }
+                if wanted < evs.len() || (w.fragment && evs.len() > 1) {
+                    let mut mine: Vec<Event> = evs.iter().filter(|e| w.wants(e)).cloned().collect();
+                    if let (true, Some(v)) = (w.prev_kv, &view) {
                         fill_prev_kvs(v, &mut mine);
                     }
+                    for q in self.responses(w, mine, *rev) {
+                        outbox.push(&w.stream, q);
+                    }
+                    continue;
                 }
-                self.send_events(w, mine, *rev);
-                w.min_rev = rev + 1;
+                // Every event, as every other watcher taking them all gets them: encoded once per revision.
+                let body = if w.prev_kv {
+                    with_prev.get_or_insert_with(|| {
+                        let mut evs = evs.clone();
+                        if let Some(v) = &view {
+                            fill_prev_kvs(v, &mut evs);
+                        }
+                        encode_events(&evs)
+                    })
+                } else {
+                    plain.get_or_insert_with(|| encode_events(evs))
+                };
+                let q = Queued { header: header_at(*rev), watch_id: w.id, body: body.clone() };
+                outbox.push(&w.stream, q);
             }
             for k in victims {
                 if let Some(w) = g.synced.remove(&k) {
@@ -281,6 +305,7 @@ impl WatchableStore {
                 }
             }
         }
+        outbox.send();
     }
 
     /// Every watcher catches up from history (the store was replaced by a snapshot).
@@ -351,19 +376,19 @@ impl WatchableStore {
         if w.prev_kv {
             fill_prev_kvs(view, &mut evs);
         }
-        self.send_events(w, evs, cur);
+        w.stream.send_batch(self.responses(w, evs, cur));
     }
 
-    /// Sends `evs` under `revision`, split into fragments when the watcher asked for them and the response
-    /// would pass the limit (etcd's sendFragments: fill a part until it reaches the limit, then send it
-    /// without the event that made it too big; every part but the last is marked `fragment`).
-    fn send_events(&self, w: &Watcher, evs: Vec<Event>, revision: i64) {
+    /// The responses carrying `evs` under `revision`: one, or fragments when the watcher asked for them and
+    /// the response would pass the limit (etcd's sendFragments: fill a part until it reaches the limit, then
+    /// send it without the event that made it too big; every part but the last is marked `fragment`).
+    fn responses(&self, w: &Watcher, evs: Vec<Event>, revision: i64) -> Vec<Queued> {
         let limit = self.max_response_bytes.load(Ordering::Relaxed);
         let whole = WatchResponse { watch_id: w.id, events: evs, ..Default::default() };
         if !w.fragment || whole.events.len() < 2 || whole.encoded_len() < limit {
-            w.stream.send(whole, revision);
-            return;
+            return vec![Queued::new(whole, revision)];
         }
+        let mut out = Vec::new();
         let mut rest = whole.events.into_iter().peekable();
         while rest.peek().is_some() {
             let mut part = WatchResponse { watch_id: w.id, fragment: true, ..Default::default() };
@@ -376,7 +401,30 @@ impl WatchableStore {
                 rest.next();
             }
             part.fragment = rest.peek().is_some();
-            w.stream.send(part, revision);
+            out.push(Queued::new(part, revision));
+        }
+        out
+    }
+}
+
+/// One notification's responses, batched per stream in the order they were made (a stream's watchers are
+/// visited one after another, so a stream usually has one batch).
+#[derive(Default)]
+struct Outbox {
+    batches: Vec<(Arc<WatchStream>, Vec<Queued>)>,
+}
+
+impl Outbox {
+    fn push(&mut self, stream: &Arc<WatchStream>, q: Queued) {
+        match self.batches.last_mut() {
+            Some((s, b)) if s.id == stream.id => b.push(q),
+            _ => self.batches.push((stream.clone(), vec![q])),
+        }
+    }
+
+    fn send(self) {
+        for (stream, batch) in self.batches {
+            stream.send_batch(batch);
         }
     }
 }

@@ -1,8 +1,6 @@
 //! Watch fan-out cases: live delivery per revision, history catch-up without duplicates, slow streams,
 //! compaction, filters and prev_kv.
-use tokio::sync::mpsc::UnboundedReceiver;
-
-use super::watcher::{events_of, SLOW_STREAM};
+use super::watcher::{events_of, WatchReceiver, SLOW_STREAM};
 use super::*;
 use crate::pb::etcdserverpb::{watch_create_request::FilterType, WatchCreateRequest, WatchResponse};
 use crate::pb::mvccpb::event::EventType;
@@ -38,10 +36,10 @@ fn create(key: &str, end: &str, start: i64) -> WatchCreateRequest {
 }
 
 /// Drains the queue into one line per response: `id rev [created] [canceled c=N] K=V@rev ...`.
-fn drain(rx: &mut UnboundedReceiver<WatchResponse>, ws: &watcher::WatchStream) -> Vec<String> {
+fn drain(rx: &mut WatchReceiver, _ws: &watcher::WatchStream) -> Vec<String> {
     let mut out = Vec::new();
-    while let Ok(r) = rx.try_recv() {
-        ws.taken();
+    while let Some(q) = rx.try_next() {
+        let r = q.to_response();
         let mut line = format!("{} {}", r.watch_id, r.header.map_or(0, |h| h.revision));
         if r.created {
             line += " created";

@@ -1,14 +1,13 @@
 //! In-process building blocks for the v3lock and v3election services (what etcd builds from clientv3's
 //! concurrency package): txns through raft, local reads after a ReadIndex, and waiting for deletions
 //! through the store's own watchers. All native; nothing here runs per request in Python.
-use tokio::sync::mpsc::UnboundedReceiver;
 
 use crate::etcdserver::{apply, ApplyResponse, EtcdError, EtcdServer};
-use crate::mvcc::watcher::WatchStream;
+use crate::mvcc::watcher::WatchReceiver;
 use crate::pb::etcdserverpb::{
     compare, range_request::SortOrder, range_request::SortTarget, request_op, watch_create_request::FilterType,
     Compare, DeleteRangeRequest, InternalRaftRequest, LeaseGrantRequest, PutRequest, RangeRequest, RangeResponse,
-    RequestOp, TxnRequest, TxnResponse, WatchCreateRequest, WatchResponse,
+    RequestOp, TxnRequest, TxnResponse, WatchCreateRequest,
 };
 use crate::pb::mvccpb::{event::EventType, KeyValue};
 
@@ -140,8 +139,7 @@ pub fn cmp_create(key: &[u8], result: compare::CompareResult, rev: i64) -> Compa
 /// A watch on the store, read in-process; dropped with its stream.
 pub struct InternalWatch<'a> {
     server: &'a EtcdServer,
-    stream: std::sync::Arc<WatchStream>,
-    rx: UnboundedReceiver<WatchResponse>,
+    rx: WatchReceiver,
 }
 
 impl<'a> InternalWatch<'a> {
@@ -155,14 +153,14 @@ impl<'a> InternalWatch<'a> {
             ..Default::default()
         };
         server.store.watchable.watch(&server.store, &stream, req);
-        InternalWatch { server, stream, rx }
+        InternalWatch { server, rx }
     }
 
     /// The next response with events; an error if the watch was canceled (e.g. compacted).
     pub async fn next_events(&mut self) -> Result<Vec<crate::pb::mvccpb::Event>, EtcdError> {
         loop {
-            let Some(r) = self.rx.recv().await else { return Err(EtcdError::Stopped) };
-            self.stream.taken();
+            let Some(q) = self.rx.next().await else { return Err(EtcdError::Stopped) };
+            let r = q.to_response();
             if r.canceled {
                 return Err(EtcdError::Compacted);
             }
@@ -175,7 +173,7 @@ impl<'a> InternalWatch<'a> {
 
 impl Drop for InternalWatch<'_> {
     fn drop(&mut self) {
-        self.server.store.watchable.close_stream(self.stream.id);
+        self.server.store.watchable.close_stream(self.rx.stream.id);
     }
 }
 

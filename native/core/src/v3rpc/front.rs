@@ -16,14 +16,13 @@ use tower::ServiceExt;
 use super::grpc_metrics::{counted, method_index, METHODS};
 use super::v3election::ElectionService;
 use super::v3lock::LockService;
-use super::watch::WatchService;
+use super::watch::{WatchGrpc, WatchService};
 use super::{cluster::ClusterService, kv::KvService, lease::LeaseService, maintenance::MaintenanceService};
 use crate::etcdserver::EtcdServer;
 use crate::pb::etcdserverpb::cluster_server::ClusterServer;
 use crate::pb::etcdserverpb::kv_server::KvServer;
 use crate::pb::etcdserverpb::lease_server::LeaseServer;
 use crate::pb::etcdserverpb::maintenance_server::MaintenanceServer;
-use crate::pb::etcdserverpb::watch_server::WatchServer;
 use crate::pb::v3electionpb::election_server::ElectionServer;
 use crate::pb::v3lockpb::lock_server::LockServer;
 
@@ -37,7 +36,7 @@ type Answer = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + 
 pub(crate) struct ClientPort {
     kv: KvServer<KvService>,
     lease: LeaseServer<LeaseService>,
-    watch: WatchServer<WatchService>,
+    watch: WatchGrpc,
     maintenance: MaintenanceServer<MaintenanceService>,
     cluster: ClusterServer<ClusterService>,
     lock: LockServer<LockService>,
@@ -53,7 +52,7 @@ impl ClientPort {
                 .max_decoding_message_size(server.cfg.max_request_bytes + GRPC_OVERHEAD)
                 .max_encoding_message_size(usize::MAX),
             lease: LeaseServer::new(LeaseService { server: s() }),
-            watch: WatchServer::new(WatchService { server: s() }),
+            watch: WatchGrpc(WatchService { server: s() }),
             maintenance: MaintenanceServer::new(MaintenanceService { server: s() }),
             cluster: ClusterServer::new(ClusterService { server: s() }),
             lock: LockServer::new(LockService { server: s() }),

@@ -214,7 +214,8 @@ fn routes(p: &str) -> Router<Arc<EtcdServer>> {
         &format!("{p}/watch"),
         post(|State(server): S, body: Body| async move {
             let requests = request_stream::<WatchRequest>(body);
-            stream_response((WatchService { server }).watch_requests(requests, false))
+            let responses = (WatchService { server }).watch_requests(requests, false);
+            stream_response(responses.map(|r| r.map(|q| q.to_response())))
         }),
     );
     r = r.route(

@@ -21,7 +21,10 @@ pub fn filled(server: &EtcdServer) -> Option<ResponseHeader> {
 /// The ids and term only: a watch response keeps the revision its sender chose, even 0 (etcd sends the
 /// compacted-watch cancellation with no revision).
 pub fn fill_ids(server: &EtcdServer, h: &mut Option<ResponseHeader>) {
-    let h = h.get_or_insert_with(ResponseHeader::default);
+    set_ids(server, h.get_or_insert_with(ResponseHeader::default));
+}
+
+pub fn set_ids(server: &EtcdServer, h: &mut ResponseHeader) {
     h.cluster_id = server.cluster_id();
     h.member_id = server.member_id();
     h.raft_term = server.term();

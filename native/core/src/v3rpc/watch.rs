@@ -1,21 +1,25 @@
 //! etcdserverpb.Watch: one bidirectional stream carries many watchers. Requests are handled as they arrive;
-//! responses come from the store's fan-out through the stream's queue, with the header's ids filled here.
+//! responses come from the store's fan-out through the stream's queue, already encoded but for the header's
+//! ids, which are filled here. [`WatchGrpc`] serves the gRPC method itself (the generated server would turn
+//! every queued response back into a WatchResponse before encoding it again).
+use std::convert::Infallible;
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::sync::mpsc::UnboundedReceiver;
+use bytes::Bytes;
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
-use super::header::fill_ids;
+use super::header::set_ids;
 use crate::etcdserver::EtcdServer;
-use crate::mvcc::watcher::WatchStream;
+use crate::mvcc::watcher::{Queued, WatchReceiver};
 use crate::pb::etcdserverpb::watch_request::RequestUnion;
-use crate::pb::etcdserverpb::watch_server::Watch;
-use crate::pb::etcdserverpb::{WatchRequest, WatchResponse};
+use crate::pb::etcdserverpb::WatchRequest;
 
+#[derive(Clone)]
 pub struct WatchService {
     pub server: Arc<EtcdServer>,
 }
@@ -24,38 +28,62 @@ pub struct WatchService {
 /// goes away.
 pub struct Outbound {
     server: Arc<EtcdServer>,
-    stream: Arc<WatchStream>,
-    rx: UnboundedReceiver<WatchResponse>,
+    rx: WatchReceiver,
 }
 
 impl Stream for Outbound {
-    type Item = Result<WatchResponse, Status>;
+    type Item = Result<Queued, Status>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        match self.rx.poll_recv(cx) {
-            Poll::Ready(Some(mut resp)) => {
-                self.stream.taken();
-                fill_ids(&self.server, &mut resp.header);
-                Poll::Ready(Some(Ok(resp)))
-            }
-            Poll::Ready(None) => Poll::Ready(None),
-            Poll::Pending => Poll::Pending,
-        }
+        let this = &mut *self;
+        this.rx.poll_next(cx).map(|q| {
+            q.map(|mut q| {
+                set_ids(&this.server, &mut q.header);
+                Ok(q)
+            })
+        })
     }
 }
 
 impl Drop for Outbound {
     fn drop(&mut self) {
-        self.server.store.watchable.close_stream(self.stream.id);
+        self.server.store.watchable.close_stream(self.rx.stream.id);
     }
 }
 
-#[tonic::async_trait]
-impl Watch for WatchService {
-    type WatchStream = Outbound;
+impl tonic::server::StreamingService<WatchRequest> for WatchService {
+    type Response = Queued;
+    type ResponseStream = Outbound;
+    type Future = std::future::Ready<Result<Response<Outbound>, Status>>;
 
-    async fn watch(&self, req: Request<Streaming<WatchRequest>>) -> Result<Response<Outbound>, Status> {
-        Ok(Response::new(self.watch_requests(req.into_inner(), true)))
+    fn call(&mut self, req: Request<Streaming<WatchRequest>>) -> Self::Future {
+        std::future::ready(Ok(Response::new(self.watch_requests(req.into_inner(), true))))
+    }
+}
+
+/// `/etcdserverpb.Watch/Watch` on the client port.
+#[derive(Clone)]
+pub struct WatchGrpc(pub WatchService);
+
+impl<B> tower::Service<http::Request<B>> for WatchGrpc
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>> + Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        let svc = self.0.clone();
+        Box::pin(async move {
+            let mut grpc = tonic::server::Grpc::new(tonic_prost::ProstCodec::<Queued, WatchRequest>::default());
+            Ok(grpc.streaming(svc, req).await)
+        })
     }
 }
 
@@ -70,8 +98,8 @@ impl WatchService {
         stop_on_close: bool,
     ) -> Outbound {
         let server = self.server.clone();
-        let (stream, rx) = server.store.watchable.new_stream();
-        let (srv, ws) = (server.clone(), stream.clone());
+        let (ws, rx) = server.store.watchable.new_stream();
+        let srv = server.clone();
         tokio::spawn(async move {
             while let Some(Ok(r)) = inbound.next().await {
                 let store = &srv.store;
@@ -87,7 +115,7 @@ impl WatchService {
                 srv.store.watchable.close_stream(ws.id);
             }
         });
-        Outbound { server, stream, rx }
+        Outbound { server, rx }
     }
 }
 
