@@ -2,7 +2,7 @@
 //! compaction, filters and prev_kv.
 use super::watcher::{events_of, WatchReceiver, SLOW_STREAM};
 use super::*;
-use crate::pb::etcdserverpb::{watch_create_request::FilterType, WatchCreateRequest, WatchResponse};
+use crate::pb::etcdserverpb::{watch_create_request::FilterType, WatchCreateRequest};
 use crate::pb::mvccpb::event::EventType;
 
 /// Applies one write request (puts of `kvs`, or a delete when the value is None) and notifies watchers.
@@ -36,7 +36,7 @@ fn create(key: &str, end: &str, start: i64) -> WatchCreateRequest {
 }
 
 /// Drains the queue into one line per response: `id rev [created] [canceled c=N] K=V@rev ...`.
-fn drain(rx: &mut WatchReceiver, _ws: &watcher::WatchStream) -> Vec<String> {
+fn drain(rx: &mut WatchReceiver) -> Vec<String> {
     let mut out = Vec::new();
     while let Some(q) = rx.try_next() {
         let r = q.to_response();
@@ -73,7 +73,7 @@ fn live_events_one_response_per_revision() {
     write(&s, &[("a1", Some("x")), ("zz", Some("no")), ("a2", Some("y"))]);
     write(&s, &[("c", Some("no"))]);
     write(&s, &[("a1", None)]);
-    assert_eq!(drain(&mut rx, &ws), ["0 1 created", "0 2 a1=x@2 a2=y@2", "0 4 del:a1@4"]);
+    assert_eq!(drain(&mut rx), ["0 1 created", "0 2 a1=x@2 a2=y@2", "0 4 del:a1@4"]);
 }
 
 #[test]
@@ -88,7 +88,7 @@ fn history_then_live_without_duplicates() {
     write(&s, &[("k", Some("3"))]);
     assert!(!s.watchable.sync(&s).unwrap());
     write(&s, &[("k", Some("4"))]);
-    assert_eq!(drain(&mut rx, &ws), ["0 3 created", "0 4 k=1@2 k=2@3 k=3@4", "0 5 k=4@5"]);
+    assert_eq!(drain(&mut rx), ["0 3 created", "0 4 k=1@2 k=2@3 k=3@4", "0 5 k=4@5"]);
 }
 
 #[test]
@@ -101,10 +101,10 @@ fn slow_stream_catches_up_exactly_once() {
     for i in 0..n {
         write(&s, &[("k", Some(&i.to_string()))]);
     }
-    let mut seen = drain(&mut rx, &ws);
+    let mut seen = drain(&mut rx);
     assert_eq!(seen.len(), SLOW_STREAM, "the stream stopped taking live events when it was full");
     s.watchable.sync(&s).unwrap();
-    seen.extend(drain(&mut rx, &ws));
+    seen.extend(drain(&mut rx));
     let revs: Vec<i64> = seen
         .iter()
         .skip(1)
@@ -127,7 +127,7 @@ fn compacted_start_is_canceled_after_created() {
     let (ws, mut rx) = s.watchable.new_stream();
     s.watchable.watch(&s, &ws, create("k", "", 2));
     s.watchable.sync(&s).unwrap();
-    assert_eq!(drain(&mut rx, &ws), ["0 3 created", "0 0 canceled c=3"]);
+    assert_eq!(drain(&mut rx), ["0 3 created", "0 0 canceled c=3"]);
     assert_eq!(s.watchable.watcher_count(), 0);
 }
 
@@ -148,7 +148,7 @@ fn filters_prev_kv_ids_and_cancel() {
     write(&s, &[("k", None)]);
     s.watchable.cancel(&s, &ws, 7);
     s.watchable.cancel(&s, &ws, 99); // unknown: no answer
-    let lines = drain(&mut rx, &ws);
+    let lines = drain(&mut rx);
     // Watchers of one stream are notified in no fixed order; each one's own sequence is fixed.
     let of = |id: &str| lines.iter().filter(|l| l.starts_with(&format!("{id} "))).cloned().collect::<Vec<_>>();
     assert_eq!(of("7"), ["7 1 created", "7 2 k=1@2", "7 3 k=2@3(prev 1)", "7 4 canceled c=0"].map(String::from));
@@ -173,7 +173,7 @@ fn key_and_range_watchers_get_only_their_events_and_cancel_unindexes() {
     s.watchable.close_stream(ws.id);
     write(&s, &[("a", Some("5"))]);
     // Watchers of one revision are served in no particular order; each gets its own events, once.
-    let mut got = drain(&mut rx, &ws);
+    let mut got = drain(&mut rx);
     got.sort();
     let mut want = [
         "0 1 created",
