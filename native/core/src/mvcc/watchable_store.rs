@@ -10,7 +10,7 @@
 //! - *Atomic.* Live events go out one response per revision; history goes out in responses that end on a
 //!   revision boundary.
 //! - *Cheap fan-out.* A revision's events are encoded once; every watcher that takes all of them (the usual
-//!   case) shares those bytes, and a stream gets one batch per notification, not one message per watcher.
+//!   case) shares those bytes, and a stream gets one batch per revision, not one message per watcher.
 //! - *Slow receivers do not stall others.* A stream with more than [`SLOW_STREAM`] responses queued stops
 //!   taking live events: its watchers become unsynced at the first revision they missed and catch up later.
 //! - *Compaction.* An unsynced watcher whose `min_rev` was compacted gets `canceled` with the compact revision.
@@ -85,15 +85,16 @@ impl Synced {
         std::mem::take(&mut self.watchers)
     }
 
-    /// The watchers some event of `evs` may be for, each once.
+    /// The watchers some event of `evs` may be for, each once, ordered (by stream, then watch id).
     fn candidates(&self, evs: &[Event]) -> Vec<WatcherKey> {
         let mut out: Vec<WatcherKey> = self.ranges.iter().copied().collect();
+        let ranges = out.len();
         for ev in evs {
             if let Some(ks) = ev.kv.as_ref().and_then(|kv| self.by_key.get(&kv.key)) {
                 out.extend_from_slice(ks);
             }
         }
-        if evs.len() > 1 {
+        if out.len() > ranges {
             out.sort_unstable();
             out.dedup();
         }
@@ -265,7 +266,7 @@ impl WatchableStore {
                 if wanted == 0 {
                     continue;
                 }
-                if w.stream.is_slow() {
+                if w.stream.is_slow_with(outbox.pending_on(w.stream.id)) {
                     w.min_rev = *rev;
                     victims.push(k);
                     continue;
@@ -299,13 +300,13 @@ impl WatchableStore {
                 let q = Queued { header: header_at(*rev), watch_id: w.id, body: body.clone() };
                 outbox.push(&w.stream, q);
             }
+            outbox.send();
             for k in victims {
                 if let Some(w) = g.synced.remove(&k) {
                     g.unsynced.insert(k, w);
                 }
             }
         }
-        outbox.send();
     }
 
     /// Every watcher catches up from history (the store was replaced by a snapshot).
@@ -407,14 +408,23 @@ impl WatchableStore {
     }
 }
 
-/// One notification's responses, batched per stream in the order they were made (a stream's watchers are
-/// visited one after another, so a stream usually has one batch).
+/// One revision's responses, batched per stream in the order they were made. A revision's candidates come
+/// ordered by stream, so a stream has one batch, and what it has queued plus that batch is what counts
+/// against [`super::watcher::SLOW_STREAM`].
 #[derive(Default)]
 struct Outbox {
     batches: Vec<(Arc<WatchStream>, Vec<Queued>)>,
 }
 
 impl Outbox {
+    /// Responses waiting here for `stream_id`.
+    fn pending_on(&self, stream_id: u64) -> usize {
+        match self.batches.last() {
+            Some((s, b)) if s.id == stream_id => b.len(),
+            _ => 0,
+        }
+    }
+
     fn push(&mut self, stream: &Arc<WatchStream>, q: Queued) {
         match self.batches.last_mut() {
             Some((s, b)) if s.id == stream.id => b.push(q),
@@ -422,8 +432,8 @@ impl Outbox {
         }
     }
 
-    fn send(self) {
-        for (stream, batch) in self.batches {
+    fn send(&mut self) {
+        for (stream, batch) in self.batches.drain(..) {
             stream.send_batch(batch);
         }
     }

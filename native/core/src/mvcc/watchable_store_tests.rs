@@ -7,6 +7,13 @@ use crate::pb::mvccpb::event::EventType;
 
 /// Applies one write request (puts of `kvs`, or a delete when the value is None) and notifies watchers.
 fn write(s: &KvStore, ops: &[(&str, Option<&str>)]) -> i64 {
+    let (rev, events) = apply(s, ops);
+    s.watchable.notify(s, &[(rev, events)]);
+    rev
+}
+
+/// Applies one write request without notifying: its revision and events.
+fn apply(s: &KvStore, ops: &[(&str, Option<&str>)]) -> (i64, Vec<crate::pb::mvccpb::Event>) {
     let mut b = s.write_batch();
     let mut t = b.txn();
     for (k, v) in ops {
@@ -22,8 +29,7 @@ fn write(s: &KvStore, ops: &[(&str, Option<&str>)]) -> i64 {
     let rev = TxnRead::rev(&t);
     let changes = t.end();
     b.commit(rev as u64).unwrap();
-    s.watchable.notify(s, &[(rev, events_of(changes))]);
-    rev
+    (rev, events_of(changes))
 }
 
 fn create(key: &str, end: &str, start: i64) -> WatchCreateRequest {
@@ -111,6 +117,32 @@ fn slow_stream_catches_up_exactly_once() {
         .flat_map(|l| l.split(' ').skip(2).map(|e| e.rsplit('@').next().unwrap().parse::<i64>().unwrap()))
         .collect();
     assert_eq!(revs, (2..=n + 1).collect::<Vec<_>>(), "every revision once, in order");
+}
+
+#[test]
+fn one_notification_queues_no_more_than_a_slow_stream_takes() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = KvStore::open(dir.path()).unwrap();
+    let (ws, mut rx) = s.watchable.new_stream();
+    s.watchable.watch(&s, &ws, create("k", "", 0));
+    s.watchable.watch(&s, &ws, create("k", "", 0));
+    drain(&mut rx);
+    // One committed batch of n revisions, two watchers on one stream: 2n responses would be due.
+    let n = SLOW_STREAM as i64;
+    let batch: Vec<_> = (0..n).map(|i| apply(&s, &[("k", Some(&i.to_string()))])).collect();
+    s.watchable.notify(&s, &batch);
+    let mut seen = drain(&mut rx);
+    assert_eq!(seen.len(), SLOW_STREAM, "queued up to the limit within the batch");
+    s.watchable.sync(&s).unwrap();
+    seen.extend(drain(&mut rx));
+    for id in ["0", "1"] {
+        let revs: Vec<i64> = seen
+            .iter()
+            .filter(|l| l.split(' ').next() == Some(id))
+            .flat_map(|l| l.split(' ').skip(2).map(|e| e.rsplit('@').next().unwrap().parse::<i64>().unwrap()))
+            .collect();
+        assert_eq!(revs, (2..=n + 1).collect::<Vec<_>>(), "watcher {id}: every revision once, in order");
+    }
 }
 
 #[test]

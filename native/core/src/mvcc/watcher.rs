@@ -95,7 +95,7 @@ impl Message for Queued {
     }
 }
 
-/// A stream's queue, shared by its watchers; responses go in as batches (all of one notification for the
+/// A stream's queue, shared by its watchers; responses go in as batches (all of one revision for the
 /// stream at once). Unbounded, so registering and cancelling never block; the notifier reads `queued` and
 /// treats a stream past [`SLOW_STREAM`] as slow, moving its watchers to the unsynced group (they catch up
 /// from history later) instead of queueing more.
@@ -132,7 +132,12 @@ impl WatchStream {
     }
 
     pub fn is_slow(&self) -> bool {
-        self.queued.load(Ordering::Acquire) >= SLOW_STREAM
+        self.is_slow_with(0)
+    }
+
+    /// Slow, counting `pending` responses about to be queued as queued.
+    pub fn is_slow_with(&self, pending: usize) -> bool {
+        self.queued.load(Ordering::Acquire) + pending >= SLOW_STREAM
     }
 }
 
@@ -224,4 +229,33 @@ pub fn events_of(changes: Vec<KeyValue>) -> Vec<Event> {
 /// The main revision of an event.
 pub fn event_rev(ev: &Event) -> i64 {
     ev.kv.as_ref().map_or(0, |kv| kv.mod_revision)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(key: &str, rev: i64) -> Event {
+        let kv =
+            KeyValue { key: key.into(), value: b"v".to_vec(), mod_revision: rev, version: 1, ..Default::default() };
+        Event { r#type: EventType::Put as i32, kv: Some(kv), prev_kv: None }
+    }
+
+    #[test]
+    fn queued_encodes_as_the_response_it_stands_for() {
+        let header = ResponseHeader { cluster_id: 7, member_id: 8, revision: 9, raft_term: 2 };
+        let evs = vec![event("a", 9), event("b", 9)];
+        let full = WatchResponse { header: Some(header), watch_id: 3, events: evs.clone(), ..Default::default() };
+        // Shared events: the same bytes prost writes for the whole response.
+        let shared = Queued { header, watch_id: 3, body: encode_events(&evs) };
+        assert_eq!(shared.encode_to_vec(), full.encode_to_vec());
+        assert_eq!(shared.encoded_len(), full.encoded_len());
+        // Any response, through Queued::new and back.
+        let odd = WatchResponse { watch_id: 0, canceled: true, compact_revision: 5, ..Default::default() };
+        let mut q = Queued::new(odd.clone(), 9);
+        q.header = header;
+        let back = WatchResponse::decode(q.encode_to_vec().as_slice()).unwrap();
+        assert_eq!(back, WatchResponse { header: Some(header), ..odd });
+        assert_eq!(q.to_response(), back);
+    }
 }
