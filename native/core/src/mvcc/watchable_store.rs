@@ -285,7 +285,7 @@ impl WatchableStore {
                     }
                     continue;
                 }
-                // Every event, as every other watcher taking them all gets them: encoded once per revision.
+                // The watcher takes every event of the revision: the bytes encoded once for all such watchers.
                 let body = if w.prev_kv {
                     with_prev.get_or_insert_with(|| {
                         let mut evs = evs.clone();
