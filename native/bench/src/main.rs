@@ -1,11 +1,12 @@
 //! `pyetcd-bench`: etcd's benchmark workloads (put, range, txn-put, stm, lease-keepalive, watch,
-//! watch-latency) driven by native gRPC clients, so the generator is never what limits the server.
+//! watch-latency) driven by native gRPC clients (unary calls straight over h2, streams over tonic), so the generator is never what limits the server.
 //!
 //! `pyetcd-bench <workload> --endpoints a:2379,b:2379 [--conns C] [--clients N] [--total T] ...` prints one
 //! JSON object: requests, errors, seconds, requests/s, latency percentiles and histogram (ms), and the
 //! generator's own CPU seconds. `N` clients share `C` HTTP/2 connections, spread over the endpoints, as
 //! etcd's `benchmark` tool spreads them.
 mod stats;
+mod unary;
 
 /// The generator shares the machine with the server it drives: a leaner allocator leaves it more CPU.
 #[global_allocator]

@@ -11,8 +11,8 @@ use etcd_core::pb::etcdserverpb::request_op::Request as Op;
 use etcd_core::pb::etcdserverpb::watch_client::WatchClient;
 use etcd_core::pb::etcdserverpb::watch_request::RequestUnion;
 use etcd_core::pb::etcdserverpb::{
-    Compare, LeaseGrantRequest, LeaseKeepAliveRequest, PutRequest, RangeRequest, RequestOp, TxnRequest,
-    WatchCreateRequest, WatchRequest,
+    Compare, LeaseGrantRequest, LeaseKeepAliveRequest, PutRequest, PutResponse, RangeRequest, RangeResponse, RequestOp,
+    TxnRequest, TxnResponse, WatchCreateRequest, WatchRequest,
 };
 use etcd_core::v3rpc::prefix_end;
 use serde_json::{json, Value};
@@ -21,7 +21,7 @@ use tokio_stream::StreamExt;
 use tonic::transport::Channel;
 
 use crate::stats::Latencies;
-use crate::{connect, Args};
+use crate::{connect, unary, Args};
 
 /// A small, fast PRNG (xorshift64*): key choice only, no need for more.
 struct Rng(u64);
@@ -44,9 +44,10 @@ fn key_for(args: &Args, i: u64, rng: &mut Rng) -> Vec<u8> {
 }
 
 /// Runs `clients` tasks that each loop `op` until `total` requests were issued.
-async fn closed_loop<F, Fut>(args: &Args, chans: &[Channel], op: F) -> Value
+async fn closed_loop<C, F, Fut>(args: &Args, chans: &[C], op: F) -> Value
 where
-    F: Fn(Channel, u64, Rng) -> Fut + Clone + Send + 'static,
+    C: Clone + Send + 'static,
+    F: Fn(C, u64, Rng) -> Fut + Clone + Send + 'static,
     Fut: std::future::Future<Output = Result<(), tonic::Status>> + Send,
 {
     let total = args.num("total", 10_000);
@@ -95,8 +96,15 @@ async fn report(tasks: Vec<tokio::task::JoinHandle<Latencies>>, start: Instant, 
            "rps": ok as f64 / secs, "latency_ms": all.summary()})
 }
 
+const PUT: &str = "/etcdserverpb.KV/Put";
+const RANGE: &str = "/etcdserverpb.KV/Range";
+const TXN: &str = "/etcdserverpb.KV/Txn";
+
 pub async fn run(args: &Args) -> Result<Value, String> {
-    let chans = connect(args).await?;
+    if matches!(args.workload.as_str(), "lease-keepalive" | "watch" | "watch-latency") {
+        return streaming(args).await;
+    }
+    let chans = unary::connect(&args.str("endpoints", "127.0.0.1:2379"), args.num("conns", 1) as usize).await?;
     let value = Arc::new(vec![b'v'; args.num("val-size", 256) as usize]);
     let args = Arc::new(args.clone_values());
     match args.workload.as_str() {
@@ -104,7 +112,9 @@ pub async fn run(args: &Args) -> Result<Value, String> {
             let a = args.clone();
             Ok(closed_loop(&args, &chans, move |ch, i, mut rng| {
                 let (key, value) = (key_for(&a, i, &mut rng), value.to_vec());
-                async move { KvClient::new(ch).put(PutRequest { key, value, ..Default::default() }).await.map(|_| ()) }
+                async move {
+                    ch.call::<_, PutResponse>(PUT, &PutRequest { key, value, ..Default::default() }).await.map(|_| ())
+                }
             })
             .await)
         }
@@ -121,7 +131,7 @@ pub async fn run(args: &Args) -> Result<Value, String> {
                     limit,
                     ..Default::default()
                 };
-                async move { KvClient::new(ch).range(req).await.map(|_| ()) }
+                async move { ch.call::<_, RangeResponse>(RANGE, &req).await.map(|_| ()) }
             })
             .await)
         }
@@ -138,7 +148,8 @@ pub async fn run(args: &Args) -> Result<Value, String> {
                         })),
                     })
                     .collect();
-                async move { KvClient::new(ch).txn(TxnRequest { success, ..Default::default() }).await.map(|_| ()) }
+                let txn = TxnRequest { success, ..Default::default() };
+                async move { ch.call::<_, TxnResponse>(TXN, &txn).await.map(|_| ()) }
             })
             .await)
         }
@@ -150,13 +161,13 @@ pub async fn run(args: &Args) -> Result<Value, String> {
                 let keys: Vec<Vec<u8>> = (0..keys_per_txn).map(|j| key_for(&a, i + j, &mut rng)).collect();
                 let value = value.to_vec();
                 async move {
-                    let mut kv = KvClient::new(ch);
                     loop {
                         let mut compare = Vec::new();
                         let mut success = Vec::new();
                         for k in &keys {
-                            let r = kv.range(RangeRequest { key: k.clone(), ..Default::default() }).await?;
-                            let rev = r.into_inner().kvs.first().map_or(0, |kv| kv.mod_revision);
+                            let r: RangeResponse =
+                                ch.call(RANGE, &RangeRequest { key: k.clone(), ..Default::default() }).await?;
+                            let rev = r.kvs.first().map_or(0, |kv| kv.mod_revision);
                             compare.push(Compare {
                                 result: CompareResult::Equal as i32,
                                 target: CompareTarget::Mod as i32,
@@ -172,8 +183,8 @@ pub async fn run(args: &Args) -> Result<Value, String> {
                                 })),
                             });
                         }
-                        let t = kv.txn(TxnRequest { compare, success, failure: vec![] }).await?;
-                        if t.into_inner().succeeded {
+                        let t: TxnResponse = ch.call(TXN, &TxnRequest { compare, success, failure: vec![] }).await?;
+                        if t.succeeded {
                             return Ok(());
                         }
                     }
@@ -181,9 +192,16 @@ pub async fn run(args: &Args) -> Result<Value, String> {
             })
             .await)
         }
-        "lease-keepalive" => lease_keepalive(&args, &chans).await,
-        "watch" | "watch-latency" => watch(&args, &chans, value.len()).await,
         other => Err(format!("unknown workload {other}\n{}", crate::usage())),
+    }
+}
+
+/// The streaming workloads, over tonic channels.
+async fn streaming(args: &Args) -> Result<Value, String> {
+    let chans = connect(args).await?;
+    match args.workload.as_str() {
+        "lease-keepalive" => lease_keepalive(args, &chans).await,
+        _ => watch(args, &chans, args.num("val-size", 256) as usize).await,
     }
 }
 
