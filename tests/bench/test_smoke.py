@@ -34,6 +34,25 @@ def test_workload_runs(ours, w) -> None:
     assert res["generator_cpu_seconds"] >= 0
 
 
+UNARY = ["put", "range", "txn-put", "stm"]  # written straight onto h2 streams by the generator
+
+
+@pytest.mark.parametrize("workload", UNARY)
+def test_unary_calls_against_etcd(etcd_server, workload) -> None:
+    """The generator's own gRPC framing speaks to grpc-go: every call answered and its message decoded (stm
+    loops until its Txn decodes as succeeded, on the mod_revision its Range decoded)."""
+    seed([etcd_server.endpoint], ("foo",))
+    res = run_generator([workload, "--total", "50", "--clients", "4", "--conns", "2"], [etcd_server.endpoint], 60)
+    assert "error" not in res, res
+    assert (res["requests"], res["errors"]) == (50, 0), res
+
+
+def test_unary_error_status_counts_as_error(ours) -> None:
+    """A call answered with a non-zero grpc-status (a Range without a key) is an error, not a request done."""
+    res = run_generator(["range", "--key", "", "--total", "5"], [ours.endpoint], timeout=60)
+    assert (res["requests"], res["errors"]) == (0, 5), res
+
+
 def test_report_ratios_and_table() -> None:
     name = WORKLOADS[0].name
     samples = [

@@ -1,5 +1,6 @@
 //! `pyetcd-bench`: etcd's benchmark workloads (put, range, txn-put, stm, lease-keepalive, watch,
-//! watch-latency) driven by native gRPC clients (unary calls straight over h2, streams over tonic), so the generator is never what limits the server.
+//! watch-latency) driven by native gRPC clients (unary calls straight over h2, streams over tonic), so the
+//! generator is never what limits the server.
 //!
 //! `pyetcd-bench <workload> --endpoints a:2379,b:2379 [--conns C] [--clients N] [--total T] ...` prints one
 //! JSON object: requests, errors, seconds, requests/s, latency percentiles and histogram (ms), and the
@@ -66,12 +67,17 @@ fn usage() -> String {
         .to_string()
 }
 
-/// `C` connections over the endpoints, round-robin.
+/// The endpoint of each of the `--conns` connections: round-robin over `--endpoints`.
+pub fn endpoints(args: &Args) -> Vec<String> {
+    let all = args.str("endpoints", "127.0.0.1:2379");
+    let all: Vec<&str> = all.split(',').collect();
+    (0..args.num("conns", 1).max(1) as usize).map(|i| all[i % all.len()].to_string()).collect()
+}
+
+/// `C` tonic channels over the endpoints, round-robin.
 pub async fn connect(args: &Args) -> Result<Vec<Channel>, String> {
-    let endpoints: Vec<String> = args.str("endpoints", "127.0.0.1:2379").split(',').map(str::to_string).collect();
     let mut out = Vec::new();
-    for i in 0..args.num("conns", 1).max(1) as usize {
-        let ep = &endpoints[i % endpoints.len()];
+    for ep in endpoints(args) {
         let url = if ep.contains("://") { ep.clone() } else { format!("http://{ep}") };
         let ch = Endpoint::from_shared(url)
             .map_err(|e| e.to_string())?

@@ -13,6 +13,8 @@ use prost::Message;
 use tokio::net::TcpStream;
 use tonic::{Code, Status};
 
+use crate::Args;
+
 /// One HTTP/2 connection to an endpoint; clones share it.
 #[derive(Clone)]
 pub struct Unary {
@@ -20,12 +22,11 @@ pub struct Unary {
     authority: Authority,
 }
 
-/// `conns` connections, round-robin over the endpoints (`host:port` or `http://host:port`).
-pub async fn connect(endpoints: &str, conns: usize) -> Result<Vec<Unary>, String> {
-    let endpoints: Vec<&str> = endpoints.split(',').collect();
-    let mut out = Vec::with_capacity(conns);
-    for i in 0..conns.max(1) {
-        let ep = endpoints[i % endpoints.len()];
+/// `--conns` connections, round-robin over `--endpoints` (`host:port` or `http://host:port`).
+pub async fn connect(args: &Args) -> Result<Vec<Unary>, String> {
+    let mut out = Vec::new();
+    for ep in crate::endpoints(args) {
+        let ep = ep.as_str();
         let host = ep.strip_prefix("http://").unwrap_or(ep);
         let authority: Authority = host.parse().map_err(|e| format!("endpoint {ep}: {e}"))?;
         let tcp = TcpStream::connect(host).await.map_err(|e| format!("connect {ep}: {e}"))?;
@@ -43,14 +44,11 @@ fn unavailable(e: h2::Error) -> Status {
     Status::unavailable(e.to_string())
 }
 
-/// The call's outcome as `grpc-status` (and `grpc-message`) state it, in trailers or a trailers-only answer.
+/// The call's outcome as `grpc-status` states it (tonic reads the code and the percent-encoded message), in
+/// the trailers or in a trailers-only answer's headers; `None` when there is none.
 fn grpc_status(headers: &HeaderMap) -> Option<Result<(), Status>> {
-    let code: i32 = headers.get("grpc-status")?.to_str().ok()?.parse().ok()?;
-    if code == 0 {
-        return Some(Ok(()));
-    }
-    let msg = headers.get("grpc-message").and_then(|v| v.to_str().ok()).unwrap_or_default();
-    Some(Err(Status::new(Code::from(code), msg.to_string())))
+    let status = Status::from_header_map(headers)?;
+    Some(if status.code() == Code::Ok { Ok(()) } else { Err(status) })
 }
 
 impl Unary {

@@ -104,7 +104,7 @@ pub async fn run(args: &Args) -> Result<Value, String> {
     if matches!(args.workload.as_str(), "lease-keepalive" | "watch" | "watch-latency") {
         return streaming(args).await;
     }
-    let chans = unary::connect(&args.str("endpoints", "127.0.0.1:2379"), args.num("conns", 1) as usize).await?;
+    let chans = unary::connect(args).await?;
     let value = Arc::new(vec![b'v'; args.num("val-size", 256) as usize]);
     let args = Arc::new(args.clone_values());
     match args.workload.as_str() {
