@@ -48,6 +48,11 @@ bench: ## the benchmark suite vs real etcd 3.4.23 and 3.5.1 (bench/results/); QU
 	cargo build --release -p etcd_bench
 	$(PYTHON) -m bench $(if $(QUICK),--quick,)
 
+.PHONY: bench-probe
+bench-probe: ## diagnostics: PROBE=xl (check perf xl: writes per fsync, CPU per write, no-fsync run) or PROBE=generators
+	cargo build --release -p etcd_bench
+	$(PYTHON) -m bench.probe $(or $(PROBE),xl)
+
 .PHONY: bench-micro
 bench-micro: ## micro-benchmarks of the native pieces (WAL fsync, index, backend range, watch matching); needs `make develop`
 	$(PIP) install --quiet pytest-benchmark

@@ -1,0 +1,178 @@
+"""``python -m bench.probe generators|xl``: two diagnostics behind the suite's figures, outside its report.
+
+- ``generators``: put with 1,000 clients over 100 connections against one member of each kind, first from one
+  ``pyetcd-bench`` process, then from two with half the clients, connections and puts each, at the same
+  time. If two processes reach no more than one, the generator is not what limits the rate (issue 6,
+  acceptance 3).
+- ``xl``: ``etcdctl check perf --load=xl`` (``--load`` to change) against one member of each kind, with
+  what the server's ``/metrics`` and the kernel tell about the run: writes per WAL fsync, the mean fsync,
+  CPU per write of the server and of etcdctl. The kind ``ours-nofsync`` is ours with ``--unsafe-no-fsync``:
+  the same run with the disk's sync taken away. The server's CPU includes etcdctl's closing delete of its
+  prefix, for every kind alike.
+
+Both print a Markdown table. Kinds run in turn (A B C), ``--rounds`` times, each on a fresh member with the
+suite's settings.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from bench.run import GENERATOR, SERVER_FLAGS, check_perf, ensure_generator
+from harness.cluster import Cluster
+
+PUT = ["put", "--key-size", "8", "--val-size", "256", "--key-space-size", "100000"]
+# The counters of /metrics the xl probe reads (no labels on any of them, in etcd as in ours).
+COUNTERS = (
+    "etcd_server_proposals_committed_total",
+    "etcd_disk_wal_fsync_duration_seconds_count",
+    "etcd_disk_wal_fsync_duration_seconds_sum",
+)
+VARIANTS = {"ours-nofsync": ("ours", ["--unsafe-no-fsync"])}
+
+
+def counters(text: str, names: tuple[str, ...] = COUNTERS) -> dict[str, float]:
+    """The named unlabelled samples of a Prometheus text exposition."""
+    out = {}
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        if name in names:
+            out[name] = float(value)
+    return out
+
+
+def proc_cpu_seconds(pid: int) -> float:
+    """User plus system CPU of a running process (all its threads)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu_seconds() -> float:
+    """User plus system CPU of the children this process has waited for."""
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+@contextmanager
+def member(kind: str) -> Iterator[tuple[str, int]]:
+    """One fresh member of ``kind`` (or a variant of it): its endpoint and pid."""
+    base, extra = VARIANTS.get(kind, (kind, []))
+    workdir = Path(tempfile.mkdtemp(prefix="pyetcd-probe-"))
+    c = Cluster(base, workdir, 1, extra_flags=SERVER_FLAGS + extra, token=f"probe-{kind}")
+    try:
+        c.start()
+        m = c.members[0]
+        assert m.proc is not None
+        yield m.endpoint, m.proc.pid
+    finally:
+        c.stop_all()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def xl_figures(
+    rps: float, before: dict[str, float], after: dict[str, float], server_cpu: float, ctl_cpu: float
+) -> dict:
+    """Per-write figures of a check perf run from the counters and CPU seconds spent during it."""
+    d = {k: after.get(k, 0.0) - before.get(k, 0.0) for k in COUNTERS}
+    writes = d["etcd_server_proposals_committed_total"] or 1.0
+    syncs = d["etcd_disk_wal_fsync_duration_seconds_count"]
+    return {
+        "rps": rps,
+        "writes_per_fsync": writes / syncs if syncs else None,
+        "fsync_mean_us": d["etcd_disk_wal_fsync_duration_seconds_sum"] / syncs * 1e6 if syncs else None,
+        "server_cpu_us_per_write": server_cpu / writes * 1e6,
+        "etcdctl_cpu_us_per_write": ctl_cpu / writes * 1e6,
+    }
+
+
+def xl_once(kind: str, load: str) -> dict:
+    with member(kind) as (endpoint, pid):
+
+        def scrape() -> dict[str, float]:
+            return counters(urllib.request.urlopen(f"http://{endpoint}/metrics", timeout=10).read().decode())
+
+        before, cpu0, ctl0 = scrape(), proc_cpu_seconds(pid), children_cpu_seconds()
+        res = check_perf([endpoint], load)
+        after, cpu1, ctl1 = scrape(), proc_cpu_seconds(pid), children_cpu_seconds()
+    if "error" in res:
+        return res
+    return xl_figures(res["rps"], before, after, cpu1 - cpu0, ctl1 - ctl0)
+
+
+def generators_once(endpoint: str, procs: int, clients: int = 1000, conns: int = 100, total: int = 200_000) -> dict:
+    """``procs`` generator processes at once, splitting clients, connections and puts evenly."""
+    cpu0 = children_cpu_seconds()
+    start = time.monotonic()
+    argv = [*PUT, "--clients", str(clients // procs), "--conns", str(conns // procs), "--total", str(total // procs)]
+    ps = [
+        subprocess.Popen([str(GENERATOR), *argv, "--endpoints", endpoint], stdout=subprocess.PIPE, text=True)
+        for _ in range(procs)
+    ]
+    outs = [json.loads(p.communicate(timeout=600)[0]) for p in ps]
+    elapsed = time.monotonic() - start
+    requests = sum(o.get("requests", 0) for o in outs)
+    return {
+        "procs": procs,
+        "requests": requests,
+        "errors": sum(o.get("errors", 0) for o in outs),
+        "rps": requests / elapsed,
+        "generator_cpu_us_per_request": (children_cpu_seconds() - cpu0) / max(requests, 1) * 1e6,
+    }
+
+
+def fmt(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:,.0f}" if v >= 100 else f"{v:.1f}"
+
+
+def table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows]) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(prog="python -m bench.probe", description=__doc__)
+    ap.add_argument("probe", choices=["generators", "xl"])
+    ap.add_argument("--kinds", default=None, help="default: etcd,ours (generators); etcd,ours,ours-nofsync (xl)")
+    ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--load", default="xl", help="check perf load of the xl probe")
+    a = ap.parse_args(argv)
+    rows: list[list[str]] = []
+    if a.probe == "generators":
+        ensure_generator()
+        header = ["kind", "round", "generator processes", "puts/s", "generator CPU µs/put", "errors"]
+        for r in range(a.rounds):
+            for kind in (a.kinds or "etcd,ours").split(","):
+                with member(kind) as (endpoint, _):
+                    for procs in (1, 2):
+                        g = generators_once(endpoint, procs)
+                        row = [kind, str(r + 1), str(procs), fmt(g["rps"]), fmt(g["generator_cpu_us_per_request"])]
+                        rows.append([*row, str(g["errors"])])
+                        print(" ".join(rows[-1]), file=sys.stderr, flush=True)
+    else:
+        header = ["kind", "round", f"check perf {a.load} writes/s", "writes per fsync", "mean fsync µs"]
+        header += ["server CPU µs/write", "etcdctl CPU µs/write"]
+        for r in range(a.rounds):
+            for kind in (a.kinds or "etcd,ours,ours-nofsync").split(","):
+                x = xl_once(kind, a.load)
+                if "error" in x:
+                    rows.append([kind, str(r + 1), x["error"][-80:].replace("\n", " ")] + [""] * 4)
+                else:
+                    rows.append([kind, str(r + 1)] + [fmt(v) for v in x.values()])
+                print(" ".join(rows[-1]), file=sys.stderr, flush=True)
+    sys.stdout.write(table(header, rows))
+
+
+if __name__ == "__main__":
+    main()
