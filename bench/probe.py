@@ -17,10 +17,10 @@ suite's settings.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import resource
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -30,10 +30,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from bench.report import number, table
 from bench.run import GENERATOR, SERVER_FLAGS, check_perf, ensure_generator
-from harness.cluster import Cluster
+from bench.scale import fresh_member
+from bench.workloads import WORKLOADS
 
-PUT = ["put", "--key-size", "8", "--val-size", "256", "--key-space-size", "100000"]
+PUT_1000 = next(w for w in WORKLOADS if w.name == "put 1000 clients")
 # The counters of /metrics the xl probe reads (no labels on any of them, in etcd as in ours).
 COUNTERS = (
     "etcd_server_proposals_committed_total",
@@ -69,16 +71,9 @@ def children_cpu_seconds() -> float:
 def member(kind: str) -> Iterator[tuple[str, int]]:
     """One fresh member of ``kind`` (or a variant of it): its endpoint and pid."""
     base, extra = VARIANTS.get(kind, (kind, []))
-    workdir = Path(tempfile.mkdtemp(prefix="pyetcd-probe-"))
-    c = Cluster(base, workdir, 1, extra_flags=SERVER_FLAGS + extra, token=f"probe-{kind}")
-    try:
-        c.start()
-        m = c.members[0]
+    with fresh_member(base, Path(tempfile.mkdtemp(prefix="pyetcd-probe-")), SERVER_FLAGS + extra) as (_, m):
         assert m.proc is not None
         yield m.endpoint, m.proc.pid
-    finally:
-        c.stop_all()
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def xl_figures(
@@ -112,10 +107,11 @@ def xl_once(kind: str, load: str) -> dict:
 
 
 def generators_once(endpoint: str, procs: int, clients: int = 1000, conns: int = 100, total: int = 200_000) -> dict:
-    """``procs`` generator processes at once, splitting clients, connections and puts evenly."""
-    cpu0 = children_cpu_seconds()
+    """``procs`` generator processes at once running the suite's put workload, splitting clients, connections and
+    puts evenly."""
+    split = {"clients": clients // procs, "conns": conns // procs, "total": total // procs}
+    argv = dataclasses.replace(PUT_1000, args={**PUT_1000.args, **split}).argv(quick=False)
     start = time.monotonic()
-    argv = [*PUT, "--clients", str(clients // procs), "--conns", str(conns // procs), "--total", str(total // procs)]
     ps = [
         subprocess.Popen([str(GENERATOR), *argv, "--endpoints", endpoint], stdout=subprocess.PIPE, text=True)
         for _ in range(procs)
@@ -128,17 +124,12 @@ def generators_once(endpoint: str, procs: int, clients: int = 1000, conns: int =
         "requests": requests,
         "errors": sum(o.get("errors", 0) for o in outs),
         "rps": requests / elapsed,
-        "generator_cpu_us_per_request": (children_cpu_seconds() - cpu0) / max(requests, 1) * 1e6,
+        "generator_cpu_us_per_request": sum(o["generator_cpu_seconds"] for o in outs) / max(requests, 1) * 1e6,
     }
 
 
 def fmt(v: float | None) -> str:
-    return "n/a" if v is None else f"{v:,.0f}" if v >= 100 else f"{v:.1f}"
-
-
-def table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows]) + "\n"
+    return "n/a" if v is None else number(v)
 
 
 def main(argv: list[str] | None = None) -> None:

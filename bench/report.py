@@ -66,19 +66,25 @@ def _order(name: str) -> int:
     return names.index(name) if name in names else len(names)
 
 
-def _fmt(v: float) -> str:
+def number(v: float) -> str:
     return f"{v:,.0f}" if abs(v) >= 100 else f"{v:.3g}"
+
+
+def table(head: list[str], rows: list[list[str]]) -> str:
+    """A Markdown table."""
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows]) + "\n"
 
 
 def markdown(rows: list[dict], kinds: list[str]) -> str:
     head = ["members", "workload"] + [KIND_LABELS.get(k, k) for k in kinds] + ["ours / etcd 3.4 (per round)"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    body = []
     for row in rows:
         cells = [str(row["size"]), row["workload"]]
         for k in kinds:
             d = row["kinds"].get(k)
             if d:
-                cells.append(f"{_fmt(d['median'])} ({_fmt(d['min'])}–{_fmt(d['max'])})")
+                cells.append(f"{number(d['median'])} ({number(d['min'])}–{number(d['max'])})")
             else:
                 cells.append("n/a" if k in row.get("errors", {}) else "—")
         if row["ratio"] is None:
@@ -87,8 +93,8 @@ def markdown(rows: list[dict], kinds: list[str]) -> str:
             better = "higher is better" if row["higher_is_better"] else "lower is better"
             per = ", ".join(f"{r:.2f}" for r in row["ratios"])
             cells.append(f"**{row['ratio']:.2f}** ({per}; {better})")
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+        body.append(cells)
+    return table(head, body)
 
 
 def plots(rows: list[dict], samples: list[Sample], kinds: list[str], out: Path) -> list[Path]:
