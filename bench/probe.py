@@ -6,9 +6,12 @@
   acceptance 3).
 - ``xl``: ``etcdctl check perf --load=xl`` (``--load`` to change) against one member of each kind, with
   what the server's ``/metrics`` and the kernel tell about the run: writes per WAL fsync, the mean fsync,
-  CPU per write of the server and of etcdctl. The kind ``ours-nofsync`` is ours with ``--unsafe-no-fsync``:
-  the same run with the disk's sync taken away. The server's CPU includes etcdctl's closing delete of its
-  prefix, for every kind alike.
+  CPU per write of the server and of etcdctl; then, on the same member, one client's put latency (p50) with
+  check perf's key and value sizes. The kind ``ours-nofsync`` is ours with ``--unsafe-no-fsync``: the same
+  run with the disk's sync taken away. The kind ``null`` is ``pyetcd-bench null-server``, a KV service over
+  tonic and HTTP/2 like ours that stores nothing and answers at once: what etcdctl drives on this machine
+  against a server that costs nothing. The server's CPU includes etcdctl's closing delete of its prefix, for
+  every kind alike.
 
 Both print a Markdown table. Kinds run in turn (A B C), ``--rounds`` times, each on a fresh member with the
 suite's settings.
@@ -26,22 +29,27 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from bench.report import number, table
-from bench.run import GENERATOR, SERVER_FLAGS, check_perf, ensure_generator
+from bench.run import GENERATOR, SERVER_FLAGS, check_perf, ensure_generator, run_generator
 from bench.scale import fresh_member
 from bench.workloads import WORKLOADS
 
 PUT_1000 = next(w for w in WORKLOADS if w.name == "put 1000 clients")
+# One client's put latency with check perf's key and value sizes: how soon a server answers, which sets how
+# often etcdctl's producer is woken.
+PUT_1 = next(w for w in WORKLOADS if w.name == "put 1 client p50 (ms)")
+PUT_1 = dataclasses.replace(PUT_1, args={**PUT_1.args, "key-size": 256, "val-size": 1024})
 # The counters of /metrics the xl probe reads (no labels on any of them, in etcd as in ours).
 COUNTERS = (
     "etcd_server_proposals_committed_total",
     "etcd_disk_wal_fsync_duration_seconds_count",
     "etcd_disk_wal_fsync_duration_seconds_sum",
 )
+COMMITTED = COUNTERS[0]
 VARIANTS = {"ours-nofsync": ("ours", ["--unsafe-no-fsync"])}
 
 
@@ -76,12 +84,50 @@ def member(kind: str) -> Iterator[tuple[str, int]]:
         yield m.endpoint, m.proc.pid
 
 
+Scrape = Callable[[], dict[str, float]]
+
+
+@contextmanager
+def null_server() -> Iterator[tuple[str, int, Scrape]]:
+    """``pyetcd-bench null-server`` on a free port: its endpoint, pid, and a scrape giving its Put count as
+    ``COMMITTED``."""
+    argv = [str(GENERATOR), "null-server"]
+    with subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) as p:
+        assert p.stdin is not None and p.stdout is not None
+        stdin, stdout = p.stdin, p.stdout
+
+        def scrape() -> dict[str, float]:
+            stdin.write("\n")
+            stdin.flush()
+            return {COMMITTED: float(json.loads(stdout.readline())["puts"])}
+
+        try:
+            yield stdout.readline().split()[1], p.pid, scrape
+        finally:
+            p.kill()
+
+
+@contextmanager
+def target(kind: str) -> Iterator[tuple[str, int, Scrape]]:
+    """The server of ``kind`` for the xl probe: endpoint, pid and how to read its counters."""
+    if kind == "null":
+        with null_server() as t:
+            yield t
+        return
+    with member(kind) as (endpoint, pid):
+
+        def scrape() -> dict[str, float]:
+            return counters(urllib.request.urlopen(f"http://{endpoint}/metrics", timeout=10).read().decode())
+
+        yield endpoint, pid, scrape
+
+
 def xl_figures(
     rps: float, before: dict[str, float], after: dict[str, float], server_cpu: float, ctl_cpu: float
 ) -> dict:
     """Per-write figures of a check perf run from the counters and CPU seconds spent during it."""
     d = {k: after.get(k, 0.0) - before.get(k, 0.0) for k in COUNTERS}
-    writes = d["etcd_server_proposals_committed_total"] or 1.0
+    writes = d[COMMITTED] or 1.0
     syncs = d["etcd_disk_wal_fsync_duration_seconds_count"]
     return {
         "rps": rps,
@@ -93,17 +139,15 @@ def xl_figures(
 
 
 def xl_once(kind: str, load: str) -> dict:
-    with member(kind) as (endpoint, pid):
-
-        def scrape() -> dict[str, float]:
-            return counters(urllib.request.urlopen(f"http://{endpoint}/metrics", timeout=10).read().decode())
-
+    with target(kind) as (endpoint, pid, scrape):
         before, cpu0, ctl0 = scrape(), proc_cpu_seconds(pid), children_cpu_seconds()
         res = check_perf([endpoint], load)
         after, cpu1, ctl1 = scrape(), proc_cpu_seconds(pid), children_cpu_seconds()
+        one = run_generator(PUT_1.argv(quick=False), [endpoint])
     if "error" in res:
         return res
-    return xl_figures(res["rps"], before, after, cpu1 - cpu0, ctl1 - ctl0)
+    p50 = one.get("latency_ms", {}).get("p50")
+    return {**xl_figures(res["rps"], before, after, cpu1 - cpu0, ctl1 - ctl0), "put_1_client_p50_us": p50 and p50 * 1e3}
 
 
 def generators_once(endpoint: str, procs: int, clients: int = 1000, conns: int = 100, total: int = 200_000) -> dict:
@@ -135,13 +179,13 @@ def fmt(v: float | None) -> str:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m bench.probe", description=__doc__)
     ap.add_argument("probe", choices=["generators", "xl"])
-    ap.add_argument("--kinds", default=None, help="default: etcd,ours (generators); etcd,ours,ours-nofsync (xl)")
+    ap.add_argument("--kinds", default=None, help="default: etcd,ours (generators); etcd,ours,ours-nofsync,null (xl)")
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--load", default="xl", help="check perf load of the xl probe")
     a = ap.parse_args(argv)
     rows: list[list[str]] = []
+    ensure_generator()
     if a.probe == "generators":
-        ensure_generator()
         header = ["kind", "round", "generator processes", "puts/s", "generator CPU µs/put", "errors"]
         for r in range(a.rounds):
             for kind in (a.kinds or "etcd,ours").split(","):
@@ -153,12 +197,12 @@ def main(argv: list[str] | None = None) -> None:
                         print(" ".join(rows[-1]), file=sys.stderr, flush=True)
     else:
         header = ["kind", "round", f"check perf {a.load} writes/s", "writes per fsync", "mean fsync µs"]
-        header += ["server CPU µs/write", "etcdctl CPU µs/write"]
+        header += ["server CPU µs/write", "etcdctl CPU µs/write", "put 1 client p50 µs"]
         for r in range(a.rounds):
-            for kind in (a.kinds or "etcd,ours,ours-nofsync").split(","):
+            for kind in (a.kinds or "etcd,ours,ours-nofsync,null").split(","):
                 x = xl_once(kind, a.load)
                 if "error" in x:
-                    rows.append([kind, str(r + 1), x["error"][-80:].replace("\n", " ")] + [""] * 4)
+                    rows.append([kind, str(r + 1), x["error"][-80:].replace("\n", " ")] + [""] * 5)
                 else:
                     rows.append([kind, str(r + 1)] + [fmt(v) for v in x.values()])
                 print(" ".join(rows[-1]), file=sys.stderr, flush=True)

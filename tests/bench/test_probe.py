@@ -1,4 +1,5 @@
-"""bench.probe's arithmetic on known counters, and its two-process generator run against one member of ours."""
+"""bench.probe's arithmetic on known counters, its two-process generator run against one member of ours, and the
+null server it puts beside etcd and us."""
 
 from __future__ import annotations
 
@@ -6,8 +7,9 @@ import os
 
 import pytest
 
-from bench.probe import counters, generators_once, proc_cpu_seconds, table, xl_figures
+from bench.probe import COMMITTED, counters, generators_once, null_server, proc_cpu_seconds, table, xl_figures
 from bench.run import GENERATOR
+from harness import etcdctl
 
 METRICS = """# HELP etcd_server_proposals_committed_total The total number of consensus proposals committed.
 # TYPE etcd_server_proposals_committed_total gauge
@@ -58,3 +60,17 @@ def test_two_generator_processes_share_the_load(ours_server) -> None:
     g = generators_once(ours_server.endpoint, procs=2, clients=4, conns=2, total=200)
     assert (g["procs"], g["requests"], g["errors"]) == (2, 200, 0), g
     assert g["rps"] > 0 and g["generator_cpu_us_per_request"] > 0
+
+
+def test_null_server_answers_etcdctl_and_counts_its_puts() -> None:
+    if not GENERATOR.exists():
+        pytest.fail(f"{GENERATOR} is missing: `make develop` builds it")
+    with null_server() as (endpoint, pid, scrape):
+        assert scrape() == {COMMITTED: 0.0}
+        for i in range(3):
+            assert etcdctl.run(endpoint, "put", f"k{i}", "v").stdout.strip() == "OK"
+        got = etcdctl.run(endpoint, "get", "k0")
+        assert (got.rc, got.stdout) == (0, "")
+        assert etcdctl.run(endpoint, "del", "--prefix", "k").rc == 0
+        assert scrape() == {COMMITTED: 3.0}
+        assert proc_cpu_seconds(pid) >= 0

@@ -6,6 +6,10 @@
 //! JSON object: requests, errors, seconds, requests/s, latency percentiles and histogram (ms), and the
 //! generator's own CPU seconds. `N` clients share `C` HTTP/2 connections, spread over the endpoints, as
 //! etcd's `benchmark` tool spreads them.
+//!
+//! `pyetcd-bench null-server` is the other side: a KV service that answers at once and stores nothing
+//! ([`null_server`]), the ceiling a client such as `etcdctl check perf` can reach on this machine.
+mod null_server;
 mod stats;
 mod unary;
 
@@ -63,7 +67,7 @@ fn usage() -> String {
     "usage: pyetcd-bench put|range|txn-put|stm|lease-keepalive|watch|watch-latency --endpoints host:port[,..] \
      [--conns 1] [--clients 1] [--total 10000] [--key-size 8] [--val-size 256] [--key-space-size 1] \
      [--sequential-keys] [--consistency l|s] [--key foo] [--prefix] [--limit 0] [--watchers 100] \
-     [--streams 10] [--puts 100] [--put-rate 0]"
+     [--streams 10] [--puts 100] [--put-rate 0]\n       pyetcd-bench null-server [--listen 127.0.0.1:0]"
         .to_string()
 }
 
@@ -102,6 +106,13 @@ fn main() {
     };
     let threads = args.num("threads", 2).max(1) as usize;
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(threads).enable_all().build().unwrap();
+    if args.workload == "null-server" {
+        if let Err(e) = rt.block_on(null_server::serve(&args)) {
+            eprintln!("pyetcd-bench: {e}");
+            std::process::exit(1);
+        }
+        return;
+    }
     let cpu0 = stats::cpu_seconds();
     match rt.block_on(workloads::run(&args)) {
         Ok(mut report) => {
