@@ -49,7 +49,7 @@ bench: ## the benchmark suite vs real etcd 3.4.23 and 3.5.1 (bench/results/); QU
 	$(PYTHON) -m bench $(if $(QUICK),--quick,)
 
 .PHONY: bench-probe
-bench-probe: ## diagnostics: PROBE=xl (check perf xl: writes per fsync, CPU per write, no-fsync run) or PROBE=generators
+bench-probe: ## diagnostics: PROBE=xl (check perf xl: writes per fsync, CPU per write, no-fsync and null-server runs) or PROBE=generators
 	cargo build --release -p etcd_bench
 	$(PYTHON) -m bench.probe $(or $(PROBE),xl)
 
