@@ -42,7 +42,7 @@ PUT_1000 = next(w for w in WORKLOADS if w.name == "put 1000 clients")
 # One client's put latency with check perf's key and value sizes: how soon a server answers, which sets how
 # often etcdctl's producer is woken.
 PUT_1 = next(w for w in WORKLOADS if w.name == "put 1 client p50 (ms)")
-PUT_1 = dataclasses.replace(PUT_1, args={**PUT_1.args, "key-size": 256, "val-size": 1024})
+PUT_1_CHECK_PERF_SIZES = dataclasses.replace(PUT_1, args={**PUT_1.args, "key-size": 256, "val-size": 1024})
 # The counters of /metrics the xl probe reads (no labels on any of them, in etcd as in ours).
 COUNTERS = (
     "etcd_server_proposals_committed_total",
@@ -143,9 +143,9 @@ def xl_once(kind: str, load: str) -> dict:
         before, cpu0, ctl0 = scrape(), proc_cpu_seconds(pid), children_cpu_seconds()
         res = check_perf([endpoint], load)
         after, cpu1, ctl1 = scrape(), proc_cpu_seconds(pid), children_cpu_seconds()
-        one = run_generator(PUT_1.argv(quick=False), [endpoint])
-    if "error" in res:
-        return res
+        if "error" in res:
+            return res
+        one = run_generator(PUT_1_CHECK_PERF_SIZES.argv(quick=False), [endpoint])
     p50 = one.get("latency_ms", {}).get("p50")
     return {**xl_figures(res["rps"], before, after, cpu1 - cpu0, ctl1 - ctl0), "put_1_client_p50_us": p50 and p50 * 1e3}
 

@@ -15,6 +15,8 @@ use etcd_core::pb::etcdserverpb::{
     RangeRequest, RangeResponse, ResponseHeader, TxnRequest, TxnResponse,
 };
 use serde_json::json;
+use tonic::transport::server::TcpIncoming;
+use tonic::transport::Server;
 use tonic::{Request, Response, Status};
 
 use crate::Args;
@@ -58,18 +60,22 @@ pub async fn serve(args: &Args) -> Result<(), String> {
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let puts = Arc::new(AtomicU64::new(0));
     let svc = KvServer::new(NullKv { puts: puts.clone() });
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
-    let server = tonic::transport::Server::builder().tcp_nodelay(true).add_service(svc);
-    let task = tokio::spawn(server.serve_with_incoming(incoming));
-    println!("listening {addr}");
-    let (tx, rx) = tokio::sync::oneshot::channel();
+    // The builder's tcp_nodelay does not reach a listener of our own: the incoming stream sets it, as ours does.
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    let (done, stdin_closed) = tokio::sync::oneshot::channel::<()>();
     std::thread::spawn(move || {
         for _ in std::io::stdin().lock().lines().map_while(Result::ok) {
             println!("{}", json!({"puts": puts.load(Ordering::Relaxed)}));
         }
-        let _ = tx.send(());
+        drop(done);
     });
-    let _ = rx.await;
-    task.abort();
+    println!("listening {addr}");
+    Server::builder()
+        .add_service(svc)
+        .serve_with_incoming_shutdown(incoming, async {
+            let _ = stdin_closed.await;
+        })
+        .await
+        .map_err(|e| e.to_string())?;
     Ok(())
 }
