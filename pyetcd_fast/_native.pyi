@@ -61,7 +61,11 @@ class Server:
     def compact(self, rev: int) -> None:
         """Proposes a compaction to ``rev`` through raft without waiting for it (the auto-compactor)."""
     def tick(self) -> None:
-        """One raft tick; call every heartbeat interval."""
+        """One raft tick; call every heartbeat interval. Raises OSError when the backend commit it may run
+        fails, after which the member must stop (``fail``)."""
+    def fail(self) -> None:
+        """Fail-stop after a fatal error: fails every pending request and stops acknowledging, proposing,
+        sending and writing, without the sync ``stop`` does; the restart recovers from the WAL."""
     def serve_peers(self, listen: list[str]) -> list[str]:
         """Starts the peer transport on each ``host:port``; returns the bound addresses. Raises OSError."""
     def transfer_leadership(self) -> int | None:
@@ -86,6 +90,13 @@ class Server:
 
 def set_log_level(level: int) -> None:
     """0 debug, 1 info, 2 warn, 3 error: native log lines below it are dropped."""
+
+def install_fail_stop() -> None:
+    """Every native panic, on any thread, ends the process at once with status 2 after a zap "panic" line."""
+
+def set_failpoint(name: str, term: str) -> bool:
+    """Arms failpoint ``name`` with ``term`` (``panic``, ``exit``, ``sleep(ms)``, ``panic@N``: from the Nth
+    hit); an empty term disarms it. False if the term does not parse."""
 
 # Micro-benchmark drivers (etcd_core::micro), for bench/micro only.
 @final

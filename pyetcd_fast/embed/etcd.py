@@ -174,9 +174,23 @@ class Etcd:
         self.stop()
 
     def _on_fatal(self, exc: BaseException) -> None:
+        """Fail-stop (etcd's lg.Fatal): nothing more is acknowledged or written; unlike ``stop``, nothing is
+        synced or committed, since the failed batch may be half applied. The restart recovers from the WAL."""
+        if self.stopped.is_set():
+            return
         self.fatal = exc
-        self.log.error("etcd server stopped on a fatal error", error=str(exc))
-        self.stop()
+        self.log.error("etcd server stopped on a fatal error", error=f"{type(exc).__name__}: {exc}")
+        if self._compactor is not None:
+            self._compactor.stop()
+        if self._ready_loop is not None:
+            self._ready_loop.stop()
+        if self.server is not None:
+            self.server.fail()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+        self.stopped.set()
+        self._settled.set()
 
     async def graceful_stop(self) -> None:
         """``stop``, after handing leadership to another voter if this member leads (etcd does the same on
@@ -238,6 +252,14 @@ class Etcd:
             self.stop()
         if self._thread is not None:
             self._thread.join(10)
+        # Let go of the native member, so that its files close now and the same process may open the data dir
+        # again (LMDB allows one environment per file per process). A fatal error's traceback holds the Ready
+        # loop's frames, and through them the member.
+        self.server = None
+        self._ready_loop = None
+        self._compactor = None
+        if self.fatal is not None:
+            self.fatal = self.fatal.with_traceback(None)
 
     def __enter__(self) -> Etcd:
         self.start_background()

@@ -2,6 +2,11 @@
 
 The native server wakes us through an eventfd when requests are queued; each wake-up (and each tick)
 runs ``process_ready``, which proposes everything queued, persists, applies and advances in one GIL-free call.
+
+Fail-stop: anything ``process_ready`` or ``tick`` raises (an OSError from the WAL or the backend, a native
+panic surfacing as PanicException) means a batch may be half done on the durability path. The loop stops at
+once and hands the error to ``on_fatal``, which must stop the member without acknowledging anything more
+(``Server.fail``); the ``pyetcd`` process then exits non-zero and its restart recovers from the WAL.
 """
 
 from __future__ import annotations
@@ -60,9 +65,8 @@ class ReadyLoop:
         self.batches += 1
         try:
             self._server.process_ready()
-        except OSError as e:
-            self.stop()
-            self._on_fatal(e)
+        except BaseException as e:  # a PanicException is a BaseException
+            self._fatal(e)
             return
         if self._server.removed:
             self.stop()
@@ -73,10 +77,18 @@ class ReadyLoop:
             if self._on_published is not None:
                 self._loop.call_soon(self._on_published)
 
+    def _fatal(self, exc: BaseException) -> None:
+        self.stop()
+        self._on_fatal(exc)
+
     def _tick(self) -> None:
         if not self._running:
             return
         self.ticks += 1
-        self._server.tick()
+        try:
+            self._server.tick()
+        except BaseException as e:
+            self._fatal(e)
+            return
         self._process()
         self._tick_handle = self._loop.call_later(self._tick_seconds, self._tick)

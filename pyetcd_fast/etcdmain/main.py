@@ -1,4 +1,9 @@
-"""The ``pyetcd`` command: etcd's flags in, a serving member out, a clean stop on SIGTERM/SIGINT."""
+"""The ``pyetcd`` command: etcd's flags in, a serving member out, a clean stop on SIGTERM/SIGINT.
+
+Fail-stop, as etcd: a native panic on any thread ends the process at once with status 2 (the panic hook);
+a fatal error the Ready loop sees (a failed fsync or backend commit) stops the member without syncing and
+ends the process with status 1, skipping interpreter shutdown so nothing more reaches the disk.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ import asyncio
 import signal
 import sys
 
+from pyetcd_fast import _native
 from pyetcd_fast.embed.etcd import Etcd, new_event_loop
 from pyetcd_fast.etcdmain.config import ConfigError, parse
 from pyetcd_fast.etcdmain.log import configure, get_logger
@@ -41,6 +47,7 @@ def main(argv: list[str] | None = None) -> None:
             print(e.message, file=sys.stderr if e.exit_code else sys.stdout)
         sys.exit(e.exit_code)
     configure(cfg)
+    _native.install_fail_stop()
     etcd = Etcd(cfg)
     loop = new_event_loop()
     try:
@@ -50,4 +57,8 @@ def main(argv: list[str] | None = None) -> None:
         code = 1
     finally:
         loop.close()
+    if etcd.fatal is not None:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(1)
     sys.exit(code)

@@ -8,6 +8,7 @@
 mod datadriven;
 pub mod etcdserver;
 pub mod failpoint;
+pub mod failstop;
 pub mod histogram;
 pub mod lease;
 pub mod micro;

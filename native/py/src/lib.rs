@@ -83,8 +83,20 @@ impl Server {
         self.inner.queue_compaction(rev)
     }
 
-    fn tick(&self, py: Python<'_>) {
-        py.allow_threads(|| self.inner.tick())
+    /// One raft tick; raises OSError when the backend commit it may run fails (fatal to the member).
+    fn tick(&self, py: Python<'_>) -> PyResult<()> {
+        py.allow_threads(|| self.inner.tick()).map_err(PyOSError::new_err)
+    }
+
+    /// Fail-stop after a fatal error: fails every waiter and stops acknowledging, proposing, sending and
+    /// writing, without the sync a clean `stop` does (the restart recovers from the WAL).
+    fn fail(&self, py: Python<'_>) {
+        py.allow_threads(|| {
+            if let Some(mut e) = self.edge.lock().take() {
+                e.shutdown();
+            }
+            self.inner.fail();
+        })
     }
 
     /// Starts the peer transport on `listen` (host:port strings); returns the bound addresses.
@@ -169,6 +181,24 @@ impl Server {
     }
 }
 
+/// Makes every native panic end the process at once with status 2, after a zap "panic" line (etcd's fail-stop).
+/// The `pyetcd` command installs it; an embedded member does not.
+#[pyfunction]
+fn install_fail_stop() {
+    etcd_core::failstop::install_panic_hook();
+}
+
+/// Arms failpoint `name` with `term` (see the failpoint module: `panic`, `exit`, `sleep(ms)`, `panic@N`) in
+/// this process; False if the term does not parse. An empty term disarms it.
+#[pyfunction]
+fn set_failpoint(name: &str, term: &str) -> bool {
+    if term.is_empty() {
+        etcd_core::failpoint::disarm(name);
+        return true;
+    }
+    etcd_core::failpoint::arm(name, term)
+}
+
 /// 0 debug, 1 info, 2 warn, 3 error: the level below which native log lines are dropped.
 #[pyfunction]
 fn set_log_level(level: u8) {
@@ -183,6 +213,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<micro::MicroRange>()?;
     m.add_class::<micro::MicroWatch>()?;
     m.add_function(wrap_pyfunction!(set_log_level, m)?)?;
+    m.add_function(wrap_pyfunction!(install_fail_stop, m)?)?;
+    m.add_function(wrap_pyfunction!(set_failpoint, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -152,6 +152,7 @@ impl EtcdServer {
     /// Opens (or creates) the member's WAL and backend and builds its raft node. A restart keeps the ids in
     /// the WAL and re-applies the entries after the backend's consistent index.
     pub fn open(mut cfg: ServerConfig) -> Result<EtcdServer, String> {
+        crate::failpoint::init();
         let opts = WalOptions { fsync: cfg.wal_fsync, ..WalOptions::default() };
         let boot = if cfg.new_cluster { Bootstrap::NewCluster(&cfg.initial_members) } else { Bootstrap::Join };
         let rs = raftnode::open_or_bootstrap(&cfg.wal_dir, cfg.member_id, cfg.cluster_id, boot, opts)?;
@@ -165,6 +166,14 @@ impl EtcdServer {
         let snapshot_index = rs.storage.first_index().map_err(|e| e.to_string())?.saturating_sub(1);
         super::snapshot::finish_snapshot_install(&store, &cfg.backend_dir, snapshot_index)?;
         let applied = store.consistent_index();
+        if applied < snapshot_index {
+            // The WAL no longer holds the entries between the two, so replay cannot fill the gap: refuse to
+            // start rather than serve a store that silently lacks them.
+            return Err(format!(
+                "backend consistent index {applied} is behind the WAL's snapshot at index {snapshot_index}: \
+                 the entries between are gone from the WAL (restore this member from a snapshot or re-add it)"
+            ));
+        }
         let last_index = rs.storage.last_index().map_err(|e| e.to_string())?;
         if applied > last_index {
             return Err(format!(
@@ -452,12 +461,14 @@ impl EtcdServer {
     }
 
     /// One raft tick (the driver calls it every heartbeat interval). The leader's lessor is polled here for
-    /// expired leases, whose revokes are queued for the batch that follows.
-    pub fn tick(&self) {
-        self.core.lock().node.tick();
-        if let Err(e) = self.store.commit_if_due() {
-            zap_log("error", "mvcc/backend/batch_tx.go", "failed to commit backend", &[("error", e.to_string())]);
+    /// expired leases, whose revokes are queued for the batch that follows. A failed backend commit is fatal
+    /// (etcd's batch_tx.go: "failed to commit tx").
+    pub fn tick(&self) -> Result<(), String> {
+        if self.stopped.load(Ordering::Acquire) {
+            return Err("the server is stopped".into());
         }
+        self.core.lock().node.tick();
+        self.store.commit_if_due().map_err(|e| format!("failed to commit tx: {e}"))?;
         self.maybe_sync_v2();
         for id in self.store.lessor.expired() {
             self.queue_leader_only(InternalRaftRequest {
@@ -465,6 +476,7 @@ impl EtcdServer {
                 ..Default::default()
             });
         }
+        Ok(())
     }
 
     /// Queues a request that only a leader proposes, with no one waiting for its answer.
@@ -496,6 +508,9 @@ impl EtcdServer {
     /// One batch: step what peers sent, propose what is queued, then handle every Ready until raft has
     /// nothing left. Returns the number of entries applied. Errors are fatal to the member (disk failures).
     pub fn process_ready(&self) -> Result<usize, String> {
+        if self.stopped.load(Ordering::Acquire) {
+            return Err("the server is stopped".into());
+        }
         let mut core = self.core.lock();
         self.notifier.drain();
         for m in std::mem::take(&mut *self.inbox.lock()) {
@@ -605,6 +620,8 @@ impl EtcdServer {
         if msgs.is_empty() {
             return;
         }
+        let point = if self.is_leader() { "raft-before-leader-send" } else { "raft-before-follower-send" };
+        crate::failpoint::failpoint(point);
         self.raft_stats.sent(&msgs);
         if let Some(t) = self.transport.get() {
             t.send(msgs);
@@ -643,7 +660,9 @@ impl EtcdServer {
             let ents: Vec<(u64, Vec<u8>)> =
                 rd.entries().iter().map(|e| (e.index, e.write_to_bytes().expect("encode Entry"))).collect();
             let refs: Vec<(u64, &[u8])> = ents.iter().map(|(i, b)| (*i, b.as_slice())).collect();
+            crate::failpoint::failpoint("raft-before-save");
             core.wal.save(hs.as_deref(), &refs).map_err(|e| e.to_string())?;
+            crate::failpoint::failpoint("raft-after-save");
             let store = core.node.mut_store();
             let mut w = store.wl();
             w.append(rd.entries()).map_err(|e| e.to_string())?;
@@ -705,6 +724,40 @@ impl EtcdServer {
         let _ = self.store.force_commit();
         self.store.compactor.stop();
         let _ = self.store.backend().sync();
+    }
+
+    /// Fail-stop after a fatal error (a panic or an I/O error on the durability path): every waiter fails,
+    /// nothing more is acknowledged, proposed or sent, and nothing more reaches the disk (unlike [`stop`],
+    /// which syncs); the restart recovers from the WAL. Safe to call from any thread, and twice.
+    ///
+    /// [`stop`]: EtcdServer::stop
+    pub fn fail(&self) {
+        if self.stopped.swap(true, Ordering::AcqRel) && self.store.is_failed() {
+            return;
+        }
+        self.store.fail();
+        for (_, w) in self.waiters.lock().drain() {
+            let _ = w.send(Err(EtcdError::Stopped));
+        }
+        for w in self.reads.lock().drain(..) {
+            let _ = w.send(Err(EtcdError::Stopped));
+        }
+        if let Some(t) = self.transport.get() {
+            t.stop();
+        }
+        // The Ready loop may be the one that failed, mid-batch: take its reads only if the lock is free soon.
+        if let Some(mut core) = self.core.try_lock_for(Duration::from_millis(200)) {
+            for (_, (_, ws)) in core.pending_reads.drain() {
+                for w in ws {
+                    let _ = w.send(Err(EtcdError::Stopped));
+                }
+            }
+            for (_, ws) in core.confirmed_reads.drain(..) {
+                for w in ws {
+                    let _ = w.send(Err(EtcdError::Stopped));
+                }
+            }
+        }
     }
 
     /// Proposals waiting to be applied (etcd_server_proposals_pending).

@@ -24,7 +24,9 @@ impl EtcdServer {
         core.wal
             .save_snapshot(WalSnapshot { index, term }, &raftnode::storage::encode_conf_state(md.get_conf_state()))
             .map_err(|e| e.to_string())?;
+        crate::failpoint::failpoint("snapshot-before-apply");
         self.restore_backend(&snap.data)?;
+        crate::failpoint::failpoint("snapshot-after-apply");
         let _ = std::fs::remove_file(&kept);
         core.node.mut_store().wl().apply_snapshot(snap).map_err(|e| e.to_string())?;
         self.applied.store(index, Ordering::Release);

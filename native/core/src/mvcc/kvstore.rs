@@ -99,6 +99,8 @@ pub struct KvStore {
     buffer: Mutex<Buffer>,
     /// When the buffer is committed ([`BatchLimits::default`] unless set).
     pub batch: BatchLimits,
+    /// Set by [`KvStore::fail`]: after a fatal error nothing more reaches the backend.
+    failed: std::sync::atomic::AtomicBool,
 }
 
 impl KvStore {
@@ -129,6 +131,7 @@ impl KvStore {
             state: RwLock::new(state),
             buffer: Mutex::new(Buffer::default()),
             batch: BatchLimits::default(),
+            failed: Default::default(),
         })
     }
 
@@ -182,6 +185,9 @@ impl KvStore {
         // The buffer stays locked through the commit: commits reach LMDB in the order their writes were
         // buffered, and a failed one leaves every write buffered for the next.
         let mut b = self.buffer.lock();
+        if self.failed.load(std::sync::atomic::Ordering::Acquire) {
+            return Err(MvccError::Backend("the store stopped on a fatal error".into()));
+        }
         if b.since.is_none() {
             return Ok(()); // no write since the last commit
         }
@@ -198,6 +204,17 @@ impl KvStore {
             self.compactor.release(job, &self.backend);
         }
         Ok(())
+    }
+
+    /// After a fatal error (fail-stop): no buffered write reaches the backend any more, not even at drop; the
+    /// restart replays them from the WAL.
+    pub fn fail(&self) {
+        self.failed.store(true, std::sync::atomic::Ordering::Release);
+        self.compactor.stop();
+    }
+
+    pub fn is_failed(&self) -> bool {
+        self.failed.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// The backend with every buffered write committed: for reading the file as a whole (snapshots, hashes)
@@ -374,7 +391,10 @@ impl<'a> WriteBatch<'a> {
         let job = self.store.compactor.take_scheduled();
         let full = {
             let mut b = self.store.buffer.lock();
-            if !self.ops.is_empty() || job.is_some() {
+            // An entry that changed nothing (a failed compare, a delete of no key, a leader's empty entry)
+            // still advances the consistent index, and that must reach the disk too: a snapshot marker is
+            // written at the applied index, and a restart needs the backend at or past it.
+            if !self.ops.is_empty() || job.is_some() || applied > b.consistent_index {
                 b.since.get_or_insert_with(Instant::now);
             }
             b.ops.append(&mut self.ops);
@@ -394,6 +414,10 @@ impl<'a> WriteBatch<'a> {
 
 impl Drop for KvStore {
     fn drop(&mut self) {
+        if self.failed.load(std::sync::atomic::Ordering::Acquire) {
+            self.compactor.stop();
+            return;
+        }
         if let Err(e) = self.force_commit() {
             eprintln!("pyetcd_fast: closing the store: {e} (the WAL replays what was lost)");
         }

@@ -80,10 +80,9 @@ impl Compactor {
                     finished.send_modify(|r| *r = (*r).max(job.rev));
                 }
                 Ok(false) => return, // stopping: the purge resumes at the next start
-                Err(e) => {
-                    eprintln!("pyetcd_fast: compaction purge at {}: {e}", job.rev);
-                    return;
-                }
+                // A failed backend commit is fatal, as etcd's is (fail-stop ends the process; the restart resumes
+                // the purge from the scheduled revision).
+                Err(e) => panic!("compaction purge at {}: {e}", job.rev),
             }
         }));
     }
@@ -134,6 +133,7 @@ fn purge(backend: &Backend, job: &Job, stopped: &std::sync::atomic::AtomicBool) 
         }
         crate::failpoint::failpoint("compaction-before-commit");
         txn.commit().map_err(|e| MvccError::Backend(e.to_string()))?;
+        crate::failpoint::failpoint("compaction-after-commit");
         if done {
             return Ok(true);
         }

@@ -233,3 +233,23 @@ fn batch_limits_follow_etcds_flags() {
         "the third write commits"
     );
 }
+
+/// Entries that change nothing still move the consistent index, and a commit must write it: a snapshot
+/// marker at the applied index needs the backend there on restart (issue 21, bug 1).
+#[test]
+fn a_batch_of_no_op_entries_still_commits_its_consistent_index() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let s = open(dir.path());
+        write(&s, 3, |t| {
+            t.put(b"k", b"v", 0).unwrap();
+        });
+        s.force_commit().unwrap();
+        for applied in 4..=9 {
+            write(&s, applied, |t| assert_eq!(t.delete_range(b"absent", b"").unwrap(), (0, 2)));
+        }
+        s.force_commit().unwrap();
+        assert_eq!(s.backend().get_meta_u64(super::backend::CONSISTENT_INDEX_KEY).unwrap(), Some(9));
+    }
+    assert_eq!(open(dir.path()).consistent_index(), 9, "a reopened store resumes after the no-op entries");
+}
