@@ -16,8 +16,10 @@ import pytest
 from harness import etcdctl
 from harness.embedded import embedded_member
 from harness.servers import free_port, start_server
+from harness.watchclient import WatchStream
 from pyetcd_fast import _native
 from pyetcd_fast.etcdpb.etcdserverpb import rpc_pb2, rpc_pb2_grpc
+from pyetcd_fast.etcdpb.mvccpb import kv_pb2 as mvcc_pb2
 
 FAILED_TXN = 'value("k1") = "nope"\n\nput x y\n\n\n'
 
@@ -131,3 +133,52 @@ def test_an_embedded_member_stops_acknowledging_after_a_panic(tmp_path: Path) ->
         # b was in the WAL when the apply panicked: the restart replays it (an unacknowledged write may or may
         # not have happened); c came after the failure and must not.
         assert [x.key for x in got.kvs] in ([b"a"], [b"a", b"b"])
+
+
+@pytest.mark.parametrize("prev_kv", [False, True])
+@pytest.mark.parametrize("restart", [False, True])
+def test_a_watch_from_the_compaction_revision_sees_the_delete_there(
+    tmp_path: Path, prev_kv: bool, restart: bool
+) -> None:
+    """etcd #18089 (3.4.23 has it too): after `del wk` at r and a compaction at r, a watch from r must begin
+    with that DELETE; before the fix the compaction purged the tombstone and the watcher saw only the PUT
+    after it, never learning that the key was deleted. It must hold after a restart as well."""
+    srv = start_server("ours", tmp_path)
+    try:
+        with grpc.insecure_channel(srv.endpoint) as ch:
+            kv = rpc_pb2_grpc.KVStub(ch)
+            kv.Put(rpc_pb2.PutRequest(key=b"wk", value=b"a"), timeout=5)
+            kv.Put(rpc_pb2.PutRequest(key=b"wk", value=b"b"), timeout=5)
+            r = kv.DeleteRange(rpc_pb2.DeleteRangeRequest(key=b"wk"), timeout=5).header.revision
+            kv.Put(rpc_pb2.PutRequest(key=b"wk", value=b"c"), timeout=5)
+            kv.Compact(rpc_pb2.CompactionRequest(revision=r, physical=True), timeout=5)
+        if restart:
+            srv.stop()
+            srv.restart()
+        with grpc.insecure_channel(srv.endpoint) as ch:
+            ws = WatchStream(ch)
+            try:
+                ws.create(b"wk", start_revision=r, prev_kv=prev_kv)
+                got = ws.wait_for(lambda rs: sum(len(x.events) for x in rs) >= 2)
+                events = [e for x in got for e in x.events]
+                assert [(e.type, e.kv.key, e.kv.mod_revision) for e in events] == [
+                    (mvcc_pb2.Event.DELETE, b"wk", r),
+                    (mvcc_pb2.Event.PUT, b"wk", r + 1),
+                ]
+                assert events[1].kv.value == b"c"
+                # The value before the delete was compacted away: no prev_kv for it (etcd gives none either).
+                assert not events[0].HasField("prev_kv")
+            finally:
+                ws.close()
+            # One compaction later, the tombstone goes the way of every other compacted revision.
+            kv = rpc_pb2_grpc.KVStub(ch)
+            kv.Compact(rpc_pb2.CompactionRequest(revision=r + 1, physical=True), timeout=5)
+            ws = WatchStream(ch)
+            try:
+                ws.create(b"wk", start_revision=r + 1)
+                got = ws.wait_for(lambda rs: any(x.events for x in rs))
+                assert [(e.type, e.kv.mod_revision) for x in got for e in x.events] == [(mvcc_pb2.Event.PUT, r + 1)]
+            finally:
+                ws.close()
+    finally:
+        srv.stop()

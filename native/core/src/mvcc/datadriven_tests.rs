@@ -160,7 +160,7 @@ impl Harness {
         let mut rebuilt = TreeIndex::new();
         for r in &self.rows {
             if r.tombstone {
-                let _ = rebuilt.tombstone(&r.key, r.rev);
+                rebuilt.restore_tombstone(&r.key, r.rev);
             } else {
                 rebuilt.restore(&r.key, r.created, r.rev, r.ver);
             }

@@ -55,6 +55,21 @@ impl TreeIndex {
         }
     }
 
+    /// Replays a tombstone row at startup: it ends the key's generation, or, when the rows before it were
+    /// compacted away, stands alone ([`KeyIndex::restore_tombstone`]; a compaction at its revision kept it).
+    pub fn restore_tombstone(&mut self, key: &[u8], rev: Revision) {
+        match self.tree.get_mut(key) {
+            Some(ki) if !ki.is_empty() => {
+                let _ = ki.tombstone(rev.main, rev.sub); // a second tombstone in a row: nothing to end
+            }
+            _ => {
+                let mut ki = KeyIndex::new();
+                ki.restore_tombstone(rev);
+                self.tree.insert(key.into(), ki);
+            }
+        }
+    }
+
     /// Replays one live backend row at startup, rows arriving in revision order: the key's first row seeds
     /// its history ([`KeyIndex::restore`]), any later row is a put. Tombstone rows go to [`Self::tombstone`].
     pub fn restore(&mut self, key: &[u8], created: Revision, modified: Revision, ver: i64) {
@@ -147,7 +162,17 @@ impl TreeIndex {
     pub fn keep(&self, rev: i64) -> HashSet<Revision> {
         let mut available = HashSet::new();
         for ki in self.tree.values() {
-            ki.keep(rev, &mut available);
+            ki.keep(rev, &mut available, true);
+        }
+        available
+    }
+
+    /// etcd 3.4's keep set for HashKV at `rev`: [`Self::keep`] less a tombstone at `rev` itself, so that the
+    /// hash equals etcd's on the same history.
+    pub fn hash_keep(&self, rev: i64) -> HashSet<Revision> {
+        let mut available = HashSet::new();
+        for ki in self.tree.values() {
+            ki.keep(rev, &mut available, false);
         }
         available
     }

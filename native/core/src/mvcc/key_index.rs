@@ -36,13 +36,16 @@
 //! `compact(c)` forgets what no read at revision `c` or later can observe. Per key that leaves, of the
 //! revisions `<= c`, at most one: the newest one of the generation alive at `c`. That one goes into the
 //! `available` set, the revisions `<= c` the backend must keep; revisions `> c` are never touched. A
-//! generation whose tombstone is `<= c` is gone before `c`, so it is dropped whole, its tombstone with it
-//! (etcd 3.4 does the same: a watcher starting at or before `c` gets `ErrCompacted` anyway, so nobody
-//! needs the delete event any more). Starting from the example each time:
+//! generation whose tombstone is `< c` is gone before `c`, so it is dropped whole, its tombstone with it: a
+//! watcher starting before `c` gets `ErrCompacted`. A tombstone exactly at `c` is different: a watcher may
+//! start at `c` itself, and it must see that delete (etcd #18089; etcd 3.4 drops it, 3.5 keeps it). The
+//! generation shrinks to that lone tombstone (no read at `c` or later sees the key; a watcher's catch-up
+//! does) and it goes into `available`, so the backend row stays until a later compaction drops it. Starting
+//! from the example each time:
 //!
 //! ```text
 //!   compact(5)   g0: 5.0 7.0t | g1, g2 unchanged          available {5.0}   (3.0 goes)
-//!   compact(7)   g1 | g2                                  available {}      (g0 ends at 7 <= 7: dropped)
+//!   compact(7)   g0: 7.0t | g1 | g2                       available {7.0t}  (kept for a watch from 7)
 //!   compact(11)  g1: 11.1 13.0t | g2                      available {11.1}
 //!   compact(14)  g2                                       available {}      (15.0 > 14 stays regardless)
 //!   compact(20)  g2: 15.0                                 available {15.0}
@@ -151,6 +154,17 @@ impl KeyIndex {
         self.generations = smallvec::smallvec![Generation { ver, created, revs: smallvec::smallvec![modified] }];
     }
 
+    /// Seeds an empty key with a tombstone row whose generation was compacted away: kept because it sits at
+    /// the compaction revision, where a watcher may still start (see the module docs).
+    pub fn restore_tombstone(&mut self, tomb: Revision) {
+        assert!(self.is_empty(), "mvcc: restore into a key that already has revisions");
+        self.modified = tomb;
+        self.generations = smallvec::smallvec![
+            Generation { ver: 1, created: tomb, revs: smallvec::smallvec![tomb] },
+            Generation::default()
+        ];
+    }
+
     /// Closes the current generation with a tombstone at `main.sub` and opens an empty one.
     ///
     /// `RevisionNotFound` if the key does not exist now (no revisions, or already deleted): etcd's
@@ -228,36 +242,44 @@ impl KeyIndex {
         if let Some(n) = newest {
             g.revs.drain(..n);
         }
-        if g.revs.len() == 1 && gi != last {
-            // Only a tombstone is left, at or before at_rev: the generation is over for every reader.
+        if g.revs.len() == 1 && gi != last && g.revs[0].main < at_rev {
+            // Only a tombstone is left, before at_rev: the generation is over for every reader and watcher.
             gi += 1;
         } else if newest.is_some() {
+            // The newest revision at at_rev, or a lone tombstone at exactly at_rev, which no read sees but a
+            // watcher starting at at_rev must.
             available.insert(g.revs[0]);
+            if g.revs.len() == 1 && gi != last {
+                // What a restart rebuilds from the tombstone's row alone ([`Self::restore_tombstone`]).
+                (g.created, g.ver) = (g.revs[0], 1);
+            }
         }
         self.generations.drain(..gi);
     }
 
-    /// The revision [`Self::compact`] would add to `available` for `at_rev`, without compacting.
-    pub fn keep(&self, at_rev: i64, available: &mut HashSet<Revision>) {
+    /// The revision [`Self::compact`] would add to `available` for `at_rev`, without compacting. Without
+    /// `tombstones`, a tombstone at `at_rev` is left out, as etcd 3.4's keep leaves it (for HashKV).
+    pub fn keep(&self, at_rev: i64, available: &mut HashSet<Revision>, tombstones: bool) {
         if self.is_empty() {
             return;
         }
         let (gi, newest) = self.compaction_point(at_rev);
         let g = &self.generations[gi];
         if let Some(n) = newest {
-            if n + 1 < g.revs.len() || gi == self.generations.len() - 1 {
+            if n + 1 < g.revs.len() || gi == self.generations.len() - 1 || tombstones && g.revs[n].main == at_rev {
                 available.insert(g.revs[n]);
             }
         }
     }
 
-    /// Where compaction at `at_rev` cuts: the first generation not wholly at or before `at_rev` (the last
-    /// one if all closed generations are), and the position in it of its newest revision `<= at_rev`.
+    /// Where compaction at `at_rev` cuts: the first generation not wholly before `at_rev` (its tombstone at or
+    /// after it; the last one if all closed generations end before), and the position in it of its newest
+    /// revision `<= at_rev`.
     fn compaction_point(&self, at_rev: i64) -> (usize, Option<usize>) {
         let last = self.generations.len() - 1;
         let gi = self.generations[..last]
             .iter()
-            .position(|g| g.revs.last().is_some_and(|tomb| tomb.main > at_rev))
+            .position(|g| g.revs.last().is_some_and(|tomb| tomb.main >= at_rev))
             .unwrap_or(last);
         (gi, self.generations[gi].newest_at(at_rev))
     }
@@ -392,6 +414,12 @@ mod tests {
         ki.tombstone(3, 0).unwrap();
         let mut available = HashSet::new();
         ki.compact(3, &mut available);
+        assert_eq!(available, HashSet::from([rev(3, 0)]), "a watch from 3 still sees the delete at 3");
+        assert!(!ki.is_empty());
+        assert_eq!(ki.get(3), Err(IndexError::RevisionNotFound));
+        assert_eq!(ki.since(3), vec![rev(3, 0)]);
+        available.clear();
+        ki.compact(4, &mut available);
         assert!(available.is_empty());
         assert!(ki.is_empty());
         assert_eq!(ki.generations.to_vec(), vec![Generation::default()]);

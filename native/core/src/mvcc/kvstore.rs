@@ -284,8 +284,7 @@ impl Loaded {
                 }
             };
             if Revision::is_tombstone_key(k) {
-                // A tombstone whose generation was compacted away has nothing to end; etcd ignores it too.
-                let _ = index.tombstone(&kv.key, rev);
+                index.restore_tombstone(&kv.key, rev);
                 key_leases.remove(&kv.key);
             } else {
                 if kv.lease != 0 {
