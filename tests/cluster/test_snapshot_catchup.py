@@ -19,6 +19,8 @@ snapshot" on the leader and "applied snapshot" on the follower; this test checks
 
 from __future__ import annotations
 
+import pytest
+
 from harness.cluster import Cluster, Member, bulk_put, hashes_at, read_prefix
 from harness.v2client import request
 
@@ -76,3 +78,27 @@ def test_follower_and_new_member_catch_up_from_snapshot(new_cluster) -> None:
     revision = c.wait_converged()
     hashes = hashes_at(c, revision)
     assert len(hashes) == 4 and len(set(hashes.values())) == 1, f"HashKV at {revision} after m4 caught up: {hashes}"
+
+
+@pytest.mark.parametrize("failpoint", ["snapshot-before-apply", "snapshot-after-apply"])
+def test_follower_killed_while_installing_a_snapshot_recovers(new_cluster, failpoint: str) -> None:
+    """A follower that dies in the middle of installing the leader's snapshot (its WAL already records the
+    snapshot; its backend is the old one, or the new one not yet cleaned up) finishes the install when it
+    restarts: it serves every key and hashes like the others."""
+    c: Cluster = new_cluster(3, extra_flags=["--snapshot-count", str(SNAPSHOT_COUNT)])
+    leader, _ = c.wait_leader()
+    lagging, other = [m for m in c.members if m is not leader]
+    c.stop(lagging)
+    keys = [PREFIX + b"%05d" % i for i in range(PUTS)]
+    revisions = bulk_put(c, [leader, other], ((k, value_of(k)) for k in keys))
+    lagging.env["PYETCD_FAILPOINTS"] = f"{failpoint}=exit"
+    c._spawn(lagging)
+    assert lagging.proc is not None
+    assert lagging.proc.wait(30) != 0, lagging.log_tail()
+    assert f"failpoint {failpoint}: exiting" in lagging.log_tail(200)
+    del lagging.env["PYETCD_FAILPOINTS"]
+    c.restart(lagging)
+    check_member(c, lagging, revisions)
+    revision = c.wait_converged()
+    hashes = hashes_at(c, revision)
+    assert len(set(hashes.values())) == 1, f"HashKV at {revision} after the interrupted install: {hashes}"

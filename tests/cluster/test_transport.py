@@ -13,6 +13,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import socket
 import struct
 import time
@@ -21,7 +23,7 @@ import urllib.request
 import grpc
 import pytest
 
-from harness.cluster import Cluster
+from harness.cluster import Cluster, hashes_at
 from harness.servers import ours_is_etcd
 from pyetcd_fast.etcdpb.etcdserverpb import rpc_pb2
 
@@ -82,3 +84,29 @@ def test_peer_port_checks_cluster_and_member(cluster3: Cluster) -> None:
         members = json.loads(resp.read())
     assert sorted(x["name"] for x in members) == sorted(x.name for x in cluster3.live())
     assert sorted(x["peerURLs"][0] for x in members) == sorted(x.peer_url for x in cluster3.live())
+
+
+def test_a_paused_follower_does_not_pile_up_the_leaders_memory(new_cluster) -> None:
+    """A follower that stops reading (SIGSTOP) makes the leader's queue for it full: past 64 MiB the leader
+    drops messages with etcd's warning and raft probes the follower later, instead of queueing every append
+    (up to 512 of 1 MiB before). Once resumed, the follower catches up and hashes like the others."""
+    c: Cluster = new_cluster(3)
+    leader, _ = c.wait_leader()
+    paused = next(m for m in c.members if m is not leader)
+    assert paused.proc is not None
+    value = b"v" * (1 << 20)
+    os.kill(paused.proc.pid, signal.SIGSTOP)
+    try:
+        kv = c.stubs(leader).kv
+        for i in range(100):
+            kv.Put(rpc_pb2.PutRequest(key=b"big/%03d" % i, value=value), timeout=CALL_TIMEOUT)
+        deadline = time.monotonic() + 10
+        while "sending buffer is full" not in leader.log_tail(400) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert "dropped internal Raft message since sending buffer is full" in leader.log_tail(400)
+    finally:
+        os.kill(paused.proc.pid, signal.SIGCONT)
+    c.wait_caught_up(paused, timeout=60)
+    revision = c.wait_converged(timeout=60)
+    hashes = hashes_at(c, revision)
+    assert len(set(hashes.values())) == 1, f"HashKV at {revision} after the pause: {hashes}"

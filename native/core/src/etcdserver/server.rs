@@ -183,9 +183,12 @@ impl EtcdServer {
         let cluster = RaftCluster::load(store.backend()).map_err(|e| e.to_string())?;
         {
             let mut w = rs.storage.wl();
-            // Entries the backend holds were committed; the HardState that said so may not have reached the WAL.
-            if w.hard_state().commit < applied {
-                w.mut_hard_state().commit = applied;
+            // Entries the backend holds were committed, and so was everything up to a snapshot; the HardState
+            // that said so may not have reached the WAL (a snapshot's record is written before the Ready's
+            // HardState: a crash between the two leaves the WAL's commit index below its own snapshot).
+            let committed = applied.max(snapshot_index);
+            if w.hard_state().commit < committed {
+                w.mut_hard_state().commit = committed;
             }
             // The backend's membership is raft's configuration as of the applied index (the WAL's snapshot
             // record may be older).

@@ -26,6 +26,9 @@ impl EtcdServer {
             .map_err(|e| e.to_string())?;
         crate::failpoint::failpoint("snapshot-before-apply");
         self.restore_backend(&snap.data)?;
+        // The backend commits without syncing its meta page (NO_META_SYNC): sync it before the kept copy goes,
+        // or a power loss could roll the backend back to before the snapshot with nothing left to redo it from.
+        self.store.backend().sync().map_err(|e| format!("sync the restored backend: {e}"))?;
         crate::failpoint::failpoint("snapshot-after-apply");
         let _ = std::fs::remove_file(&kept);
         core.node.mut_store().wl().apply_snapshot(snap).map_err(|e| e.to_string())?;
@@ -87,11 +90,21 @@ fn snap_db_path(backend_dir: &Path, index: u64) -> PathBuf {
     backend_dir.with_file_name(format!("{index:016x}.snap.db"))
 }
 
+/// Writes `path` durably: its data, and its directory entry (a power loss must not lose the file the WAL's
+/// snapshot record is about to promise).
 fn write_synced(path: &Path, data: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     let mut f = std::fs::File::create(path)?;
     f.write_all(data)?;
-    f.sync_all()
+    f.sync_all()?;
+    sync_dir(path)
+}
+
+fn sync_dir(path: &Path) -> std::io::Result<()> {
+    match path.parent() {
+        Some(dir) => std::fs::File::open(dir)?.sync_all(),
+        None => Ok(()),
+    }
 }
 
 /// A crash between recording a snapshot in the WAL and replacing the backend leaves the snapshot's backend
@@ -101,6 +114,7 @@ pub(crate) fn finish_snapshot_install(store: &KvStore, backend_dir: &Path, snaps
     if snapshot_index > 0 && store.consistent_index() < snapshot_index && kept.exists() {
         let dump = std::fs::read(&kept).map_err(|e| format!("read {}: {e}", kept.display()))?;
         store.restore(&dump).map_err(|e| e.to_string())?;
+        store.backend().sync().map_err(|e| format!("sync the restored backend: {e}"))?;
     }
     if let Some(dir) = backend_dir.parent() {
         for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {

@@ -17,7 +17,7 @@
 //!
 //! Lock order: the group lock, then the store's state lock (a [`ReadView`]). The applier calls `notify`
 //! after its batch, holding no store lock.
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -108,6 +108,12 @@ struct Groups {
     unsynced: HashMap<WatcherKey, Watcher>,
     /// Next server-chosen watch id, per stream.
     next_id: HashMap<u64, i64>,
+    /// The last revision whose events went to the synced watchers (None: nothing notified since the store
+    /// opened or was replaced, so the store's revision). A progress notification reports this, never the
+    /// store's revision, which runs ahead while a batch is applied and not yet notified (etcd #15220).
+    notified: Option<i64>,
+    /// Streams that asked for progress while one of their watchers was catching up: answered once it is synced.
+    progress_pending: HashSet<u64>,
 }
 
 impl Groups {
@@ -219,19 +225,26 @@ impl WatchableStore {
         }
         g.unsynced.retain(|k, _| k.0 != stream_id);
         g.next_id.remove(&stream_id);
+        g.progress_pending.remove(&stream_id);
     }
 
-    /// A WatchProgressRequest: a header-only response (watch_id -1) at the current revision, sent at once as
-    /// etcd 3.4.23 does (later releases hold it until the stream's watchers have caught up).
+    /// A WatchProgressRequest: a header-only response (watch_id -1) at the last notified revision. etcd 3.4.23
+    /// sends it at once at the store's revision, which can run ahead of events not yet sent; like later
+    /// releases, a stream with a watcher still catching up gets it only once that watcher is synced.
     pub fn request_progress(&self, store: &KvStore, stream: &WatchStream) {
-        let _g = self.groups.lock();
-        stream.send(WatchResponse { watch_id: -1, ..Default::default() }, store.rev());
+        let mut g = self.groups.lock();
+        if g.unsynced.keys().any(|k| k.0 == stream.id) {
+            g.progress_pending.insert(stream.id);
+            return;
+        }
+        let rev = g.notified.unwrap_or_else(|| store.rev());
+        stream.send(WatchResponse { watch_id: -1, ..Default::default() }, rev);
     }
 
     /// Sends an empty response to every synced `progress_notify` watcher not notified for `interval`.
     pub fn progress_notify(&self, store: &KvStore, interval: Duration) {
         let mut g = self.groups.lock();
-        let cur = store.rev();
+        let cur = g.notified.unwrap_or_else(|| store.rev());
         let now = Instant::now();
         for w in g.synced.watchers.values_mut() {
             if w.progress_notify && now.duration_since(w.last_progress) >= interval {
@@ -249,6 +262,10 @@ impl WatchableStore {
     /// The events of one committed batch, one entry per write request (its revision and events), in order.
     pub fn notify(&self, store: &KvStore, revs: &[(i64, Vec<Event>)]) {
         let mut g = self.groups.lock();
+        if let Some((last, _)) = revs.last() {
+            // Under the lock, before any progress can be sent: the events are queued below first.
+            g.notified = Some(g.notified.map_or(*last, |n| n.max(*last)));
+        }
         if g.synced.watchers.is_empty() || revs.is_empty() {
             return;
         }
@@ -314,6 +331,7 @@ impl WatchableStore {
         let mut g = self.groups.lock();
         let synced = g.synced.take_all();
         g.unsynced.extend(synced);
+        g.notified = None; // the replaced store's revision is not the new one's
     }
 
     /// Catches unsynced watchers up from history; returns whether any remain unsynced.
@@ -370,7 +388,24 @@ impl WatchableStore {
                 g.synced.insert(k, w);
             }
         }
+        self.send_pending_progress(&mut g, store);
         Ok(!g.unsynced.is_empty())
+    }
+
+    /// Answers the progress requests of streams whose watchers are all synced now.
+    fn send_pending_progress(&self, g: &mut Groups, store: &KvStore) {
+        if g.progress_pending.is_empty() {
+            return;
+        }
+        let rev = g.notified.unwrap_or_else(|| store.rev());
+        let ready: Vec<u64> =
+            g.progress_pending.iter().copied().filter(|id| !g.unsynced.keys().any(|k| k.0 == *id)).collect();
+        for id in ready {
+            g.progress_pending.remove(&id);
+            if let Some(w) = g.synced.watchers.iter().find(|(k, _)| k.0 == id).map(|(_, w)| w) {
+                w.stream.send(WatchResponse { watch_id: -1, ..Default::default() }, rev);
+            }
+        }
     }
 
     fn flush_history(&self, view: &ReadView<'_>, w: &Watcher, mut evs: Vec<Event>, cur: i64) {

@@ -223,3 +223,26 @@ fn key_and_range_watchers_get_only_their_events_and_cancel_unindexes() {
     assert_eq!(got, want);
     assert_eq!(s.watchable.watcher_count(), 0);
 }
+
+/// etcd #15220: a progress notification at R promises every event at or before R was sent. A revision whose
+/// events are applied but not yet handed to the watchers (the batch commits first) must not be reported,
+/// and a stream with a watcher still catching up gets its progress only once that watcher is synced.
+#[test]
+fn progress_never_runs_ahead_of_the_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = KvStore::open(dir.path()).unwrap();
+    let (stream, mut rx) = s.watchable.new_stream();
+    s.watchable.watch(&s, &stream, create("k", "", 0));
+    write(&s, &[("k", Some("1"))]);
+    let (rev, events) = apply(&s, &[("k", Some("2"))]);
+    s.watchable.request_progress(&s, &stream);
+    s.watchable.notify(&s, &[(rev, events)]);
+    assert_eq!(drain(&mut rx), ["0 1 created", "0 2 k=1@2", "-1 2", "0 3 k=2@3"]);
+
+    // A second watcher from revision 1 is unsynced: the stream's progress waits for its catch-up.
+    s.watchable.watch(&s, &stream, create("k", "", 1));
+    s.watchable.request_progress(&s, &stream);
+    assert_eq!(drain(&mut rx), ["1 3 created"]);
+    s.watchable.sync(&s).unwrap();
+    assert_eq!(drain(&mut rx), ["1 3 k=1@2 k=2@3", "-1 3"]);
+}

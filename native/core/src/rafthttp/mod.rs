@@ -41,9 +41,25 @@ pub const REJECT_CLUSTER: u8 = 1;
 pub const REJECT_TO: u8 = 2;
 pub const REJECT_REMOVED: u8 = 3;
 
+/// Bytes of raft messages one peer may have queued (about 64 one-MiB appends). A peer that does not read
+/// (paused, or its network blackholed) would otherwise pile up up to `max_inflight_msgs` appends of up to
+/// 1 MiB each; past this, messages are dropped and raft told the peer is unreachable (it probes again), as
+/// etcd drops a message when a peer's stream buffer is full.
+pub(crate) const MAX_QUEUED_BYTES: usize = 64 << 20;
+
+/// What a message costs in the queue: its payloads, plus a little for the rest.
+pub(crate) fn queued_size(m: &Message) -> usize {
+    64 + m.get_entries().iter().map(|e| e.data.len() + e.context.len() + 32).sum::<usize>()
+        + m.get_snapshot().get_data().len()
+}
+
 struct PeerHandle {
     urls: Arc<Mutex<Vec<String>>>,
     tx: mpsc::UnboundedSender<Message>,
+    /// Bytes queued in `tx` ([`queued_size`]), at most [`MAX_QUEUED_BYTES`].
+    queued: Arc<std::sync::atomic::AtomicUsize>,
+    /// Whether the last message was dropped (the warning is logged once per run of drops).
+    dropping: std::sync::atomic::AtomicBool,
     /// When the current stream to the peer was established (None while it is down).
     active_since: Arc<Mutex<Option<Instant>>>,
 }
@@ -103,6 +119,7 @@ impl Transport {
         let (tx, rx) = mpsc::unbounded_channel();
         let urls = Arc::new(Mutex::new(urls));
         let active_since = Arc::new(Mutex::new(None));
+        let queued = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let p = peer::Peer {
             id,
             from: self.member_id,
@@ -110,9 +127,10 @@ impl Transport {
             urls: urls.clone(),
             active_since: active_since.clone(),
             server: self.server.clone(),
+            queued: queued.clone(),
         };
         self.handle.spawn(p.run(rx, self.shutdown.subscribe()));
-        peers.insert(id, PeerHandle { urls, tx, active_since });
+        peers.insert(id, PeerHandle { urls, tx, active_since, queued, dropping: Default::default() });
     }
 
     /// Forgets a removed member; its task ends with its channel.
@@ -131,12 +149,39 @@ impl Transport {
     }
 
     /// Queues messages for their peers; messages for unknown peers are dropped (raft resends).
+    /// A peer whose queue is full gets nothing more: the message is dropped and raft hears the peer is
+    /// unreachable (a dropped snapshot is reported failed), so memory stays bounded ([`MAX_QUEUED_BYTES`]).
     pub fn send(&self, msgs: Vec<Message>) {
+        use std::sync::atomic::Ordering::{AcqRel, Relaxed};
         let peers = self.peers.lock();
         for m in msgs {
-            if let Some(p) = peers.get(&m.to) {
-                let _ = p.tx.send(m);
+            let Some(p) = peers.get(&m.to) else {
+                continue;
+            };
+            let size = queued_size(&m);
+            if p.queued.load(Relaxed) + size > MAX_QUEUED_BYTES {
+                if !p.dropping.swap(true, AcqRel) {
+                    crate::raftnode::logger::zap_log(
+                        "warn",
+                        "rafthttp/peer.go",
+                        "dropped internal Raft message since sending buffer is full (overloaded network)",
+                        &[
+                            ("message-type", format!("{:?}", m.get_msg_type())),
+                            ("remote-peer-id", format!("{:x}", m.to)),
+                        ],
+                    );
+                }
+                if let Some(server) = self.server.upgrade() {
+                    if m.get_msg_type() == raft::eraftpb::MessageType::MsgSnapshot {
+                        server.report_snapshot(m.to, false);
+                    }
+                    server.report_unreachable(m.to);
+                }
+                continue;
             }
+            p.dropping.store(false, Relaxed);
+            p.queued.fetch_add(size, AcqRel);
+            let _ = p.tx.send(m);
         }
     }
 

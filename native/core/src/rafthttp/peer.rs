@@ -19,6 +19,9 @@ const DIAL_TIMEOUT: Duration = Duration::from_secs(1);
 const REDIAL: Duration = Duration::from_millis(100);
 /// A write batch is cut past this many bytes.
 const MAX_BATCH: usize = 4 << 20;
+/// A write that makes no progress for this long closes the stream (etcd's ConnWriteTimeout): a peer that
+/// stopped reading must not hold the queue forever.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub(super) struct Peer {
     pub id: u64,
@@ -27,6 +30,8 @@ pub(super) struct Peer {
     pub urls: Arc<Mutex<Vec<String>>>,
     pub active_since: Arc<Mutex<Option<Instant>>>,
     pub server: Weak<EtcdServer>,
+    /// Bytes queued for this peer (the transport adds, this task subtracts as it takes messages).
+    pub queued: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// `http://host:port` → `host:port`.
@@ -91,6 +96,7 @@ impl Peer {
                 let mut snapshots = 0;
                 let mut next = Some(first);
                 while let Some(m) = next {
+                    self.queued.fetch_sub(super::queued_size(&m), std::sync::atomic::Ordering::AcqRel);
                     if m.get_msg_type() == MessageType::MsgSnapshot {
                         snapshots += 1;
                     }
@@ -99,7 +105,7 @@ impl Peer {
                     buf.extend_from_slice(&body);
                     next = if buf.len() < MAX_BATCH { rx.try_recv().ok() } else { None };
                 }
-                let ok = stream.write_all(&buf).await.is_ok();
+                let ok = matches!(tokio::time::timeout(WRITE_TIMEOUT, stream.write_all(&buf)).await, Ok(Ok(())));
                 if let Some(server) = self.server.upgrade() {
                     for _ in 0..snapshots {
                         server.report_snapshot(self.id, ok);
@@ -159,6 +165,7 @@ impl Peer {
         let mut dropped = false;
         while let Ok(m) = rx.try_recv() {
             dropped = true;
+            self.queued.fetch_sub(super::queued_size(&m), std::sync::atomic::Ordering::AcqRel);
             if m.get_msg_type() == MessageType::MsgSnapshot {
                 if let Some(server) = self.server.upgrade() {
                     server.report_snapshot(self.id, false);

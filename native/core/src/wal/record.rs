@@ -98,6 +98,14 @@ pub fn decode(buf: &[u8], pos: usize, prev_crc: u32) -> Result<Record<'_>, Stop>
         return Err(bad(format!("unknown record type {tbyte} at offset {pos}")));
     };
     if next > buf.len() {
+        // A write cut by a crash leaves nothing decodable after it; a damaged length field in the middle of
+        // the log does: the next record chains from this one's stored CRC.
+        if let Some(at) = chained_record_after(buf, pos + HEADER_LEN, crc) {
+            return Err(Stop::Corrupt(format!(
+                "record at offset {pos} runs past the end of the file (length {len}), yet a valid record \
+                 follows at offset {at}"
+            )));
+        }
         return Err(Stop::Torn);
     }
     let data = &buf[pos + HEADER_LEN..pos + HEADER_LEN + len];
@@ -114,6 +122,31 @@ pub fn decode(buf: &[u8], pos: usize, prev_crc: u32) -> Result<Record<'_>, Stop>
         return Err(bad(format!("crc mismatch at offset {pos}: stored {crc:08x}, computed {want:08x}")));
     }
     Ok(Record { t, crc, data, next })
+}
+
+/// The offset of the first frame at or after `from` (frames are 8-byte aligned) that decodes with `chain` as
+/// the running CRC, if any. Only recovery's error path calls it.
+fn chained_record_after(buf: &[u8], from: usize, chain: u32) -> Option<usize> {
+    let mut at = from.div_ceil(8) * 8;
+    while at + HEADER_LEN <= buf.len() {
+        let len = u32::from_le_bytes(buf[at..at + 4].try_into().unwrap()) as usize;
+        let t = buf[at + 4];
+        let fits = at + HEADER_LEN + len <= buf.len();
+        if RecordType::from_u8(t).is_some() && buf[at + 5..at + 8] == [0, 0, 0] && fits {
+            let data = &buf[at + HEADER_LEN..at + HEADER_LEN + len];
+            let prev = if t == RecordType::Crc as u8 && len == 4 {
+                u32::from_le_bytes(data.try_into().unwrap())
+            } else {
+                chain
+            };
+            let crc = u32::from_le_bytes(buf[at + 8..at + 12].try_into().unwrap());
+            if crc == crc32c::crc32c_append(crc32c::crc32c_append(prev, &[t]), data) {
+                return Some(at);
+            }
+        }
+        at += 8;
+    }
+    None
 }
 
 pub fn get_u64(b: &[u8], at: usize) -> Result<u64, WalError> {

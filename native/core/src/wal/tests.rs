@@ -180,3 +180,26 @@ fn create_refuses_an_existing_wal() {
     assert!(Wal::exists(dir.path()));
     assert!(Wal::create(dir.path(), b"m", opts()).is_err());
 }
+
+/// A damaged length field in the middle of the log makes its frame run past the end of the file; the valid
+/// records after it show that this is no torn write, so the WAL must refuse to open rather than drop them
+/// (issue 21: a frame past EOF was taken for a torn tail without looking at what follows).
+#[test]
+fn a_length_past_the_end_with_records_after_it_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = Wal::create(dir.path(), b"m", WalOptions { fsync: false, segment_size: 1 << 20 }).unwrap();
+    save_range(&mut w, 1, 20);
+    drop(w);
+    let path = tail_segment(dir.path());
+    let buf = std::fs::read(&path).unwrap();
+    // The frame of entry 5 starts 12 header bytes and the 8-byte index before its data.
+    let at = buf.windows(7).position(|x| x == b"entry-5").unwrap() - 8 - record::HEADER_LEN;
+    let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    f.write_all_at(&0x0fff_ffffu32.to_le_bytes(), at as u64).unwrap();
+    drop(f);
+    let err = Wal::open(dir.path(), opts()).err().expect("must refuse: 15 valid entries follow the damage");
+    assert!(err.to_string().contains("runs past the end"), "{err}");
+    let after = std::fs::read(&path).unwrap();
+    assert_eq!(after.len(), buf.len(), "nothing is repaired away");
+    assert!(after.windows(8).any(|x| x == b"entry-20"), "nothing is repaired away");
+}
