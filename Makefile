@@ -4,6 +4,7 @@ PYTHON ?= python3
 PIP ?= $(PYTHON) -m pip
 DATA_DIR ?= default.etcd
 export CARGO_TERM_COLOR ?= never
+, := ,
 
 .PHONY: help
 help: ## list the targets
@@ -20,13 +21,13 @@ run: install ## install, then start a single-node server on localhost:2379 (data
 .PHONY: deps-test
 deps-test: ## install what the tests need: real etcd/etcdctl 3.4 and etcd-discovery (Debian), iproute2, curl, Python packages
 	@if ! command -v etcd >/dev/null || ! command -v etcdctl >/dev/null || ! command -v ip >/dev/null \
-		|| ! command -v discovery.etcd.io >/dev/null || ! command -v curl >/dev/null; then \
+		|| ! command -v discovery.etcd.io >/dev/null || ! command -v curl >/dev/null || ! command -v fusermount3 >/dev/null; then \
 		export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && apt-get install -y -qq etcd-server etcd-client \
-			etcd-discovery iproute2 curl >/dev/null; \
+			etcd-discovery iproute2 curl fuse3 >/dev/null; \
 	fi
 	@# The packages' services must not hold 2379/4001/8087: the tests start their own servers there.
 	@-systemctl stop etcd etcd-discovery >/dev/null 2>&1; systemctl disable etcd etcd-discovery >/dev/null 2>&1; true
-	$(PIP) install --quiet pytest pytest-timeout grpcio grpcio-tools protobuf ruff mypy uvloop PyYAML setuptools-rust
+	$(PIP) install --quiet pytest pytest-timeout grpcio grpcio-tools protobuf ruff mypy uvloop PyYAML setuptools-rust mfusepy
 
 .PHONY: develop
 develop: ## build the extension in place (release) for running tests from the checkout
@@ -61,6 +62,12 @@ bench-micro: ## micro-benchmarks of the native pieces (WAL fsync, index, backend
 .PHONY: soak
 soak: ## the leader-kill cluster test with 50 kills (KILLS=n to change); not part of `make test`
 	PYETCD_LEADER_KILLS=$${KILLS:-50} $(PYTHON) -m pytest tests/cluster/test_leader_kill.py -s
+
+.PHONY: robustness
+robustness: ## the robustness matrix vs faults (tests/robustness): RUNS=5 DURATION=20 SIZES=1,3 KINDS=ours|etcd|ours,etcd SCENARIOS=...
+	$(PYTHON) tools/gen_pb.py
+	PYTHONPATH=.:tests $(PYTHON) -m robustness --runs $(or $(RUNS),5) --duration $(or $(DURATION),20) \
+		--sizes $(or $(SIZES),1$(,)3) --kinds $(or $(KINDS),ours) $(if $(SCENARIOS),--scenarios "$(SCENARIOS)",)
 
 .PHONY: test
 test: test-cargo test-py ## every test (assumes deps are installed and the extension is built)

@@ -94,6 +94,7 @@ class Member:
     learner: bool = False
     removed: bool = False
     partitioned: bool = False
+    env: dict[str, str] = field(default_factory=dict)  # set over the environment at every (re)start
 
     @property
     def endpoint(self) -> str:
@@ -444,7 +445,7 @@ class Cluster:
         if self not in _live:
             _live.append(self)
         m.argv = [*m.prefix, *server_cmd(self.kind, m.flags)]
-        m.proc = spawn(m.argv, m.log_path)
+        m.proc = spawn(m.argv, m.log_path, env=m.env)
 
     def _wait_ready(self, m: Member) -> None:
         wait_serving(m.proc, m.endpoint, f"{self.kind} member {m.name}", m.argv, m.log_tail, serializable=m.learner)

@@ -84,18 +84,22 @@ def server_cmd(kind: str, flags: list[str]) -> list[str]:
     raise ValueError(f"unknown server kind {kind!r}")
 
 
-def child_env() -> dict[str, str]:
-    """The environment a server runs in: ours imports pyetcd_fast from the repo."""
+def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment a server runs in: ours imports pyetcd_fast from the repo; ``extra`` is set over it."""
     env = dict(os.environ)
+    env.update(extra or {})
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
     return env
 
 
-def spawn(argv: list[str], log_path: Path, cwd: Path = REPO_ROOT) -> subprocess.Popen:
-    """Start ``argv`` with stdout and stderr appended to ``log_path`` (a restart's log follows the last one)."""
+def spawn(
+    argv: list[str], log_path: Path, cwd: Path = REPO_ROOT, env: dict[str, str] | None = None
+) -> subprocess.Popen:
+    """Start ``argv`` with stdout and stderr appended to ``log_path`` (a restart's log follows the last one);
+    ``env`` is set over the usual environment."""
     with open(log_path, "ab") as log:
         return subprocess.Popen(
-            argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=cwd, env=child_env()
+            argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=cwd, env=child_env(env)
         )
 
 
