@@ -65,6 +65,8 @@ class ReadyLoop:
         self.batches += 1
         try:
             self._server.process_ready()
+        except (KeyboardInterrupt, SystemExit):
+            raise  # the call itself completed: these came after it, for the embedding program
         except BaseException as e:  # a PanicException is a BaseException
             self._fatal(e)
             return
@@ -87,6 +89,8 @@ class ReadyLoop:
         self.ticks += 1
         try:
             self._server.tick()
+        except (KeyboardInterrupt, SystemExit):
+            raise
         except BaseException as e:
             self._fatal(e)
             return

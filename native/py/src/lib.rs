@@ -92,10 +92,11 @@ impl Server {
     /// writing, without the sync a clean `stop` does (the restart recovers from the WAL).
     fn fail(&self, py: Python<'_>) {
         py.allow_threads(|| {
+            // The member first (nothing more acknowledged or committed), then the edge, which may take seconds.
+            self.inner.fail();
             if let Some(mut e) = self.edge.lock().take() {
                 e.shutdown();
             }
-            self.inner.fail();
         })
     }
 

@@ -167,12 +167,15 @@ impl EtcdServer {
         super::snapshot::finish_snapshot_install(&store, &cfg.backend_dir, snapshot_index)?;
         let applied = store.consistent_index();
         if applied < snapshot_index {
-            // The WAL no longer holds the entries between the two, so replay cannot fill the gap: refuse to
-            // start rather than serve a store that silently lacks them.
-            return Err(format!(
-                "backend consistent index {applied} is behind the WAL's snapshot at index {snapshot_index}: \
-                 the entries between are gone from the WAL (restore this member from a snapshot or re-add it)"
-            ));
+            // The WAL no longer holds the entries between the two. The one way this came about (issue 21, bug
+            // 1, before its fix) left only entries that changed nothing there: the backend committed whenever
+            // an entry wrote, and a snapshot forced a commit first. So go on from the snapshot, and say so.
+            zap_log(
+                "warn",
+                "etcdserver/server.go",
+                "backend consistent index is behind the WAL snapshot; starting from the snapshot index",
+                &[("consistent-index", applied.to_string()), ("snapshot-index", snapshot_index.to_string())],
+            );
         }
         let last_index = rs.storage.last_index().map_err(|e| e.to_string())?;
         if applied > last_index {

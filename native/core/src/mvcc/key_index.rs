@@ -277,9 +277,14 @@ impl KeyIndex {
     /// revision `<= at_rev`.
     fn compaction_point(&self, at_rev: i64) -> (usize, Option<usize>) {
         let last = self.generations.len() - 1;
-        let gi = self.generations[..last]
-            .iter()
-            .position(|g| g.revs.last().is_some_and(|tomb| tomb.main >= at_rev))
+        let gi = (0..last)
+            .position(|i| {
+                let tomb = self.generations[i].revs.last().map_or(i64::MIN, |r| r.main);
+                // A tombstone at exactly at_rev keeps its generation, unless the next one already began at
+                // at_rev (a txn that deleted and put the key again): its put is the key's state at at_rev.
+                let next_began = self.generations[i + 1].revs.first().is_some_and(|r| r.main <= at_rev);
+                tomb > at_rev || (tomb == at_rev && !next_began)
+            })
             .unwrap_or(last);
         (gi, self.generations[gi].newest_at(at_rev))
     }
@@ -405,6 +410,23 @@ mod tests {
         let mut ki = KeyIndex::new();
         ki.restore(rev(2, 0), rev(3, 0), 2);
         ki.restore(rev(2, 0), rev(4, 0), 3);
+    }
+
+    /// A txn that deletes the key and puts it again shares one main revision (5.0t, 5.1): compacting at 5
+    /// must keep the put, which is the key's value at 5, not the tombstone before it.
+    #[test]
+    fn compaction_at_a_delete_and_put_in_one_txn_keeps_the_put() {
+        let mut ki = KeyIndex::new();
+        ki.put(2, 0);
+        ki.tombstone(5, 0).unwrap();
+        ki.put(5, 1);
+        let mut kept = HashSet::new();
+        ki.keep(5, &mut kept, true);
+        let mut available = HashSet::new();
+        ki.compact(5, &mut available);
+        assert_eq!(available, HashSet::from([rev(5, 1)]));
+        assert_eq!(kept, available);
+        assert_eq!(ki.get(5), Ok((rev(5, 1), rev(5, 1), 1)));
     }
 
     #[test]

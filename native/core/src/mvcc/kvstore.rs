@@ -123,11 +123,13 @@ impl KvStore {
             compact_main_rev: loaded.compact_main_rev,
             pending: BTreeMap::new(),
         };
+        let watchable = WatchableStore::default();
+        watchable.reset_notified(state.current_rev);
         Ok(KvStore {
             backend,
             compactor,
             lessor,
-            watchable: WatchableStore::default(),
+            watchable,
             state: RwLock::new(state),
             buffer: Mutex::new(Buffer::default()),
             batch: BatchLimits::default(),
@@ -158,6 +160,7 @@ impl KvStore {
         };
         drop(state);
         self.watchable.unsync_all();
+        self.watchable.reset_notified(loaded.current_rev);
         Ok(())
     }
 

@@ -17,7 +17,7 @@
 //!
 //! Lock order: the group lock, then the store's state lock (a [`ReadView`]). The applier calls `notify`
 //! after its batch, holding no store lock.
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -108,12 +108,12 @@ struct Groups {
     unsynced: HashMap<WatcherKey, Watcher>,
     /// Next server-chosen watch id, per stream.
     next_id: HashMap<u64, i64>,
-    /// The last revision whose events went to the synced watchers (None: nothing notified since the store
-    /// opened or was replaced, so the store's revision). A progress notification reports this, never the
-    /// store's revision, which runs ahead while a batch is applied and not yet notified (etcd #15220).
-    notified: Option<i64>,
-    /// Streams that asked for progress while one of their watchers was catching up: answered once it is synced.
-    progress_pending: HashSet<u64>,
+    /// The last revision whose events went to the synced watchers (the store's revision when it opened or
+    /// was replaced). A progress notification reports this, never the store's revision, which runs ahead
+    /// while a batch is applied and not yet notified (etcd #15220).
+    notified: i64,
+    /// Streams that asked for progress while one of their watchers was catching up: answered once none is.
+    progress_pending: HashMap<u64, Arc<WatchStream>>,
 }
 
 impl Groups {
@@ -213,6 +213,7 @@ impl WatchableStore {
         let k = (stream.id, watch_id);
         if g.synced.remove(&k).is_some() || g.unsynced.remove(&k).is_some() {
             stream.send(WatchResponse { watch_id, canceled: true, ..Default::default() }, store.rev());
+            Self::send_pending_progress(&mut g);
         }
     }
 
@@ -231,20 +232,24 @@ impl WatchableStore {
     /// A WatchProgressRequest: a header-only response (watch_id -1) at the last notified revision. etcd 3.4.23
     /// sends it at once at the store's revision, which can run ahead of events not yet sent; like later
     /// releases, a stream with a watcher still catching up gets it only once that watcher is synced.
-    pub fn request_progress(&self, store: &KvStore, stream: &WatchStream) {
+    pub fn request_progress(&self, stream: &Arc<WatchStream>) {
         let mut g = self.groups.lock();
         if g.unsynced.keys().any(|k| k.0 == stream.id) {
-            g.progress_pending.insert(stream.id);
+            g.progress_pending.insert(stream.id, stream.clone());
             return;
         }
-        let rev = g.notified.unwrap_or_else(|| store.rev());
-        stream.send(WatchResponse { watch_id: -1, ..Default::default() }, rev);
+        stream.send(WatchResponse { watch_id: -1, ..Default::default() }, g.notified);
+    }
+
+    /// The store opened, or was replaced by a snapshot, at `rev`: nothing of it is waiting to be notified.
+    pub fn reset_notified(&self, rev: i64) {
+        self.groups.lock().notified = rev;
     }
 
     /// Sends an empty response to every synced `progress_notify` watcher not notified for `interval`.
-    pub fn progress_notify(&self, store: &KvStore, interval: Duration) {
+    pub fn progress_notify(&self, interval: Duration) {
         let mut g = self.groups.lock();
-        let cur = g.notified.unwrap_or_else(|| store.rev());
+        let cur = g.notified;
         let now = Instant::now();
         for w in g.synced.watchers.values_mut() {
             if w.progress_notify && now.duration_since(w.last_progress) >= interval {
@@ -264,7 +269,7 @@ impl WatchableStore {
         let mut g = self.groups.lock();
         if let Some((last, _)) = revs.last() {
             // Under the lock, before any progress can be sent: the events are queued below first.
-            g.notified = Some(g.notified.map_or(*last, |n| n.max(*last)));
+            g.notified = g.notified.max(*last);
         }
         if g.synced.watchers.is_empty() || revs.is_empty() {
             return;
@@ -331,12 +336,18 @@ impl WatchableStore {
         let mut g = self.groups.lock();
         let synced = g.synced.take_all();
         g.unsynced.extend(synced);
-        g.notified = None; // the replaced store's revision is not the new one's
     }
 
-    /// Catches unsynced watchers up from history; returns whether any remain unsynced.
+    /// Catches unsynced watchers up from history; returns whether any remain unsynced. Streams that asked for
+    /// progress get it once none of their watchers is left unsynced (caught up, canceled or compacted).
     pub fn sync(&self, store: &KvStore) -> Result<bool, MvccError> {
         let mut g = self.groups.lock();
+        let r = self.sync_locked(&mut g, store);
+        Self::send_pending_progress(&mut g);
+        r
+    }
+
+    fn sync_locked(&self, g: &mut Groups, store: &KvStore) -> Result<bool, MvccError> {
         if g.unsynced.is_empty() {
             return Ok(false);
         }
@@ -388,22 +399,19 @@ impl WatchableStore {
                 g.synced.insert(k, w);
             }
         }
-        self.send_pending_progress(&mut g, store);
         Ok(!g.unsynced.is_empty())
     }
 
-    /// Answers the progress requests of streams whose watchers are all synced now.
-    fn send_pending_progress(&self, g: &mut Groups, store: &KvStore) {
+    /// Answers the progress requests of streams none of whose watchers is unsynced any more.
+    fn send_pending_progress(g: &mut Groups) {
         if g.progress_pending.is_empty() {
             return;
         }
-        let rev = g.notified.unwrap_or_else(|| store.rev());
         let ready: Vec<u64> =
-            g.progress_pending.iter().copied().filter(|id| !g.unsynced.keys().any(|k| k.0 == *id)).collect();
+            g.progress_pending.keys().copied().filter(|id| !g.unsynced.keys().any(|k| k.0 == *id)).collect();
         for id in ready {
-            g.progress_pending.remove(&id);
-            if let Some(w) = g.synced.watchers.iter().find(|(k, _)| k.0 == id).map(|(_, w)| w) {
-                w.stream.send(WatchResponse { watch_id: -1, ..Default::default() }, rev);
+            if let Some(stream) = g.progress_pending.remove(&id) {
+                stream.send(WatchResponse { watch_id: -1, ..Default::default() }, g.notified);
             }
         }
     }

@@ -235,14 +235,29 @@ fn progress_never_runs_ahead_of_the_events() {
     s.watchable.watch(&s, &stream, create("k", "", 0));
     write(&s, &[("k", Some("1"))]);
     let (rev, events) = apply(&s, &[("k", Some("2"))]);
-    s.watchable.request_progress(&s, &stream);
+    s.watchable.request_progress(&stream);
     s.watchable.notify(&s, &[(rev, events)]);
     assert_eq!(drain(&mut rx), ["0 1 created", "0 2 k=1@2", "-1 2", "0 3 k=2@3"]);
 
     // A second watcher from revision 1 is unsynced: the stream's progress waits for its catch-up.
     s.watchable.watch(&s, &stream, create("k", "", 1));
-    s.watchable.request_progress(&s, &stream);
+    s.watchable.request_progress(&stream);
     assert_eq!(drain(&mut rx), ["1 3 created"]);
     s.watchable.sync(&s).unwrap();
     assert_eq!(drain(&mut rx), ["1 3 k=1@2 k=2@3", "-1 3"]);
+}
+
+/// A progress request held for a catching-up watcher is answered when that watcher goes another way than
+/// syncing: cancelled by the client, or cancelled as compacted.
+#[test]
+fn held_progress_is_answered_when_the_unsynced_watcher_is_cancelled() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = KvStore::open(dir.path()).unwrap();
+    write(&s, &[("k", Some("1"))]);
+    let (stream, mut rx) = s.watchable.new_stream();
+    s.watchable.watch(&s, &stream, create("k", "", 1));
+    s.watchable.request_progress(&stream);
+    assert_eq!(drain(&mut rx), ["0 2 created"]);
+    s.watchable.cancel(&s, &stream, 0);
+    assert_eq!(drain(&mut rx), ["0 2 canceled c=0", "-1 2"]);
 }

@@ -41,7 +41,8 @@ pub const REJECT_CLUSTER: u8 = 1;
 pub const REJECT_TO: u8 = 2;
 pub const REJECT_REMOVED: u8 = 3;
 
-/// Bytes of raft messages one peer may have queued (about 64 one-MiB appends). A peer that does not read
+/// Bytes of raft messages one peer may have queued (about 64 one-MiB appends; more only for a single message,
+/// such as a large snapshot, into an empty queue). A peer that does not read
 /// (paused, or its network blackholed) would otherwise pile up up to `max_inflight_msgs` appends of up to
 /// 1 MiB each; past this, messages are dropped and raft told the peer is unreachable (it probes again), as
 /// etcd drops a message when a peer's stream buffer is full.
@@ -159,7 +160,9 @@ impl Transport {
                 continue;
             };
             let size = queued_size(&m);
-            if p.queued.load(Relaxed) + size > MAX_QUEUED_BYTES {
+            let queued = p.queued.load(Relaxed);
+            // An empty queue takes any message, so a snapshot larger than the budget still goes out.
+            if queued > 0 && queued + size > MAX_QUEUED_BYTES {
                 if !p.dropping.swap(true, AcqRel) {
                     crate::raftnode::logger::zap_log(
                         "warn",

@@ -20,8 +20,10 @@ const REDIAL: Duration = Duration::from_millis(100);
 /// A write batch is cut past this many bytes.
 const MAX_BATCH: usize = 4 << 20;
 /// A write that makes no progress for this long closes the stream (etcd's ConnWriteTimeout): a peer that
-/// stopped reading must not hold the queue forever.
+/// stopped reading must not hold the queue forever. The deadline is per chunk of [`WRITE_CHUNK`] bytes, so a
+/// large batch or snapshot on a slow link that keeps moving is not cut.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+const WRITE_CHUNK: usize = 256 << 10;
 
 pub(super) struct Peer {
     pub id: u64,
@@ -105,7 +107,13 @@ impl Peer {
                     buf.extend_from_slice(&body);
                     next = if buf.len() < MAX_BATCH { rx.try_recv().ok() } else { None };
                 }
-                let ok = matches!(tokio::time::timeout(WRITE_TIMEOUT, stream.write_all(&buf)).await, Ok(Ok(())));
+                let mut ok = true;
+                for chunk in buf.chunks(WRITE_CHUNK) {
+                    if !matches!(tokio::time::timeout(WRITE_TIMEOUT, stream.write_all(chunk)).await, Ok(Ok(()))) {
+                        ok = false;
+                        break;
+                    }
+                }
                 if let Some(server) = self.server.upgrade() {
                     for _ in 0..snapshots {
                         server.report_snapshot(self.id, ok);

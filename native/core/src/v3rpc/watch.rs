@@ -106,7 +106,7 @@ impl WatchService {
                 match r.request_union {
                     Some(RequestUnion::CreateRequest(c)) => store.watchable.watch(store, &ws, c),
                     Some(RequestUnion::CancelRequest(c)) => store.watchable.cancel(store, &ws, c.watch_id),
-                    Some(RequestUnion::ProgressRequest(_)) => store.watchable.request_progress(store, &ws),
+                    Some(RequestUnion::ProgressRequest(_)) => store.watchable.request_progress(&ws),
                     None => {}
                 }
             }
@@ -138,7 +138,7 @@ pub async fn sync_loop(
             if let Err(e) = store.watchable.sync(store) {
                 eprintln!("pyetcd_fast: watch sync: {e}");
             }
-            store.watchable.progress_notify(store, progress_interval);
+            store.watchable.progress_notify(progress_interval);
         })
         .await;
     }

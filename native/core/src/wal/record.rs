@@ -88,10 +88,14 @@ pub fn decode(buf: &[u8], pos: usize, prev_crc: u32) -> Result<Record<'_>, Stop>
     let next = pos.saturating_add(frame_len(len));
     let bad = |why: String| {
         let rest = if next <= buf.len() { &buf[next..] } else { &[][..] };
-        if all_zero(rest) {
-            Stop::Torn
-        } else {
-            Stop::Corrupt(why)
+        if !all_zero(rest) {
+            return Stop::Corrupt(why);
+        }
+        // Zeros after the frame's claimed end prove nothing when the length itself is damaged: a valid record
+        // chained from this one's stored CRC, further on, shows the damage is mid-log.
+        match chained_record_after(buf, pos + HEADER_LEN, crc) {
+            Some(at) => Stop::Corrupt(format!("{why}, yet a valid record follows at offset {at}")),
+            None => Stop::Torn,
         }
     };
     let Some(t) = RecordType::from_u8(tbyte) else {

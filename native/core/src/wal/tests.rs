@@ -203,3 +203,22 @@ fn a_length_past_the_end_with_records_after_it_is_refused() {
     assert_eq!(after.len(), buf.len(), "nothing is repaired away");
     assert!(after.windows(8).any(|x| x == b"entry-20"), "nothing is repaired away");
 }
+
+/// The same damage with a length that still fits in the preallocated segment: the frame's claimed end lands in
+/// the zero tail, which alone looks like a torn write; the chained records after it say otherwise.
+#[test]
+fn a_damaged_length_inside_the_file_with_records_after_it_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut w = Wal::create(dir.path(), b"m", WalOptions { fsync: false, segment_size: 1 << 20 }).unwrap();
+    save_range(&mut w, 1, 20);
+    drop(w);
+    let path = tail_segment(dir.path());
+    let buf = std::fs::read(&path).unwrap();
+    let at = buf.windows(7).position(|x| x == b"entry-5").unwrap() - 8 - record::HEADER_LEN;
+    let len = u32::from_le_bytes(buf[at..at + 4].try_into().unwrap());
+    let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    f.write_all_at(&(len + 64 * 1024).to_le_bytes(), at as u64).unwrap();
+    drop(f);
+    let err = Wal::open(dir.path(), opts()).err().expect("must refuse: valid entries follow the damage");
+    assert!(err.to_string().contains("a valid record follows"), "{err}");
+}
