@@ -1,4 +1,15 @@
 //! [`EtcdServer`]: the proposal queue, the waiters, and the per-batch Ready loop.
+//!
+//! Lock order (a lock is only taken while holding those above it):
+//! 1. `core`: the Ready loop's raft node and WAL, held for a whole batch;
+//! 2. the store's write `buffer` (a snapshot restore holds it through the whole swap);
+//! 3. the store's watch groups (`WatchableStore`), which read the store under them (notify, sync, watch);
+//! 4. the store's `state` (index, revision);
+//! 5. the leaf queues (`proposals`, `held`, `leader_only`, `waiters`, `reads`, `inbox`, `reports`,
+//!    `conf_proposals`, `transfer`, `last_publish`): nothing else is taken while one is held.
+//!
+//! Fail-stop: an error from [`EtcdServer::process_ready`] or [`EtcdServer::tick`], or a panic in them, ends
+//! the member ([`EtcdServer::fail`]: nothing more is acknowledged, proposed, sent or written).
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
