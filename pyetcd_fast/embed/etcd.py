@@ -180,17 +180,7 @@ class Etcd:
             return
         self.fatal = exc
         self.log.error("etcd server stopped on a fatal error", error=f"{type(exc).__name__}: {exc}")
-        if self._compactor is not None:
-            self._compactor.stop()
-        if self._ready_loop is not None:
-            self._ready_loop.stop()
-        if self.server is not None:
-            self.server.fail()
-        if self._lock_fd is not None:
-            os.close(self._lock_fd)
-            self._lock_fd = None
-        self.stopped.set()
-        self._settled.set()
+        self._halt(fail=True)
 
     async def graceful_stop(self) -> None:
         """``stop``, after handing leadership to another voter if this member leads (etcd does the same on
@@ -209,11 +199,17 @@ class Etcd:
         if self.stopped.is_set():
             return
         self.log.info("closing etcd server", name=self.cfg.name, **{"data-dir": self.cfg.data_dir_path})
+        self._halt(fail=False)
+
+    def _halt(self, *, fail: bool) -> None:
+        """Stops the compactor, the Ready loop and the member: ``Server.stop`` (synced) or ``Server.fail``."""
         if self._compactor is not None:
             self._compactor.stop()
         if self._ready_loop is not None:
             self._ready_loop.stop()
-        if self.server is not None:
+        if self.server is not None and fail:
+            self.server.fail()
+        elif self.server is not None:
             self.server.stop()
         if self._lock_fd is not None:
             os.close(self._lock_fd)

@@ -63,12 +63,7 @@ class ReadyLoop:
         if not self._running:
             return
         self.batches += 1
-        try:
-            self._server.process_ready()
-        except (KeyboardInterrupt, SystemExit):
-            raise  # the call itself completed: these came after it, for the embedding program
-        except BaseException as e:  # a PanicException is a BaseException
-            self._fatal(e)
+        if not self._survived(self._server.process_ready):
             return
         if self._server.removed:
             self.stop()
@@ -79,20 +74,23 @@ class ReadyLoop:
             if self._on_published is not None:
                 self._loop.call_soon(self._on_published)
 
-    def _fatal(self, exc: BaseException) -> None:
-        self.stop()
-        self._on_fatal(exc)
+    def _survived(self, call: Callable[[], object]) -> bool:
+        """Runs one native call; on any failure the loop stops and the member is failed (fail-stop)."""
+        try:
+            call()
+        except (KeyboardInterrupt, SystemExit):
+            raise  # the call itself completed: these came after it, for the embedding program
+        except BaseException as e:  # a PanicException is a BaseException
+            self.stop()
+            self._on_fatal(e)
+            return False
+        return True
 
     def _tick(self) -> None:
         if not self._running:
             return
         self.ticks += 1
-        try:
-            self._server.tick()
-        except (KeyboardInterrupt, SystemExit):
-            raise
-        except BaseException as e:
-            self._fatal(e)
+        if not self._survived(self._server.tick):
             return
         self._process()
         self._tick_handle = self._loop.call_later(self._tick_seconds, self._tick)

@@ -21,10 +21,13 @@ died). Faults act only on processes and namespaces the run started.
 
 from __future__ import annotations
 
+import abc
+import contextlib
 import os
 import random
 import shutil
 import signal
+import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -35,7 +38,6 @@ from harness.servers import free_port
 from robustness.lazyfs import LazyFS
 
 FIRE_TIMEOUT = 5.0  # how long an armed failpoint may wait for traffic to reach it
-EXIT_TIMEOUT = 3.0  # fail-stop: a member that hit its failpoint must be gone within this
 
 
 @dataclass
@@ -72,7 +74,7 @@ def restart(ctx: Context, m: Member) -> None:
         ctx.cluster.restart(m)
 
 
-class Fault:
+class Fault(abc.ABC):
     name = "fault"
     # The members' data dirs go on lazyfs (power loss), and what the members' environment gets.
     needs_lazyfs = False
@@ -81,8 +83,9 @@ class Fault:
     def applies(self, kind: str, size: int, netns: bool) -> bool:
         return True
 
+    @abc.abstractmethod
     def inject(self, ctx: Context) -> Injection:
-        raise NotImplementedError
+        """One whole fault cycle: break, hold, repair (see the module docstring)."""
 
 
 class Kill(Fault):
@@ -162,22 +165,14 @@ class Failpoint(Fault):
         assert m.proc is not None
         try:
             m.proc.wait(FIRE_TIMEOUT)
-            fired = True
-        except Exception:  # noqa: BLE001 (subprocess.TimeoutExpired: traffic did not reach it)
-            fired = False
-        note = ""
-        if fired:
-            note = f"exit {m.proc.returncode}"
-        else:
-            try:
+        except subprocess.TimeoutExpired:
+            # Traffic did not reach it in time: disarm (it may fire just now, as the member goes away).
+            with contextlib.suppress(urllib.error.URLError, OSError):
                 set_failpoint(ctx, m, self.point, None)
-            except (urllib.error.URLError, OSError):
-                pass  # it fired just now: the member is going away
-            try:
-                m.proc.wait(EXIT_TIMEOUT if not m.alive() else 0.05)
-            except Exception:  # noqa: BLE001
-                pass
-            fired = not m.alive()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                m.proc.wait(0.5)  # a member that fired while being disarmed is on its way out
+        fired = not m.alive()
+        note = f"exit {m.proc.returncode}" if fired else ""
         restart(ctx, m)
         return Injection(self.name, m.name, fired, t0, time.monotonic(), note)
 

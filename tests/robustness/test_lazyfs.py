@@ -19,7 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from robustness.lazyfs import LazyFS, _Overlay, fsync_write_rate, fuse_unavailable_reason
+from robustness.lazyfs import LazyFS, fsync_write_rate, fuse_unavailable_reason
+from robustness.lazyfs_ops import _Overlay
 
 FUSE_REASON = fuse_unavailable_reason()
 needs_fuse = pytest.mark.skipif(FUSE_REASON is not None, reason=f"FUSE unusable here: {FUSE_REASON}")

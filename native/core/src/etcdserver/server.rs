@@ -117,6 +117,16 @@ pub(crate) struct Core {
     pub(crate) snapshot_index: u64,
 }
 
+impl Core {
+    /// Fails the linearizable reads raft has not confirmed yet, and those waiting to be applied.
+    fn abandon_reads(&mut self) {
+        let pending = self.pending_reads.drain().map(|(_, (_, ws))| ws);
+        for w in pending.chain(self.confirmed_reads.drain(..).map(|(_, ws)| ws)).flatten() {
+            let _ = w.send(Err(EtcdError::Stopped));
+        }
+    }
+}
+
 pub struct EtcdServer {
     pub cfg: ServerConfig,
     pub store: Arc<KvStore>,
@@ -722,6 +732,17 @@ impl EtcdServer {
     /// Fails every waiter and refuses new requests; the driver stops calling process_ready after this.
     pub fn stop(&self) {
         self.stopped.store(true, Ordering::Release);
+        self.abandon_requests();
+        let mut core = self.core.lock();
+        core.abandon_reads();
+        let _ = core.wal.sync();
+        let _ = self.store.force_commit();
+        self.store.compactor.stop();
+        let _ = self.store.backend().sync();
+    }
+
+    /// Fails every request waiting for an answer and stops the peer transport (both kinds of stop).
+    fn abandon_requests(&self) {
         for (_, w) in self.waiters.lock().drain() {
             let _ = w.send(Err(EtcdError::Stopped));
         }
@@ -731,16 +752,6 @@ impl EtcdServer {
         if let Some(t) = self.transport.get() {
             t.stop();
         }
-        let mut core = self.core.lock();
-        for (_, (_, ws)) in core.pending_reads.drain() {
-            for w in ws {
-                let _ = w.send(Err(EtcdError::Stopped));
-            }
-        }
-        let _ = core.wal.sync();
-        let _ = self.store.force_commit();
-        self.store.compactor.stop();
-        let _ = self.store.backend().sync();
     }
 
     /// Fail-stop after a fatal error (a panic or an I/O error on the durability path): every waiter fails,
@@ -753,27 +764,10 @@ impl EtcdServer {
             return;
         }
         self.store.fail();
-        for (_, w) in self.waiters.lock().drain() {
-            let _ = w.send(Err(EtcdError::Stopped));
-        }
-        for w in self.reads.lock().drain(..) {
-            let _ = w.send(Err(EtcdError::Stopped));
-        }
-        if let Some(t) = self.transport.get() {
-            t.stop();
-        }
+        self.abandon_requests();
         // The Ready loop may be the one that failed, mid-batch: take its reads only if the lock is free soon.
         if let Some(mut core) = self.core.try_lock_for(Duration::from_millis(200)) {
-            for (_, (_, ws)) in core.pending_reads.drain() {
-                for w in ws {
-                    let _ = w.send(Err(EtcdError::Stopped));
-                }
-            }
-            for (_, ws) in core.confirmed_reads.drain(..) {
-                for w in ws {
-                    let _ = w.send(Err(EtcdError::Stopped));
-                }
-            }
+            core.abandon_reads();
         }
     }
 

@@ -181,22 +181,29 @@ fn create_refuses_an_existing_wal() {
     assert!(Wal::create(dir.path(), b"m", opts()).is_err());
 }
 
+/// A WAL of entries 1..=20 in one 1 MiB segment whose entry-5 frame gets `len(old length)` as its length
+/// field; returns the segment's path and its bytes before the damage.
+fn wal_with_entry_5_length(dir: &std::path::Path, len: impl Fn(u32) -> u32) -> (std::path::PathBuf, Vec<u8>) {
+    let mut w = Wal::create(dir, b"m", WalOptions { fsync: false, segment_size: 1 << 20 }).unwrap();
+    save_range(&mut w, 1, 20);
+    drop(w);
+    let path = tail_segment(dir);
+    let buf = std::fs::read(&path).unwrap();
+    // The frame of entry 5 starts 12 header bytes and the 8-byte index before its data.
+    let at = buf.windows(7).position(|x| x == b"entry-5").unwrap() - 8 - record::HEADER_LEN;
+    let old = u32::from_le_bytes(buf[at..at + 4].try_into().unwrap());
+    let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    f.write_all_at(&len(old).to_le_bytes(), at as u64).unwrap();
+    (path, buf)
+}
+
 /// A damaged length field in the middle of the log makes its frame run past the end of the file; the valid
 /// records after it show that this is no torn write, so the WAL must refuse to open rather than drop them
 /// (issue 21: a frame past EOF was taken for a torn tail without looking at what follows).
 #[test]
 fn a_length_past_the_end_with_records_after_it_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let mut w = Wal::create(dir.path(), b"m", WalOptions { fsync: false, segment_size: 1 << 20 }).unwrap();
-    save_range(&mut w, 1, 20);
-    drop(w);
-    let path = tail_segment(dir.path());
-    let buf = std::fs::read(&path).unwrap();
-    // The frame of entry 5 starts 12 header bytes and the 8-byte index before its data.
-    let at = buf.windows(7).position(|x| x == b"entry-5").unwrap() - 8 - record::HEADER_LEN;
-    let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
-    f.write_all_at(&0x0fff_ffffu32.to_le_bytes(), at as u64).unwrap();
-    drop(f);
+    let (path, buf) = wal_with_entry_5_length(dir.path(), |_| 0x0fff_ffff);
     let err = Wal::open(dir.path(), opts()).err().expect("must refuse: 15 valid entries follow the damage");
     assert!(err.to_string().contains("runs past the end"), "{err}");
     let after = std::fs::read(&path).unwrap();
@@ -209,16 +216,7 @@ fn a_length_past_the_end_with_records_after_it_is_refused() {
 #[test]
 fn a_damaged_length_inside_the_file_with_records_after_it_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    let mut w = Wal::create(dir.path(), b"m", WalOptions { fsync: false, segment_size: 1 << 20 }).unwrap();
-    save_range(&mut w, 1, 20);
-    drop(w);
-    let path = tail_segment(dir.path());
-    let buf = std::fs::read(&path).unwrap();
-    let at = buf.windows(7).position(|x| x == b"entry-5").unwrap() - 8 - record::HEADER_LEN;
-    let len = u32::from_le_bytes(buf[at..at + 4].try_into().unwrap());
-    let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
-    f.write_all_at(&(len + 64 * 1024).to_le_bytes(), at as u64).unwrap();
-    drop(f);
+    wal_with_entry_5_length(dir.path(), |len| len + 64 * 1024);
     let err = Wal::open(dir.path(), opts()).err().expect("must refuse: valid entries follow the damage");
     assert!(err.to_string().contains("a valid record follows"), "{err}");
 }
