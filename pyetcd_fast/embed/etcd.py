@@ -15,10 +15,6 @@ from pyetcd_fast.embed.raftloop import ReadyLoop
 from pyetcd_fast.etcdmain.config import Config, ConfigError
 from pyetcd_fast.etcdmain.log import get_logger
 
-# etcd 3.4's raft log keeps this many entries behind a snapshot for slow followers
-# (--experimental-snapshot-catchup-entries).
-SNAPSHOT_CATCHUP_ENTRIES = 5000
-
 # How often a stopping leader looks whether it has handed leadership over yet.
 HANDOVER_POLL = 0.01
 
@@ -101,7 +97,7 @@ class Etcd:
                 "max_request_bytes": cfg.max_request_bytes,
                 "max_txn_ops": cfg.max_txn_ops,
                 "snapshot_count": cfg.snapshot_count,
-                "snapshot_catchup_entries": SNAPSHOT_CATCHUP_ENTRIES,
+                "snapshot_catchup_entries": cfg.experimental_snapshot_catchup_entries,
                 "pre_vote": cfg.pre_vote,
                 "wal_fsync": not cfg.unsafe_no_fsync,
                 "watch_progress_notify_ms": int(cfg.experimental_watch_progress_notify_interval * 1000),

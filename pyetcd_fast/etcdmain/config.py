@@ -156,6 +156,8 @@ class Config:
     experimental_enable_lease_checkpoint: bool = False
     experimental_enable_lease_checkpoint_persist: bool = False
     experimental_compaction_batch_limit: int = 1000
+    # raft entries kept behind a snapshot for slow followers (etcd 3.4's fixed 5000; the flag is etcd 3.5's)
+    experimental_snapshot_catchup_entries: int = 5000
     experimental_peer_skip_client_san_verification: bool = False
     experimental_watch_progress_notify_interval: float = 600.0
     experimental_warning_apply_duration: float = 0.1

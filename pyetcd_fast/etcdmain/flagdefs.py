@@ -289,6 +289,13 @@ def _flags() -> list[Flag]:
             "Most revisions deleted in one compaction batch.",
         ),
         _f(
+            "experimental-snapshot-catchup-entries",
+            "int",
+            5000,
+            HIDDEN,
+            "Raft entries kept after a snapshot for slow followers to catch up from (etcd 3.5's flag).",
+        ),
+        _f(
             "experimental-peer-skip-client-san-verification",
             "bool",
             False,

@@ -12,11 +12,15 @@ one, the only read it serves); its member id is then read from Maintenance.Statu
 
 Members listen on loopback with kernel-picked ports, or, given a ``netns.NetnsFabric``,
 each in its own namespace on ``<subnet>.i:2379/2380`` and on 127.0.0.1:2379 inside it.
+With ``peer_proxies=True`` (loopback only) a member listens for peers on one port and
+advertises another, ``peer_port``, where the test puts a proxy that forwards to
+``listen_peer_port``: every byte between members then passes through the test's proxies.
 
 - ``leader()`` asks every reachable member's Status and returns the member whose id all
   of them report as leader; ``wait_leader(exclude, timeout)`` polls that, returning the
   leader and the seconds it took.
-- ``kill`` (SIGKILL), ``stop`` (SIGTERM) and ``restart`` (the same argv, log appended).
+- ``kill`` (SIGKILL), ``stop`` (SIGTERM) and ``restart`` (the same argv, log appended;
+  ``relaunch`` does not wait until it serves).
 - ``add_member`` runs the real ``etcdctl member add`` (``--learner`` optional) and starts
   the new process with the ``ETCD_INITIAL_CLUSTER`` etcdctl printed and
   ``--initial-cluster-state existing``; ``remove_member`` runs ``etcdctl member remove``.
@@ -83,8 +87,9 @@ class Member:
     log_path: Path
     host: str  # the address peers and the test process use
     client_port: int
-    peer_port: int
+    peer_port: int  # advertised to the peers
     listen_hosts: list[str]  # client URLs are served on each
+    listen_peer_port: int = 0  # where the member listens for peers, when not peer_port (a proxy between)
     node: Node | None = None
     prefix: list[str] = field(default_factory=list)  # argv prefix, e.g. ip netns exec
     flags: list[str] = field(default_factory=list)
@@ -113,6 +118,10 @@ class Member:
     @property
     def peer_url(self) -> str:
         return f"http://{self.host}:{self.peer_port}"
+
+    @property
+    def listen_peer_url(self) -> str:
+        return f"http://{self.host}:{self.listen_peer_port or self.peer_port}"
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -148,6 +157,7 @@ class Cluster:
         extra_flags: Iterable[str] = (),
         fabric: NetnsFabric | None = None,
         token: str | None = None,
+        peer_proxies: bool = False,
     ) -> None:
         self.kind = kind
         self.workdir = workdir
@@ -155,6 +165,7 @@ class Cluster:
         self.election_ms = election_ms
         self.extra_flags = list(extra_flags)
         self.fabric = fabric
+        self.peer_proxies = peer_proxies
         self.token = token or f"pyetcd-test-{os.getpid()}-{next(_counter)}"
         self.members: list[Member] = []
         self._created = 0
@@ -208,11 +219,16 @@ class Cluster:
 
     def restart(self, m: Member) -> None:
         """Start ``m`` again with the same flags (``--initial-cluster-state`` is ignored on an existing data dir)."""
+        self.relaunch(m)
+        self._wait_ready(m)
+
+    def relaunch(self, m: Member) -> None:
+        """``restart`` without waiting until it serves (for a member expected to stop again on its own)."""
         if m.alive():
             raise RuntimeError(f"{m.name} is still running")
         with open(m.log_path, "ab") as log:
             log.write(b"\n--- harness: restart on the same data dir ---\n")
-        self.start_member(m)
+        self._spawn(m)
 
     def start_member(self, m: Member) -> None:
         """Start a member whose flags are set (one ``add_member(start=False)`` made, or after a stop)."""
@@ -416,7 +432,11 @@ class Cluster:
                 prefix=self.fabric.exec_prefix(node),
             )  # fmt: skip
         client_port, peer_port = self._port(), self._port()
-        return Member(name, data_dir, member_dir / "server.log", "127.0.0.1", client_port, peer_port, ["127.0.0.1"])
+        listen_peer_port = self._port() if self.peer_proxies else 0
+        return Member(
+            name, data_dir, member_dir / "server.log", "127.0.0.1", client_port, peer_port, ["127.0.0.1"],
+            listen_peer_port=listen_peer_port,
+        )  # fmt: skip
 
     def _port(self) -> int:
         while True:
@@ -431,7 +451,7 @@ class Cluster:
             "--data-dir", str(m.data_dir),
             "--listen-client-urls", ",".join(f"http://{h}:{m.client_port}" for h in m.listen_hosts),
             "--advertise-client-urls", m.client_url,
-            "--listen-peer-urls", m.peer_url,
+            "--listen-peer-urls", m.listen_peer_url,
             "--initial-advertise-peer-urls", m.peer_url,
             "--initial-cluster", initial_cluster,
             "--initial-cluster-token", self.token,

@@ -2,9 +2,10 @@
 
 Every scenario (one fault kind) runs ``--runs`` times on each cluster size and server kind it applies to, each
 run ``--duration`` seconds of traffic; the report is one Markdown table per kind (runs, operations checked,
-faults injected and fired, violations, lost writes, watch violations, longest unavailability, members
-restarted), written to ``--out`` and printed. A progress line per run goes to stderr. Exit status 1 when any
-run failed a check.
+faults injected and fired, violations, lost writes, watch and lease violations, longest unavailability, members
+restarted), then a table of every fault as injected (each failpoint of the rotating failpoint scenarios on
+its own: injected, fired), written to ``--out`` and printed. A progress line per run goes to stderr. Exit
+status 1 when any run failed a check.
 """
 
 from __future__ import annotations
@@ -25,18 +26,33 @@ def table(results: list[RunResult]) -> str:
         groups[(r.spec.kind, r.spec.size, r.spec.scenario)].append(r)
     head = (
         "| kind | members | scenario | runs | passed | operations | faults (fired) | linearizability violations "
-        "| acknowledged writes lost | watch violations | other failures | longest unavailability (s) "
+        "| acknowledged writes lost | watch violations | lease violations | other failures "
+        "| longest unavailability (s) "
         "| members restarted |"
     )
-    lines = [head, "|" + "---|" * 13]
+    lines = [head, "|" + "---|" * 14]
     for (kind, size, scenario), rs in sorted(groups.items()):
         lines.append(
             f"| {kind} | {size} | {scenario} | {len(rs)} | {sum(r.ok for r in rs)} | {sum(r.operations for r in rs):,} "
             f"| {sum(r.faults for r in rs)} ({sum(r.faults_fired for r in rs)}) "
             f"| {sum(r.linearizability_violations for r in rs)} | {sum(r.lost_writes for r in rs)} "
-            f"| {sum(r.watch_violations for r in rs)} | {sum(len(r.other_failures) for r in rs)} "
+            f"| {sum(r.watch_violations for r in rs)} | {sum(r.lease_violations for r in rs)} "
+            f"| {sum(len(r.other_failures) for r in rs)} "
             f"| {max(r.max_unavailable_s for r in rs):.2f} | {sum(r.members_restarted for r in rs)} |"
         )
+    return "\n".join(lines) + "\n"
+
+
+def fired(results: list[RunResult]) -> str:
+    """Per fault as injected (each failpoint of the rotating scenarios on its own): injected and fired."""
+    counts: dict[tuple[str, int, str], list[int]] = defaultdict(lambda: [0, 0])
+    for r in results:
+        for i in r.injections:
+            c = counts[(r.spec.kind, r.spec.size, i.fault)]
+            c[0] += 1
+            c[1] += i.fired
+    lines = ["| kind | members | fault | injected | fired |", "|---|---|---|---|---|"]
+    lines += [f"| {k} | {n} | {f} | {a} | {b} |" for (k, n, f), (a, b) in sorted(counts.items())]
     return "\n".join(lines) + "\n"
 
 
@@ -90,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
             flush=True,
         )
-    report = table(results)
+    report = table(results) + "\n### Every fault injected\n\n" + fired(results)
     bad = failures(results)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(report + ("\n## Failed runs\n\n" + bad if bad else ""))

@@ -10,6 +10,8 @@ Contract:
 - ``watch_response(pb, t)`` records one WatchResponse as the server sent it: a DELETE event's kv keeps
   exactly the fields the server filled (etcd fills only key and mod_revision), and a response with no
   events that is neither created nor canceled is a progress notification.
+- ``keep_alive(lease, call, ret, pb)`` and ``lease_check(lease, call, ret, pb)`` record a LeaseKeepAlive and a
+  LeaseTimeToLive answer with the TTLs as sent (etcd's "not found" is TTL 0, resp. TTL -1 and granted TTL 0).
 - Conversion never fixes up what the server sent: a wrong field must reach the checkers unchanged.
 """
 
@@ -23,7 +25,9 @@ from robustness.history import (
     Compare,
     Delete,
     DeleteResponse,
+    KeepAlive,
     KeyValue,
+    LeaseCheck,
     LeaseGrant,
     LeaseGrantResponse,
     LeaseRevoke,
@@ -168,6 +172,14 @@ def response(req: Request, pb) -> Response:  # pb: the rpc_pb2 response to ``req
     if isinstance(req, Compact):
         return CompactResponse(revision)
     raise TypeError(f"no history response for {req!r}")
+
+
+def keep_alive(lease: int, call: float, ret: float, pb: rpc_pb2.LeaseKeepAliveResponse) -> KeepAlive:
+    return KeepAlive(lease, call, ret, pb.TTL)
+
+
+def lease_check(lease: int, call: float, ret: float, pb: rpc_pb2.LeaseTimeToLiveResponse) -> LeaseCheck:
+    return LeaseCheck(lease, call, ret, pb.TTL, pb.grantedTTL, list(pb.keys))
 
 
 # --- watches -------------------------------------------------------------------------------------

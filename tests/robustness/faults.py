@@ -8,13 +8,20 @@ died). Faults act only on processes and namespaces the run started.
 
 - ``Kill(target)``: SIGKILL of the leader, a follower or any member, then a restart on the same data dir.
 - ``Pause``: SIGSTOP of the leader for 1–5 s, then SIGCONT (the old leader must step down, not corrupt).
-- ``Failpoint(name, action)``: arms a failpoint at run time through the member's failpoints endpoint
-  (``PYETCD_FAILPOINTS_HTTP``; ours only) on the member it concerns; the member must end the process itself
+- ``Failpoint(action)``: arms every failpoint in turn (one per injection; ``points=`` for a few) at run
+  time through the member's failpoints endpoint (``PYETCD_FAILPOINTS_HTTP``; ours only) on the member it
+  concerns; the member must end the process itself
   (fail-stop) within a few seconds, and is restarted. A failpoint that traffic did not reach in time is
   disarmed and the injection counted as not fired.
 - ``Partition``: the leader's network namespace is cut off for 1–3 s (needs ``netns``).
 - ``PowerLoss``: a member loses power: SIGKILL, and every byte it wrote but did not fsync is gone (its data
   dir is on ``lazyfs``, a FUSE filesystem that holds unsynced writes in memory); then it restarts.
+- ``PeerNetwork(mode)``: latency, connection drops, a blackhole or one-way loss on every link of one member,
+  through userspace proxies in front of the peer ports (``proxy.PeerNet``), lifted after 1–4 s.
+- ``PowerLossInSnapshotInstall``: a lagging follower loses power exactly before or after applying the
+  snapshot the leader sent it (an exit failpoint, then lazyfs drops what was not synced).
+- ``FsyncError``: every fsync on one member's lazyfs fails with EIO: the member must stop by itself.
+- ``DiskFull``: one member's data dir (its own small tmpfs) is filled up for 1–3 s, then freed.
 - ``Replace``: a follower is removed from the cluster (``etcdctl member remove``), its data dir wiped, and a
   new member added in its place (``member add``, started with ``--initial-cluster-state existing``).
 """
@@ -23,6 +30,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import errno
 import os
 import random
 import shutil
@@ -32,12 +40,16 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from harness.cluster import Cluster, Member, NoLeader
 from harness.servers import free_port
 from robustness.lazyfs import LazyFS
+from robustness.proxy import PeerNet, Rule
+from robustness.tmpfs import Tmpfs
 
 FIRE_TIMEOUT = 5.0  # how long an armed failpoint may wait for traffic to reach it
+FAILSTOP_TIMEOUT = 5.0  # how long a member whose fsyncs fail may take to stop (traffic fsyncs many times a second)
 
 
 @dataclass
@@ -48,6 +60,7 @@ class Injection:
     started: float
     ended: float
     note: str = ""
+    failure: str = ""  # the member broke a promise during the fault itself (e.g. it did not stop)
 
 
 @dataclass
@@ -56,6 +69,8 @@ class Context:
     rng: random.Random
     failpoint_ports: dict[str, int] = field(default_factory=dict)  # member name -> failpoints endpoint port
     filesystems: dict[str, LazyFS] = field(default_factory=dict)  # member name -> its data dir's lazyfs
+    peers: PeerNet | None = None  # the proxies between members (peer network faults)
+    disks: list[Tmpfs] = field(default_factory=list)  # the members' own tmpfs data dirs (disk full)
 
 
 def pick(ctx: Context, target: str) -> Member:
@@ -78,6 +93,9 @@ class Fault(abc.ABC):
     name = "fault"
     # The members' data dirs go on lazyfs (power loss), and what the members' environment gets.
     needs_lazyfs = False
+    needs_proxy = False  # members talk through ``proxy.PeerNet``
+    needs_tmpfs = False  # each member's data dir is a small tmpfs of its own (``tmpfs.Tmpfs``)
+    extra_flags: list[str] = []  # added to every member's flags
     member_env: dict[str, str] = {}
 
     def applies(self, kind: str, size: int, netns: bool) -> bool:
@@ -148,33 +166,45 @@ def set_failpoint(ctx: Context, m: Member, name: str, term: str | None) -> None:
 
 
 class Failpoint(Fault):
-    def __init__(self, point: str, action: str) -> None:
-        self.point = point
+    """Every failpoint in turn with one action: each injection arms the next point that this cluster size
+    can reach, starting at a point picked by the run's seed, so a few runs cover every point."""
+
+    def __init__(self, action: str, points: list[str] | None = None) -> None:
+        self.points = points or list(FAILPOINTS)
         self.action = action
-        self.name = f"failpoint {point}={action}"
+        self.name = f"failpoints ({action})" if points is None else f"failpoint {','.join(points)}={action}"
+        self.turn = 0
+        self.run: Context | None = None  # the run the turn belongs to
 
     def applies(self, kind: str, size: int, netns: bool) -> bool:
-        where = FAILPOINTS[self.point]
-        return kind == "ours" and (where != "follower" or size > 1) and (where != "leader" or size > 1)
+        return kind == "ours" and bool(self.reachable(size))
+
+    def reachable(self, size: int) -> list[str]:
+        return [p for p in self.points if size > 1 or FAILPOINTS[p] == "any"]
 
     def inject(self, ctx: Context) -> Injection:
-        where = FAILPOINTS[self.point]
+        points = self.reachable(len(ctx.cluster.live()))
+        if self.run is not ctx:
+            self.run, self.turn = ctx, ctx.rng.randrange(len(points))
+        point = points[self.turn % len(points)]
+        self.turn += 1
+        where = FAILPOINTS[point]
         m = pick(ctx, "random" if where == "any" else where)
         t0 = time.monotonic()
-        set_failpoint(ctx, m, self.point, self.action)
+        set_failpoint(ctx, m, point, self.action)
         assert m.proc is not None
         try:
             m.proc.wait(FIRE_TIMEOUT)
         except subprocess.TimeoutExpired:
             # Traffic did not reach it in time: disarm (it may fire just now, as the member goes away).
             with contextlib.suppress(urllib.error.URLError, OSError):
-                set_failpoint(ctx, m, self.point, None)
+                set_failpoint(ctx, m, point, None)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 m.proc.wait(0.5)  # a member that fired while being disarmed is on its way out
         fired = not m.alive()
         note = f"exit {m.proc.returncode}" if fired else ""
         restart(ctx, m)
-        return Injection(self.name, m.name, fired, t0, time.monotonic(), note)
+        return Injection(f"failpoint {point}={self.action}", m.name, fired, t0, time.monotonic(), note)
 
 
 class Partition(Fault):
@@ -219,6 +249,44 @@ class PowerLoss(Fault):
         return Injection(self.name, m.name, True, t0, time.monotonic(), f"{dropped} bytes dropped")
 
 
+class PowerLossInSnapshotInstall(Fault):
+    """Power loss on a follower exactly at a step of installing a snapshot from the leader: the follower is
+    killed, the leader moves on past its log (``--experimental-snapshot-catchup-entries 20``, ours only, so a
+    second of traffic is enough), and the follower restarts with ``snapshot-before-apply`` or
+    ``snapshot-after-apply`` armed with ``exit`` (alternating); when it exits there, every unsynced write is
+    dropped (lazyfs), and it restarts once more, disarmed, and must catch up. An install that did not happen
+    within ``FIRE_TIMEOUT`` (it caught up from the log) counts as not fired."""
+
+    name = "power loss in snapshot install"
+    needs_lazyfs = True
+    extra_flags = ["--experimental-snapshot-catchup-entries", "20"]
+    POINTS = ("snapshot-before-apply", "snapshot-after-apply")
+
+    def applies(self, kind: str, size: int, netns: bool) -> bool:
+        return kind == "ours" and size > 1
+
+    def inject(self, ctx: Context) -> Injection:
+        c = ctx.cluster
+        m = pick(ctx, "follower")
+        fs = ctx.filesystems[m.name]
+        point = ctx.rng.choice(self.POINTS)
+        t0 = time.monotonic()
+        c.kill(m)
+        time.sleep(ctx.rng.uniform(1.0, 2.0))  # the leader snapshots and compacts its log past m's
+        m.env["PYETCD_FAILPOINTS"] = f"{point}=exit"
+        try:
+            c.relaunch(m)
+            fired = wait_stopped(m, FIRE_TIMEOUT)
+        finally:
+            del m.env["PYETCD_FAILPOINTS"]
+        c.kill(m)
+        dropped = fs.crash()
+        fs.remount()
+        restart(ctx, m)
+        note = f"{point}, {dropped} bytes dropped" if fired else f"{point} not reached"
+        return Injection(f"{self.name} ({point})", m.name, fired, t0, time.monotonic(), note)
+
+
 class Replace(Fault):
     name = "replace follower"
 
@@ -241,12 +309,129 @@ class Replace(Fault):
         return Injection(self.name, f"{old.name}->{new.name}", True, t0, time.monotonic())
 
 
+def wait_stopped(m: Member, timeout: float) -> bool:
+    """Whether ``m``'s process ended within ``timeout`` seconds."""
+    assert m.proc is not None
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        m.proc.wait(timeout)
+    return not m.alive()
+
+
+class FsyncError(Fault):
+    """Every fsync of one member's filesystem fails with EIO (and drops that file's unsynced data, as Linux
+    does): the member must stop (fail-stop) within ``FAILSTOP_TIMEOUT``; then fsync works again and it is
+    restarted. A member still running then is a failure (it went on past a failed fsync)."""
+
+    name = "fsync EIO"
+    needs_lazyfs = True
+
+    def inject(self, ctx: Context) -> Injection:
+        m = ctx.rng.choice(ctx.cluster.live())
+        fs = ctx.filesystems[m.name]
+        t0 = time.monotonic()
+        fs.fail_fsync(True)
+        try:
+            stopped = wait_stopped(m, FAILSTOP_TIMEOUT)
+        finally:
+            fs.fail_fsync(False)
+        failure = "" if stopped else f"{m.name} still running {FAILSTOP_TIMEOUT:.0f}s after its fsyncs began to fail"
+        if not stopped:
+            ctx.cluster.kill(m)
+        note = f"exit {m.proc.returncode if m.proc else '?'} after {time.monotonic() - t0:.2f}s"
+        restart(ctx, m)
+        return Injection(self.name, m.name, stopped, t0, time.monotonic(), note, failure)
+
+
+class DiskFull(Fault):
+    """One member's data dir (a small tmpfs of its own) is filled to the last byte for 1–3 s: the member may
+    stop (etcd exits on a failed WAL write) or go on refusing writes; once space is back it is restarted if
+    it stopped. What it acknowledged must survive either way (the history checks)."""
+
+    name = "disk full"
+    needs_tmpfs = True
+
+    def inject(self, ctx: Context) -> Injection:
+        m = ctx.rng.choice(ctx.cluster.live())
+        filler = m.data_dir / "robustness-filler"
+        hold = ctx.rng.uniform(1.0, 3.0)
+        t0 = time.monotonic()
+        written = fill(filler)
+        try:
+            stopped = wait_stopped(m, hold)
+        finally:
+            filler.unlink(missing_ok=True)
+        outcome = f"exit {m.proc.returncode if m.proc else '?'}" if stopped else "ran on"
+        restart(ctx, m)
+        return Injection(self.name, m.name, True, t0, time.monotonic(), f"{written >> 20} MiB filled, {outcome}")
+
+
+def fill(path: Path) -> int:
+    """Writes zeros to ``path`` until the filesystem is full; returns the bytes written."""
+    chunk = bytes(1 << 20)
+    written = 0
+    with open(path, "wb", buffering=0) as f:
+        for size in (1 << 20, 4096, 1):
+            try:
+                while True:
+                    written += f.write(chunk[:size])
+            except OSError as e:
+                if e.errno != errno.ENOSPC:
+                    raise
+    return written
+
+
+class PeerNetwork(Fault):
+    """A fault on the links between one member and every other, through the run's peer proxies:
+    ``latency`` (a random member, 50–400 ms plus jitter each way, 1–4 s), ``drop`` (a random member's
+    connections reset 1–4 times a second, 1–3 s), ``blackhole`` (the leader: nothing in or out, 1–3 s) and
+    ``one-way loss`` (the leader: either nothing out or nothing in, 1–3 s)."""
+
+    needs_proxy = True
+
+    def __init__(self, mode: str) -> None:
+        self.mode = mode
+        self.name = f"peer {mode}"
+
+    def applies(self, kind: str, size: int, netns: bool) -> bool:
+        return size > 1
+
+    def inject(self, ctx: Context) -> Injection:
+        net = ctx.peers
+        assert net is not None
+        rng = ctx.rng
+        m = pick(ctx, "leader" if self.mode in ("blackhole", "one-way loss") else "random")
+        hold = rng.uniform(1.0, 4.0 if self.mode == "latency" else 3.0)
+        out = inbound = Rule()
+        note = f"{hold:.1f}s"
+        if self.mode == "latency":
+            d = rng.uniform(0.05, 0.4)
+            out = inbound = Rule(delay=d, jitter=d / 2)
+            note += f", {d * 1000:.0f} ms"
+        elif self.mode == "drop":
+            out = inbound = Rule(drop_per_s=rng.uniform(1.0, 4.0))
+        elif self.mode == "blackhole":
+            out = inbound = Rule(blocked=True)
+        elif rng.random() < 0.5:
+            out = Rule(blocked=True)
+            note += ", nothing out"
+        else:
+            inbound = Rule(blocked=True)
+            note += ", nothing in"
+        t0 = time.monotonic()
+        net.set(m.name, "*", out)
+        net.set("*", m.name, inbound)
+        try:
+            time.sleep(hold)
+        finally:
+            net.clear()
+        return Injection(self.name, m.name, True, t0, time.monotonic(), note)
+
+
 def all_faults() -> list[Fault]:
     out: list[Fault] = [Kill("leader"), Kill("follower"), Kill("random"), Pause(), Partition(), PowerLoss(), Replace()]
-    for point in FAILPOINTS:
-        for action in ("panic", "exit"):
-            out.append(Failpoint(point, action))
-    return out
+    out += [PeerNetwork(mode) for mode in ("latency", "drop", "blackhole", "one-way loss")]
+    out += [FsyncError(), DiskFull(), PowerLossInSnapshotInstall()]
+    return out + [Failpoint("panic"), Failpoint("exit")]
 
 
 def wait_healthy(cluster: Cluster, timeout: float = 30.0) -> None:

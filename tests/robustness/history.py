@@ -16,8 +16,15 @@ Contract:
 - A ``Watch`` is one logical watch: the client re-creates its stream after a break, from the last
   event's revision + 1 (or from its start revision if it saw no event). A ``WatchStream`` whose last
   response is ``canceled`` with ``compact_revision > 0`` ended because its start was compacted.
+- Leases (checked by ``leases``): every LeaseKeepAlive attempt is a ``KeepAlive`` (``ttl`` is the answer's TTL,
+  <= 0 meaning etcd's "lease not found"; None with ``error`` when the attempt failed) and every LeaseTimeToLive
+  a ``LeaseCheck`` (etcd answers an unknown lease with TTL -1 and granted TTL 0). A ``KeptLease`` is a lease
+  the traffic granted at its start, put one key on (``key``, with no other writer), kept alive for the whole
+  run without ever revoking it, and watched expire at the end: every keep-alive of it is in the history. Its
+  grant and put are ``Operation``s, and so are the reads of its key.
 - ``History.to_json``/``from_json`` round-trip exactly: bytes are stored as latin-1 text, floats as
-  JSON numbers (Python writes them with full precision), every dataclass tagged with its class name.
+  JSON numbers (Python writes them with full precision), every dataclass tagged with its class name. A file
+  written before the lease records existed reads with them empty.
 """
 
 from __future__ import annotations
@@ -211,12 +218,46 @@ class Watch:
     streams: list[WatchStream]
 
 
+# --- leases ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class KeepAlive:
+    lease: int
+    call: float  # when the request was sent
+    ret: float  # when it was answered or failed
+    ttl: int | None  # the answer's TTL: <= 0 = lease not found; None = no answer (see error)
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseCheck:
+    """One LeaseTimeToLive with keys: -1 with granted_ttl 0 (or an error NOT_FOUND) = lease not found."""
+
+    lease: int
+    call: float
+    ret: float
+    ttl: int | None  # seconds remaining, None = no answer (see error)
+    granted_ttl: int = 0
+    keys: list[bytes] = field(default_factory=list)
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class KeptLease:
+    id: int
+    key: bytes  # put with the lease once at the start; nothing else writes it
+
+
 @dataclass(slots=True)
 class History:
     operations: list[Operation]
     watches: list[Watch]
     base_revision: int = 1  # the store's revision when the history starts (1 = empty etcd)
     base_state: list[KeyValue] = field(default_factory=list)
+    keep_alives: list[KeepAlive] = field(default_factory=list)
+    lease_checks: list[LeaseCheck] = field(default_factory=list)
+    kept_leases: list[KeptLease] = field(default_factory=list)
 
     def to_json(self, path: str | Path) -> None:
         Path(path).write_text(json.dumps({"format": FORMAT, "history": _encode(self)}))
@@ -262,7 +303,8 @@ _CLASSES: dict[str, type] = {
     for c in (
         KeyValue, Put, Range, Delete, Compare, Txn, LeaseGrant, LeaseRevoke, Compact,
         RangeResponse, PutResponse, DeleteResponse, TxnResponse, LeaseGrantResponse, LeaseRevokeResponse,
-        CompactResponse, Operation, WatchEvent, WatchResponse, WatchStream, Watch, History,
+        CompactResponse, Operation, WatchEvent, WatchResponse, WatchStream, Watch, KeepAlive, LeaseCheck, KeptLease,
+        History,
     )
 }  # fmt: skip
 _HINTS: dict[type, dict[str, object]] = {}

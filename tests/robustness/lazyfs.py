@@ -43,6 +43,9 @@ Page cache notes: the mount runs without ``direct_io`` (mmap reads work, as LMDB
 ``kernel_cache``; writes are write-through (libfuse's writeback cache is off), so each write reaches the overlay
 at once. ``rename`` flags (RENAME_NOREPLACE/EXCHANGE) are not passed on by the binding: plain rename(2) only.
 
+Disk errors: ``fail_fsync(True)`` makes every fsync fail with EIO and drop that file's unsynced data (what Linux
+does after a writeback error), until ``fail_fsync(False)``.
+
 Other API: ``sync()`` makes everything durable (like sync(2)); ``stats()`` gives counters; ``kill()`` SIGKILLs
 the filesystem process; ``fuse_unavailable_reason()`` says why FUSE cannot be used here (None when it can);
 ``fsync_write_rate()`` measures pwrite+fdatasync ops/s in a directory.
@@ -98,6 +101,9 @@ def _serve_control(sock_path: str, ops: LazyOps) -> None:
             return ops.power_loss(fence=True)
         if op == "sync":
             return ops.sync_all()
+        if op == "fail_fsync":
+            ops.failing_fsync = bool(req["on"])
+            return {}
         raise ValueError(f"unknown op {op!r}")
 
     def loop() -> None:
@@ -304,6 +310,10 @@ class LazyFS:
         """Make every unsynced write durable (like sync(2)); return the bytes written."""
         return int(self._request("sync")["synced_bytes"])
 
+    def fail_fsync(self, on: bool) -> None:
+        """From now on every fsync fails with EIO and loses the file's unsynced data (``on``), or works again."""
+        self._request("fail_fsync", on=on)
+
     def stats(self) -> dict[str, int]:
         resp = self._request("stats")
         resp.pop("ok")
@@ -316,13 +326,13 @@ class LazyFS:
         assert self._tmp is not None
         return os.path.join(self._tmp, "control.sock")
 
-    def _request(self, op: str, timeout: float = 30.0) -> dict[str, Any]:
+    def _request(self, op: str, timeout: float = 30.0, **args: Any) -> dict[str, Any]:
         if self._proc is None:
             raise RuntimeError("not mounted")
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
             s.settimeout(timeout)
             s.connect(self._sock)
-            s.sendall(json.dumps({"op": op}).encode() + b"\n")
+            s.sendall(json.dumps({"op": op} | args).encode() + b"\n")
             buf = b""
             while not buf.endswith(b"\n"):
                 chunk = s.recv(65536)

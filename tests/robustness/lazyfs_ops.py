@@ -175,6 +175,7 @@ class LazyOps:
         self._handles: dict[int, _Handle] = {}
         self._open_count: dict[tuple[int, int], int] = {}
         self._epoch = 0
+        self.failing_fsync = False  # set by the control channel: every fsync fails with EIO
         self.counters: dict[str, int] = dict.fromkeys(
             (
                 "writes",
@@ -190,6 +191,7 @@ class LazyOps:
                 "dropped_bytes",
                 "dropped_files",
                 "orphan_bytes_discarded",
+                "failed_fsyncs",
             ),
             0,
         )
@@ -316,6 +318,14 @@ class LazyOps:
         h = self._handle(fh)
         with self._lock:
             ov = self._overlays.get(h.key)
+            if self.failing_fsync:
+                # As Linux after a writeback error: the unsynced pages are gone and the fsync says EIO.
+                if ov is not None:
+                    self.counters["dropped_bytes"] += ov.dirty
+                    del self._overlays[h.key]
+                    os.close(ov.fd)
+                self.counters["failed_fsyncs"] += 1
+                raise _oserror(errno.EIO)
             if ov is not None:
                 # Written before it is forgotten: if a pwrite fails, the overlay stays and a retry rewrites it.
                 self.counters["bytes_synced"] += ov.flush()

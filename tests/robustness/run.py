@@ -30,6 +30,8 @@ from pyetcd_fast.etcdpb.etcdserverpb import rpc_pb2, rpc_pb2_grpc
 from robustness.faults import Context, Fault, Injection, wait_healthy
 from robustness.history import History, Operation
 from robustness.lazyfs import LazyFS, fuse_unavailable_reason
+from robustness.proxy import PeerNet
+from robustness.tmpfs import Tmpfs, tmpfs_unavailable_reason
 from robustness.traffic import Traffic
 from robustness.validate import validate
 
@@ -63,12 +65,14 @@ class RunResult:
     linearizability_violations: int = 0
     lost_writes: int = 0
     watch_violations: int = 0
+    lease_violations: int = 0
     other_failures: list[str] = field(default_factory=list)
     violations: list[str] = field(default_factory=list)
     max_unavailable_s: float = 0.0
     members_restarted: int = 0
     seconds: float = 0.0
     saved: Path | None = None
+    injections: list[Injection] = field(default_factory=list)
 
 
 def longest_unavailability(history: History, start: float, end: float) -> float:
@@ -83,7 +87,7 @@ def is_write(op: Operation) -> bool:
 
 
 class LazyFSUnavailable(Exception):
-    """The power-loss filesystem cannot be mounted here (the reason is the message)."""
+    """The power-loss filesystem or a tmpfs cannot be mounted here (the reason is the message)."""
 
 
 def start_cluster(spec: Spec, workdir: Path, ctx: Context) -> NetnsFabric | None:
@@ -94,8 +98,16 @@ def start_cluster(spec: Spec, workdir: Path, ctx: Context) -> NetnsFabric | None
         fabric = NetnsFabric()
     if spec.fault.needs_lazyfs and (reason := fuse_unavailable_reason()):
         raise LazyFSUnavailable(reason)
-    flags = ["--snapshot-count", str(SNAPSHOT_COUNT), *spec.extra_flags]
-    cluster = ctx.cluster = Cluster(spec.kind, workdir, spec.size, extra_flags=flags, fabric=fabric)
+    if spec.fault.needs_tmpfs and (reason := tmpfs_unavailable_reason()):
+        raise LazyFSUnavailable(reason)
+    flags = ["--snapshot-count", str(SNAPSHOT_COUNT), *spec.fault.extra_flags, *spec.extra_flags]
+    cluster = ctx.cluster = Cluster(
+        spec.kind, workdir, spec.size, extra_flags=flags, fabric=fabric, peer_proxies=spec.fault.needs_proxy
+    )
+    if spec.fault.needs_proxy:
+        ctx.peers = PeerNet()
+        for m in cluster.members:
+            ctx.peers.add(m.name, m.peer_port, m.listen_peer_port)
     for m in cluster.members:
         m.env.update(spec.fault.member_env)
         if spec.kind == "ours":
@@ -105,13 +117,24 @@ def start_cluster(spec: Spec, workdir: Path, ctx: Context) -> NetnsFabric | None
             m.data_dir.mkdir(parents=True, exist_ok=True)
             fs = ctx.filesystems[m.name] = LazyFS(m.data_dir.parent / "backing", m.data_dir)
             fs.mount()
+        if spec.fault.needs_tmpfs:
+            disk = Tmpfs(m.data_dir)
+            ctx.disks.append(disk)
+            disk.mount()
     cluster.start()
+    if ctx.peers is not None:
+        ctx.peers.ids = {m.member_id: m.name for m in cluster.members}
     return fabric
 
 
-def unmount_all(ctx: Context) -> None:
+def release(ctx: Context) -> None:
+    """Unmounts the run's filesystems and closes its peer proxies."""
     for fs in ctx.filesystems.values():
         fs.unmount()
+    for disk in ctx.disks:
+        disk.unmount()
+    if ctx.peers is not None:
+        ctx.peers.close()
 
 
 def check_cluster(cluster: Cluster) -> tuple[list[str], int]:
@@ -152,7 +175,7 @@ def run_once(spec: Spec, workdir: Path) -> RunResult:
         fabric = start_cluster(spec, workdir, ctx)
     except (NetnsUnavailable, LazyFSUnavailable) as e:
         result.other_failures.append(f"skipped: {e}")
-        unmount_all(ctx)
+        release(ctx)
         return result
     cluster = ctx.cluster
     injections: list[Injection] = []
@@ -175,7 +198,9 @@ def run_once(spec: Spec, workdir: Path) -> RunResult:
         verdict = validate(history)
         result.violations = verdict.violations
         for v in verdict.violations:
-            if "lost" in v:
+            if v.startswith("lease:"):
+                result.lease_violations += 1
+            elif "lost" in v:
                 result.lost_writes += 1
             elif "watch" in v.lower():
                 result.watch_violations += 1
@@ -193,9 +218,11 @@ def run_once(spec: Spec, workdir: Path) -> RunResult:
                 result.other_failures.append(f"stopping the traffic: {e}")
     finally:
         cluster.stop_all()
-        unmount_all(ctx)
+        release(ctx)
         if fabric is not None:
             fabric.close()
+    result.injections = injections
+    result.other_failures += [f"{i.fault} on {i.member}: {i.failure}" for i in injections if i.failure]
     result.faults = len(injections)
     result.faults_fired = sum(i.fired for i in injections)
     result.ok = not result.violations and not result.other_failures

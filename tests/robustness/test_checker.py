@@ -7,10 +7,13 @@
   acknowledged write, a read of a value never written, a write no client made, a real-time inversion
   of two writes, and the watch faults (duplicate, out of order, skipped, progress before an event at
   or below it, a revision split over two responses, a late resume, a wrong prev_kv).
+- leases (``leases``): a kept lease found gone while its keep-alives succeeded within the TTL is rejected, and
+  so is a kept lease or its key still seen well after its last keep-alive + TTL + slack; keep-alives that
+  failed prove nothing, and a revoke explains a lease found gone.
 - agreement: on 200 small random histories, valid and mutated, the revision checker and the exact
   WGL search (``check_wgl`` with ``RevisionModel``) give the same verdict.
 - performance: a 10,000-operation history from 16 clients, with watches, is checked in under 60 s.
-- a history survives a JSON round trip exactly.
+- a history survives a JSON round trip exactly, its lease records too.
 """
 
 from __future__ import annotations
@@ -26,7 +29,12 @@ from robustness.history import (
     Delete,
     DeleteResponse,
     History,
+    KeepAlive,
+    KeptLease,
     KeyValue,
+    LeaseCheck,
+    LeaseGrant,
+    LeaseGrantResponse,
     LeaseRevoke,
     Operation,
     Put,
@@ -318,6 +326,88 @@ def test_wrong_prev_kv() -> None:
     assert "prev_kv is wrong" in _watch_violations(h)
 
 
+# --- leases ------------------------------------------------------------------------------------
+
+LEASE, KEPT_KEY = 0x5EED, b"kept0"
+KEPT_KV = KeyValue(KEPT_KEY, b"9-1", 2, 2, 1, lease=LEASE)
+
+
+def kept_lease_history(
+    gone_at: float, key_gone_at: float | None = None, failing: tuple[float, float] = (0.0, 0.0), stop: float = 6.0
+) -> History:
+    """A kept lease of TTL 3, granted at 0 with its key put on it (revision 2), kept alive every 0.75 s until
+    ``stop`` (attempts called within ``failing`` fail), then polled every 0.1 s until it and its key are gone.
+    The lease vanishes at ``gone_at`` (keep-alives answer TTL 0 from then), its key at ``key_gone_at``
+    (revision 3, a lease expiry in W)."""
+    key_gone = gone_at if key_gone_at is None else key_gone_at
+    ops = [
+        op(9, 0.0, 0.01, LeaseGrant(3, 0), LeaseGrantResponse(1, LEASE, 3)),
+        op(9, 0.01, 0.02, Put(KEPT_KEY, b"9-1", lease=LEASE), PutResponse(2)),
+    ]
+    keep_alives, checks = [], []
+    t = 0.5
+    while t < stop:
+        if failing[0] <= t < failing[1]:
+            keep_alives.append(KeepAlive(LEASE, t, t + 1.0, None, "StatusCode.DEADLINE_EXCEEDED: Deadline Exceeded"))
+        else:
+            keep_alives.append(KeepAlive(LEASE, t, t + 0.002, 3 if t < gone_at else 0))
+        t += 0.75
+    t = stop + 0.1
+    while t < max(gone_at, key_gone) + 0.1:
+        found, not_found = LeaseCheck(LEASE, t, t + 0.002, 2, 3, [KEPT_KEY]), LeaseCheck(LEASE, t, t + 0.002, -1, 0)
+        checks.append(found if t < gone_at else not_found)
+        read = RangeResponse(2, [KEPT_KV], 1) if t < key_gone else RangeResponse(3, [], 0)
+        ops.append(op(9, t + 0.003, t + 0.005, Range(KEPT_KEY), read))
+        t += 0.1
+    watches = [watch(stream([put_ev(KEPT_KV)], [del_ev(KEPT_KEY, 3, KEPT_KV)]))]
+    return History(ops, watches, keep_alives=keep_alives, lease_checks=checks, kept_leases=[KeptLease(LEASE, KEPT_KEY)])
+
+
+def test_kept_lease_expiring_after_its_keep_alives_passes() -> None:
+    result = validate(kept_lease_history(gone_at=9.25))
+    assert result.ok and not result.warnings, result.summary()
+
+
+def test_kept_lease_revoked_while_kept_alive() -> None:
+    """etcd-io/etcd#12528: keep-alives answered TTL 3 every 0.75 s, then one answers TTL 0."""
+    message = violations(kept_lease_history(gone_at=3.0))
+    assert "lease: lease 5eed revoked while kept alive: a keep-alive answered TTL 0 at 3.502" in message, message
+
+
+def test_failed_keep_alives_prove_nothing() -> None:
+    """The keep-alives called at 2.0 and 2.75 fail: the lease may expire 3 s after the last good one (1.25)."""
+    result = validate(kept_lease_history(gone_at=4.0, failing=(1.5, 4.5)))
+    assert result.ok, result.summary()
+    # ... but not before it.
+    message = violations(kept_lease_history(gone_at=3.4, failing=(1.5, 3.0)))
+    assert "revoked while kept alive: a keep-alive answered TTL 0 at 3.502" in message, message
+    assert "before a keep-alive at 1.250 (TTL 3)" in message, message
+
+
+def test_kept_lease_or_its_key_outliving_the_ttl() -> None:
+    """The last keep-alive returns at 5.752: both must be gone by 5.752 + 3 + EXPIRY_SLACK."""
+    message = violations(kept_lease_history(gone_at=12.0))
+    assert "lease: lease 5eed outlived the lease's TTL: LeaseTimeToLive called at 10.8" in message, message
+    assert "lease: key b'kept0' of lease 5eed outlived the lease's TTL: a read of its key" in message, message
+    message = violations(kept_lease_history(gone_at=9.25, key_gone_at=12.0))
+    assert "lease: lease 5eed outlived" not in message and "key b'kept0' of lease 5eed outlived" in message, message
+
+
+def test_a_revoke_explains_a_lease_found_gone() -> None:
+    """A lease cycle: grant, keep-alive, revoke; a keep-alive after the revoke finds it gone, rightly."""
+    cycle = History(
+        [
+            op(0, 0.0, 0.1, LeaseGrant(5, 0), LeaseGrantResponse(1, 7, 5)),
+            op(0, 0.3, 0.4, LeaseRevoke(7), None, "StatusCode.UNAVAILABLE: connection reset"),
+        ],
+        [],
+        keep_alives=[KeepAlive(7, 0.1, 0.2, 5), KeepAlive(7, 0.5, 0.6, 0)],
+    )
+    assert validate(cycle).ok
+    cycle.operations.pop()
+    assert "lease 7 revoked while kept alive" in violations(cycle)
+
+
 # --- the revision checker agrees with an exact search -------------------------------------------
 
 
@@ -383,3 +473,9 @@ def test_history_json_round_trip(tmp_path: Path) -> None:
     again = History.from_json(path)
     assert again == history
     assert isinstance(again.operations[-1].request.compares[0].operand, bytes)  # type: ignore[union-attr]
+    leased = kept_lease_history(gone_at=9.25, failing=(1.0, 2.0))
+    assert any(ka.error for ka in leased.keep_alives) and leased.lease_checks
+    leased.to_json(path)
+    again = History.from_json(path)
+    assert again == leased
+    assert again.lease_checks[0].keys == [KEPT_KEY] and again.kept_leases[0].key == KEPT_KEY

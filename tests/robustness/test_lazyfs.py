@@ -114,6 +114,31 @@ def test_power_loss_drops_unsynced_writes(lazyfs: LazyFS) -> None:
 
 
 @needs_fuse
+def test_a_failing_fsync_says_eio_and_loses_the_unsynced_data(lazyfs: LazyFS) -> None:
+    """``fail_fsync(True)``: fsync and fdatasync fail with EIO and the file's unsynced bytes are gone (as on Linux
+    after a writeback error); synced bytes stay; ``fail_fsync(False)`` makes fsync work again."""
+    path = lazyfs.mountpoint / "data"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        os.pwrite(fd, b"durable", 0)
+        os.fsync(fd)
+        os.pwrite(fd, b"+lost", 7)
+        lazyfs.fail_fsync(True)
+        for sync in (os.fsync, os.fdatasync):
+            with pytest.raises(OSError) as e:
+                sync(fd)
+            assert e.value.errno == errno.EIO
+        assert os.pread(fd, 100, 0) == b"durable"
+        lazyfs.fail_fsync(False)
+        os.pwrite(fd, b"+kept", 7)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    assert (lazyfs.backing / "data").read_bytes() == b"durable+kept"
+    assert lazyfs.stats()["failed_fsyncs"] == 2
+
+
+@needs_fuse
 def test_wal_pattern_fallocate_pwrite_fdatasync(lazyfs: LazyFS) -> None:
     """The store's WAL: a segment preallocated with fallocate, records written with pwrite + fdatasync."""
     path = lazyfs.mountpoint / "wal" / "0000.wal"

@@ -2,7 +2,8 @@
 
 A few scenarios, two runs each of 8 s of traffic: kill -9 of the leader on one member and on three, a pause of
 the leader, a panic at a durability failpoint, a partition of the leader (skipped where network namespaces
-cannot be made), and power loss on one member (skipped without FUSE). Each run must pass every check of
+cannot be made), and power loss on one member (skipped without FUSE); one run each of a blackhole around the
+leader (peer proxies) and failing fsyncs (the member must stop by itself). Each run must pass every check of
 ``run.run_once``: a linearizable history, every watch guarantee, no acknowledged write lost, HashKV equal,
 every member restarted, a final write. And the broken server (a WAL without fsync) must be caught.
 """
@@ -13,21 +14,26 @@ from pathlib import Path
 
 import pytest
 
-from robustness.faults import Failpoint, Fault, Kill, Partition, Pause, PowerLoss
+from robustness.faults import Failpoint, Fault, FsyncError, Kill, Partition, Pause, PeerNetwork, PowerLoss
 from robustness.run import Spec, run_once
 
-SHORT: list[tuple[int, Fault]] = [
-    (1, Kill("leader")),
-    (3, Kill("leader")),
-    (3, Pause()),
-    (3, Failpoint("raft-after-save", "panic")),
-    (3, Partition()),
-    (1, PowerLoss()),
-]
+SHORT: list[tuple[int, Fault, int]] = [
+    (size, fault, seed)
+    for size, fault in [
+        (1, Kill("leader")),
+        (3, Kill("leader")),
+        (3, Pause()),
+        (3, Failpoint("panic", ["raft-after-save"])),
+        (3, Partition()),
+        (1, PowerLoss()),
+    ]
+    for seed in (0, 1)
+] + [(3, PeerNetwork("blackhole"), 0), (1, FsyncError(), 0)]
 
 
-@pytest.mark.parametrize("seed", [0, 1])
-@pytest.mark.parametrize(("size", "fault"), SHORT, ids=[f"{s}-{f.name.replace(' ', '_')}" for s, f in SHORT])
+@pytest.mark.parametrize(
+    ("size", "fault", "seed"), SHORT, ids=[f"{s}-{f.name.replace(' ', '_')}-{seed}" for s, f, seed in SHORT]
+)
 def test_short_run(tmp_path: Path, size: int, fault: Fault, seed: int) -> None:
     r = run_once(Spec("ours", size, fault, duration=8.0, seed=seed), tmp_path / "run")
     if any(f.startswith("skipped:") for f in r.other_failures):

@@ -9,13 +9,18 @@ Contract of ``Traffic(endpoints, ...)``:
   the keys ``prefix + b"key%d"`` (``keys`` of them), mixed by a seeded RNG: put (every value unique,
   ``b"<client>-<seq>"``), linearizable get, serializable get, a get of the whole prefix, delete, a
   compare-and-swap (a get, then a txn on the key's mod_revision), a lease cycle (grant, put with the lease,
-  keep-alive, revoke; the keep-alive is not recorded) and a txn of two puts. Every request carries a
+  one or two keep-alives on one stream, revoke) and a txn of two puts. Every request carries a
   ``timeout`` deadline and etcd's ``hasleader`` metadata.
 - Every request is one ``Operation``: ``call``/``ret`` are ``time.monotonic()`` around the RPC, the response
   is converted field for field (``convert``). A failed request has ``response=None`` and ``error`` =
   "<status code>: <details>"; errors that certainly mean "not applied" (INVALID_ARGUMENT, OUT_OF_RANGE,
   NOT_FOUND, FAILED_PRECONDITION, and UNAVAILABLE "failed to connect": never sent) start with "definite:".
   Others leave a write of unknown outcome.
+- ``kept_leases`` leases of ``kept_ttl`` s are granted in ``start()``, each with one key put on it
+  (``prefix + b"kept%d"``, written by nothing else, outside the clients' keys), and kept alive by a thread of
+  their own: one LeaseKeepAlive every TTL/4 s, at once again after a failure, on the next endpoint after
+  repeated UNAVAILABLE/DEADLINE_EXCEEDED. They are never revoked. Every keep-alive attempt, of these and of the
+  lease cycles, is a ``KeepAlive`` in the History (``call`` before the stream opens, ``ret`` at its answer).
 - One compaction thread compacts (not physical) every uniform(*compact_every) s to the lowest revision
   every whole-keyspace watch has delivered minus ``compact_lag``, when that is above the last compaction,
   so compaction never overtakes the watches that build the write log. Compactions are recorded too.
@@ -25,10 +30,13 @@ Contract of ``Traffic(endpoints, ...)``:
   endpoint first and then on the others. They are asked for progress notifications now and then. Every
   few seconds a short-lived watch on one key or the prefix starts at a recently written revision, runs
   1-2 s and is closed. Every watch response is recorded (``convert.watch_response``).
-- ``stop()`` stops the clients and the compactor, waits (at most ``drain_timeout`` s) until every
-  whole-keyspace watch has delivered the highest revision any operation or watch observed, closes every
-  stream and returns the History (operations by call time). An exception in any of its threads is a bug
-  of the recorder and is raised here, after cleanup.
+- ``stop()`` stops the clients, the keep-alives and the compactor. Then, for all kept leases at once, it polls
+  LeaseTimeToLive (a ``LeaseCheck``) and a linearizable Range of the lease's key (an ``Operation``) every
+  ``POLL_EVERY`` s until both are gone, for at most TTL + ``leases.EXPIRY_SLACK`` + 1 s after the lease's last
+  keep-alive returned. Then it waits (at most ``drain_timeout`` s) until every whole-keyspace watch has
+  delivered the highest revision any operation or watch observed (the kept keys' expiry included), closes
+  every stream and returns the History (operations by call time). An exception in any of its threads is a
+  bug of the recorder and is raised here, after cleanup.
 - ``summary()`` counts operations per kind, errors by status code, unknown outcomes and watch traffic.
 """
 
@@ -41,16 +49,20 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 
 import grpc
 
 from pyetcd_fast.etcdpb.etcdserverpb import rpc_pb2, rpc_pb2_grpc
-from robustness.convert import request_pb, response, watch_response
+from robustness.convert import keep_alive, lease_check, request_pb, response, watch_response
 from robustness.history import (
     Compact,
     Compare,
     Delete,
     History,
+    KeepAlive,
+    KeptLease,
+    LeaseCheck,
     LeaseGrant,
     LeaseGrantResponse,
     LeaseRevoke,
@@ -65,6 +77,7 @@ from robustness.history import (
     Watch,
     WatchStream,
 )
+from robustness.leases import EXPIRY_SLACK, lease_not_found
 from robustness.model import classify, prefix_end
 
 CHANNEL_OPTIONS = [
@@ -95,6 +108,8 @@ JOIN_TIMEOUT = 10.0
 PROGRESS_EVERY = (0.3, 0.8)  # seconds between progress requests on the whole-keyspace watches
 SHORT_WATCH_EVERY = (1.0, 3.0)
 SHORT_WATCH_FOR = (1.0, 2.0)
+RETRY_AFTER = 0.1  # seconds before a kept lease's next keep-alive after a failed one
+POLL_EVERY = 0.1  # seconds between looks at a kept lease once its keep-alives stopped
 KINDS = {"put": 24, "get": 14, "get_serializable": 8, "range": 8, "delete": 10, "cas": 12, "txn_multi": 4, "lease": 5}
 
 
@@ -164,6 +179,7 @@ class _Caller:
         self.index = endpoint_index % len(traffic.endpoints)
         self.conn = _Conn(traffic.endpoints[self.index])
         self.unreachable = 0
+        self.last_error: str | None = None
 
     def call(self, req: Request) -> Response | None:
         t = self.traffic
@@ -172,14 +188,47 @@ class _Caller:
         try:
             pb = method(request_pb(req), timeout=t.timeout, metadata=LEADER_METADATA)
         except grpc.RpcError as e:
-            t._record(Operation(self.client, started, time.monotonic(), req, None, error_text(e)))
+            self.last_error = error_text(e)
+            t._record(Operation(self.client, started, time.monotonic(), req, None, self.last_error))
             self._failed(e)
             return None
         ret = time.monotonic()
         resp = response(req, pb)
         t._record(Operation(self.client, started, ret, req, resp))
-        self.unreachable = 0
+        self.unreachable, self.last_error = 0, None
         return resp
+
+    def keep_alive(self, lease: int) -> KeepAlive:
+        """One LeaseKeepAlive on a stream of its own (closed after the answer, as clientv3's KeepAliveOnce)."""
+        started = time.monotonic()
+        req = rpc_pb2.LeaseKeepAliveRequest(ID=lease)
+        stream = self.conn.lease.LeaseKeepAlive(iter([req]), timeout=self.traffic.timeout, metadata=LEADER_METADATA)
+        try:
+            pb = next(stream)
+            ka = keep_alive(lease, started, time.monotonic(), pb)
+            self.unreachable = 0
+        except grpc.RpcError as e:
+            ka = KeepAlive(lease, started, time.monotonic(), None, error_text(e))
+            self._failed(e)
+        except StopIteration:
+            ka = KeepAlive(lease, started, time.monotonic(), None, "the stream ended without an answer")
+        finally:
+            stream.cancel()
+        self.traffic._record_lease(ka)
+        return ka
+
+    def time_to_live(self, lease: int) -> LeaseCheck:
+        started = time.monotonic()
+        req = rpc_pb2.LeaseTimeToLiveRequest(ID=lease, keys=True)
+        try:
+            pb = self.conn.lease.LeaseTimeToLive(req, timeout=self.traffic.timeout, metadata=LEADER_METADATA)
+            check = lease_check(lease, started, time.monotonic(), pb)
+            self.unreachable = 0
+        except grpc.RpcError as e:
+            check = LeaseCheck(lease, started, time.monotonic(), None, error=error_text(e))
+            self._failed(e)
+        self.traffic._record_lease(check)
+        return check
 
     def _failed(self, e: grpc.RpcError) -> None:
         if e.code() not in UNREACHABLE:  # type: ignore[attr-defined]
@@ -282,16 +331,19 @@ class _Client:
         return 3
 
     def keep_alive(self, lease: int, times: int) -> None:
+        """``times`` requests sent at once on one stream: each answer is recorded with the stream's start as call."""
         req = rpc_pb2.LeaseKeepAliveRequest(ID=lease)
+        started = time.monotonic()
         stream = self.caller.conn.lease.LeaseKeepAlive(
             iter([req] * times), timeout=self.traffic.timeout, metadata=LEADER_METADATA
         )
         try:
-            for n, _ in enumerate(stream, 1):
+            for n, pb in enumerate(stream, 1):
+                self.traffic._record_lease(keep_alive(lease, started, time.monotonic(), pb))
                 if n == times:
                     break
-        except grpc.RpcError:
-            pass  # not recorded: a keep-alive changes no key and the revoke that follows is recorded
+        except grpc.RpcError as e:
+            self.traffic._record_lease(KeepAlive(lease, started, time.monotonic(), None, error_text(e)))
         finally:
             stream.cancel()
 
@@ -437,6 +489,9 @@ class TrafficSummary:
     watch_events: int
     progress: int
     watch_errors: list[str] = field(default_factory=list)
+    keep_alives: int = 0
+    keep_alive_errors: int = 0
+    lease_checks: int = 0
 
     @property
     def ops_per_s(self) -> float:
@@ -450,7 +505,9 @@ class TrafficSummary:
             f"errors: {errors}; {self.unknown} writes of unknown outcome, {self.definite} definite failures\n"
             f"watches: {self.watches} ({self.watch_streams} streams), {self.watch_responses} responses, "
             f"{self.watch_events} events, {self.progress} progress notifications, "
-            f"{len(self.watch_errors)} stream errors"
+            f"{len(self.watch_errors)} stream errors\n"
+            f"leases: {self.keep_alives} keep-alives ({self.keep_alive_errors} failed), "
+            f"{self.lease_checks} TimeToLive checks"
         )
 
 
@@ -469,6 +526,8 @@ class Traffic:
         watchers_per_member: int = 1,
         prefix: bytes = b"",
         drain_timeout: float = DRAIN_TIMEOUT,
+        kept_leases: int = 2,
+        kept_ttl: int = 3,
     ) -> None:
         if not endpoints or clients < 1 or rate <= 0 or keys < 1:
             raise ValueError("Traffic needs endpoints, clients >= 1, rate > 0 and keys >= 1")
@@ -476,9 +535,10 @@ class Traffic:
         self.clients, self.rate, self.keys, self.timeout = clients, rate, keys, timeout
         self.seed, self.compact_every, self.compact_lag = seed, compact_every, compact_lag
         self.watchers_per_member, self.prefix, self.drain_timeout = watchers_per_member, prefix, drain_timeout
+        self.kept_leases, self.kept_ttl = kept_leases, kept_ttl
         self.rng = random.Random(seed)
         self._lock = threading.Lock()
-        self._stopping = threading.Event()  # clients, compactor and ticker
+        self._stopping = threading.Event()  # clients, keep-alives, compactor and ticker
         self._operations: list[Operation] = []
         self._max_revision = 0
         self._recent_puts: collections.deque[int] = collections.deque(maxlen=32)
@@ -490,6 +550,9 @@ class Traffic:
         self._base_state: list = []
         self._started = self._stopped = 0.0
         self._history: History | None = None
+        self._keep_alives: list[KeepAlive] = []
+        self._lease_checks: list[LeaseCheck] = []
+        self._kept: list[tuple[KeptLease, int, _Caller]] = []  # (lease, granted TTL, its caller)
 
     def key(self, i: int) -> bytes:
         return self.prefix + b"key%d" % i
@@ -501,6 +564,13 @@ class Traffic:
             self._operations.append(op)
             if op.response is not None:
                 self._max_revision = max(self._max_revision, op.response.revision)
+
+    def _record_lease(self, item: KeepAlive | LeaseCheck) -> None:
+        with self._lock:
+            if isinstance(item, KeepAlive):
+                self._keep_alives.append(item)
+            else:
+                self._lease_checks.append(item)
 
     def _observe(self, revision: int) -> None:
         with self._lock:
@@ -537,6 +607,11 @@ class Traffic:
                 runner = _WatchRunner(self, w, order, keyspace=True)
                 self._keyspace.append(runner)
                 runner.thread.start()
+        for i in range(self.kept_leases):
+            caller = _Caller(self, self.clients + 1 + i, i)  # client ids after the clients' and the compactor's
+            kept, ttl = self._keep_lease(caller, self.prefix + b"kept%d" % i)
+            self._kept.append((kept, ttl, caller))
+            self._spawn(partial(self._keeper, kept.id, caller), f"keeper-{i}")
         for i in range(self.clients):
             self._spawn(_Client(self, i).run, f"client-{i}")
         self._spawn(self._compactor, "compactor")
@@ -573,6 +648,9 @@ class Traffic:
         for th in self._threads:
             th.join(JOIN_TIMEOUT + 3 * self.timeout)
         self._stopped = time.monotonic()
+        expiring = [self._await_expiry(*k) for k in self._kept]
+        for th in expiring:
+            th.join(self.kept_ttl + EXPIRY_SLACK + JOIN_TIMEOUT + 3 * self.timeout)
         with self._lock:
             target = self._max_revision
         # The write log comes from these watches: let them deliver everything any client saw.
@@ -584,7 +662,7 @@ class Traffic:
             r.close()
         for r in runners:
             r.thread.join(JOIN_TIMEOUT)
-        stuck = [th.name for th in self._threads + [r.thread for r in runners] if th.is_alive()]
+        stuck = [th.name for th in self._threads + expiring + [r.thread for r in runners] if th.is_alive()]
         if self._failures:
             raise RuntimeError(f"traffic thread failed: {self._failures[0]!r}") from self._failures[0]
         if stuck:
@@ -592,8 +670,66 @@ class Traffic:
         ops = sorted(self._operations, key=lambda o: o.call)
         # A short-lived watch that never reached a server (it started during a fault) recorded nothing.
         watches = sorted((r.watch for r in runners if r.keyspace or r.watch.streams), key=lambda w: w.id)
-        self._history = History(ops, watches, self._base_revision, list(self._base_state))
+        self._history = History(
+            ops,
+            watches,
+            self._base_revision,
+            list(self._base_state),
+            sorted(self._keep_alives, key=lambda k: k.call),
+            sorted(self._lease_checks, key=lambda c: c.call),
+            [k for k, _, _ in self._kept],
+        )
         return self._history
+
+    # --- kept leases ------------------------------------------------------------------------------
+
+    def _keep_lease(self, caller: _Caller, key: bytes) -> tuple[KeptLease, int]:
+        """Grants a lease and puts ``key`` on it. A put of unknown outcome is retried with the same lease (so the
+        key never ends up on another one); a lease is granted again only after a put certainly failed."""
+        deadline = time.monotonic() + BASE_READ_TIMEOUT
+        granted: Response | None = None
+        n = 0
+        while time.monotonic() < deadline:
+            if not isinstance(granted, LeaseGrantResponse):
+                granted = caller.call(LeaseGrant(self.kept_ttl, 0))
+            if isinstance(granted, LeaseGrantResponse):
+                n += 1
+                if isinstance(caller.call(Put(key, b"%d-%d" % (caller.client, n), lease=granted.id)), PutResponse):
+                    return KeptLease(granted.id, key), granted.ttl
+                if caller.last_error is not None and caller.last_error.startswith("definite:"):
+                    granted = None
+            time.sleep(0.1)
+        raise TimeoutError(f"no kept lease with {key!r} on it within {BASE_READ_TIMEOUT}s: {caller.last_error}")
+
+    def _keeper(self, lease: int, caller: _Caller) -> None:
+        every = self.kept_ttl / 4
+        while True:
+            ka = caller.keep_alive(lease)
+            if self._stopping.wait(every if ka.error is None else RETRY_AFTER):
+                return
+
+    def _await_expiry(self, kept: KeptLease, ttl: int, caller: _Caller) -> threading.Thread:
+        """Starts polling ``kept`` until it and its key are gone, or for at most TTL + EXPIRY_SLACK + 1 s after
+        its last keep-alive returned (``leases`` rule 2 needs a look past that bound to call it outlived)."""
+        with self._lock:
+            last = max((ka.ret for ka in self._keep_alives if ka.lease == kept.id), default=time.monotonic())
+        deadline = last + max(ttl, self.kept_ttl) + EXPIRY_SLACK + 1.0
+
+        def poll() -> None:
+            lease_gone = key_gone = False
+            try:
+                while not (lease_gone and key_gone) and time.monotonic() < deadline:
+                    lease_gone = lease_gone or lease_not_found(caller.time_to_live(kept.id))
+                    if not key_gone:
+                        got = caller.call(Range(kept.key))
+                        key_gone = isinstance(got, RangeResponse) and all(kv.lease != kept.id for kv in got.kvs)
+                    time.sleep(POLL_EVERY)
+            finally:
+                caller.close()
+
+        th = threading.Thread(target=self._guard(poll), name=f"expiry-{kept.id:x}", daemon=True)
+        th.start()
+        return th
 
     # --- background threads -----------------------------------------------------------------------
 
@@ -651,6 +787,7 @@ class Traffic:
     def summary(self) -> TrafficSummary:
         with self._lock:
             ops = list(self._operations)
+            keep_alives = list(self._keep_alives)
         per_kind: dict[str, int] = collections.Counter(op_kind(op) for op in ops)
         errors: dict[str, int] = collections.Counter(
             op.error.removeprefix("definite: ").split(":")[0] for op in ops if op.error
@@ -671,6 +808,9 @@ class Traffic:
             watch_events=sum(len(resp.events) for resp in responses),
             progress=sum(resp.progress for resp in responses),
             watch_errors=[e for r in runners for e in r.errors],
+            keep_alives=len(keep_alives),
+            keep_alive_errors=sum(ka.error is not None for ka in keep_alives),
+            lease_checks=len(self._lease_checks),
         )
 
 

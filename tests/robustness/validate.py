@@ -1,7 +1,8 @@
-"""Validate a recorded history: linearizability and watch guarantees over one write log.
+"""Validate a recorded history: linearizability and watch guarantees over one write log, and the lease guarantees.
 
-Contract: ``validate(history)`` builds W once, runs ``check_linearizability`` and ``check_watches``
-and merges their results (violations prefixed with "linearizability: " / "watch: "). Run as
+Contract: ``validate(history)`` builds W once, runs ``check_linearizability`` and ``check_watches`` on it and
+``check_leases`` beside them, and merges their results (violations prefixed with "linearizability: ",
+"watch: " and "lease: "). Run as
 ``python -m robustness.validate history.json`` (with tests/ on PYTHONPATH) to re-check a saved
 history; the exit status is 0 when it is valid, 1 when not.
 """
@@ -12,6 +13,7 @@ import sys
 import time
 
 from robustness.history import History, Result
+from robustness.leases import check_leases
 from robustness.linearizability import check_linearizability
 from robustness.watches import check_watches
 from robustness.writelog import build_write_log
@@ -22,10 +24,12 @@ def validate(history: History) -> Result:
     log = build_write_log(history)
     lin = check_linearizability(history, log)
     wat = check_watches(history, log)
+    les = check_leases(history)
+    parts = (("linearizability", lin), ("watch", wat), ("lease", les))
     return Result(
-        ok=lin.ok and wat.ok,
-        violations=[f"linearizability: {v}" for v in lin.violations] + [f"watch: {v}" for v in wat.violations],
-        warnings=[f"linearizability: {w}" for w in lin.warnings] + [f"watch: {w}" for w in wat.warnings],
+        ok=all(r.ok for _, r in parts),
+        violations=[f"{name}: {v}" for name, r in parts for v in r.violations],
+        warnings=[f"{name}: {w}" for name, r in parts for w in r.warnings],
         operations_checked=lin.operations_checked,
         writes=lin.writes,
         reads=lin.reads,
