@@ -290,7 +290,7 @@ def _flags() -> list[Flag]:
         ),
         _f(
             "experimental-snapshot-catchup-entries",
-            "int",
+            "uint",
             5000,
             HIDDEN,
             "Raft entries kept after a snapshot for slow followers to catch up from (etcd 3.5's flag).",

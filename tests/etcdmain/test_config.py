@@ -242,6 +242,10 @@ USAGE_START = "Usage:"
         (["--experimental-memory-mlock"], "flag provided but not defined: -experimental-memory-mlock"),
         (["--heartbeat-interval", "abc"], 'invalid value "abc" for flag -heartbeat-interval: parse error'),
         (["--heartbeat-interval=-5"], 'invalid value "-5" for flag -heartbeat-interval: parse error'),
+        (
+            ["--experimental-snapshot-catchup-entries=-1"],
+            'invalid value "-1" for flag -experimental-snapshot-catchup-entries: parse error',
+        ),
         (["--max-txn-ops=+5"], 'invalid value "+5" for flag -max-txn-ops: parse error'),
         (
             ["--max-txn-ops=99999999999999999999"],

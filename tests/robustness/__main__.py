@@ -43,7 +43,7 @@ def table(results: list[RunResult]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def fired(results: list[RunResult]) -> str:
+def fault_table(results: list[RunResult]) -> str:
     """Per fault as injected (each failpoint of the rotating scenarios on its own): injected and fired."""
     counts: dict[tuple[str, int, str], list[int]] = defaultdict(lambda: [0, 0])
     for r in results:
@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
             flush=True,
         )
-    report = table(results) + "\n### Every fault injected\n\n" + fired(results)
+    report = table(results) + "\n### Every fault injected\n\n" + fault_table(results)
     bad = failures(results)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(report + ("\n## Failed runs\n\n" + bad if bad else ""))

@@ -1,10 +1,12 @@
 """Fault injectors: one kind of fault per scenario, injected again and again while traffic runs.
 
-Contract: a ``Fault`` has a name, says which clusters it can run on (``applies(kind, size, netns)``), and
-``inject(ctx)`` performs one whole fault cycle against a harness ``Cluster``: break something, hold it a
-moment, repair it, and return a ``Injection`` (what it did, whether the fault really happened, e.g. whether an
-armed failpoint fired). When ``inject`` returns, every member it touched is running again (restarted if it
-died). Faults act only on processes and namespaces the run started.
+Contract: a ``Fault`` has a name, says which clusters it can run on (``applies(kind, size, netns)``) and what
+the run must set up for it (``needs_lazyfs``, ``needs_tmpfs``, ``needs_proxy``, ``member_env``,
+``extra_flags``), and ``inject(ctx)`` performs one whole fault cycle against a harness ``Cluster``: break
+something, hold it a moment, repair it, and return a ``Injection`` (what it did, whether the fault really
+happened, e.g. whether an armed failpoint fired, and a ``failure`` when the member broke a promise during the
+fault). When ``inject`` returns, every member it touched is running again (restarted if it died). Faults act
+only on processes, mounts, proxies and namespaces the run started.
 
 - ``Kill(target)``: SIGKILL of the leader, a follower or any member, then a restart on the same data dir.
 - ``Pause``: SIGSTOP of the leader for 1–5 s, then SIGCONT (the old leader must step down, not corrupt).
@@ -70,7 +72,8 @@ class Context:
     failpoint_ports: dict[str, int] = field(default_factory=dict)  # member name -> failpoints endpoint port
     filesystems: dict[str, LazyFS] = field(default_factory=dict)  # member name -> its data dir's lazyfs
     peers: PeerNet | None = None  # the proxies between members (peer network faults)
-    disks: list[Tmpfs] = field(default_factory=list)  # the members' own tmpfs data dirs (disk full)
+    disks: dict[str, Tmpfs] = field(default_factory=dict)  # member name -> its own tmpfs data dir (disk full)
+    turns: dict[str, int] = field(default_factory=dict)  # fault name -> its next turn (rotating faults)
 
 
 def pick(ctx: Context, target: str) -> Member:
@@ -95,7 +98,7 @@ class Fault(abc.ABC):
     needs_lazyfs = False
     needs_proxy = False  # members talk through ``proxy.PeerNet``
     needs_tmpfs = False  # each member's data dir is a small tmpfs of its own (``tmpfs.Tmpfs``)
-    extra_flags: list[str] = []  # added to every member's flags
+    extra_flags: tuple[str, ...] = ()  # added to every member's flags
     member_env: dict[str, str] = {}
 
     def applies(self, kind: str, size: int, netns: bool) -> bool:
@@ -139,6 +142,18 @@ class Pause(Fault):
         return Injection(self.name, m.name, True, t0, time.monotonic(), f"{hold:.1f}s")
 
 
+def wait_stopped(m: Member, timeout: float) -> bool:
+    """Whether ``m``'s process ended within ``timeout`` seconds."""
+    assert m.proc is not None
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        m.proc.wait(timeout)
+    return not m.alive()
+
+
+def exit_note(m: Member) -> str:
+    return f"exit {m.proc.returncode if m.proc else '?'}"
+
+
 # Where each failpoint is reached: "leader" ones on the member that leads (or the only one), "any" on any.
 FAILPOINTS: dict[str, str] = {
     "raft-before-save": "any",
@@ -173,8 +188,6 @@ class Failpoint(Fault):
         self.points = points or list(FAILPOINTS)
         self.action = action
         self.name = f"failpoints ({action})" if points is None else f"failpoint {','.join(points)}={action}"
-        self.turn = 0
-        self.run: Context | None = None  # the run the turn belongs to
 
     def applies(self, kind: str, size: int, netns: bool) -> bool:
         return kind == "ours" and bool(self.reachable(size))
@@ -183,26 +196,21 @@ class Failpoint(Fault):
         return [p for p in self.points if size > 1 or FAILPOINTS[p] == "any"]
 
     def inject(self, ctx: Context) -> Injection:
-        points = self.reachable(len(ctx.cluster.live()))
-        if self.run is not ctx:
-            self.run, self.turn = ctx, ctx.rng.randrange(len(points))
-        point = points[self.turn % len(points)]
-        self.turn += 1
+        points = self.reachable(len(ctx.cluster.members))
+        turn = ctx.turns.setdefault(self.name, ctx.rng.randrange(len(points)))
+        ctx.turns[self.name] = turn + 1
+        point = points[turn % len(points)]
         where = FAILPOINTS[point]
         m = pick(ctx, "random" if where == "any" else where)
         t0 = time.monotonic()
         set_failpoint(ctx, m, point, self.action)
-        assert m.proc is not None
-        try:
-            m.proc.wait(FIRE_TIMEOUT)
-        except subprocess.TimeoutExpired:
+        if not wait_stopped(m, FIRE_TIMEOUT):
             # Traffic did not reach it in time: disarm (it may fire just now, as the member goes away).
             with contextlib.suppress(urllib.error.URLError, OSError):
                 set_failpoint(ctx, m, point, None)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                m.proc.wait(0.5)  # a member that fired while being disarmed is on its way out
+            wait_stopped(m, 0.5)  # a member that fired while being disarmed is on its way out
         fired = not m.alive()
-        note = f"exit {m.proc.returncode}" if fired else ""
+        note = exit_note(m) if fired else ""
         restart(ctx, m)
         return Injection(f"failpoint {point}={self.action}", m.name, fired, t0, time.monotonic(), note)
 
@@ -253,13 +261,13 @@ class PowerLossInSnapshotInstall(Fault):
     """Power loss on a follower exactly at a step of installing a snapshot from the leader: the follower is
     killed, the leader moves on past its log (``--experimental-snapshot-catchup-entries 20``, ours only, so a
     second of traffic is enough), and the follower restarts with ``snapshot-before-apply`` or
-    ``snapshot-after-apply`` armed with ``exit`` (alternating); when it exits there, every unsynced write is
+    ``snapshot-after-apply`` armed with ``exit`` (one at random); when it exits there, every unsynced write is
     dropped (lazyfs), and it restarts once more, disarmed, and must catch up. An install that did not happen
     within ``FIRE_TIMEOUT`` (it caught up from the log) counts as not fired."""
 
     name = "power loss in snapshot install"
     needs_lazyfs = True
-    extra_flags = ["--experimental-snapshot-catchup-entries", "20"]
+    extra_flags = ("--experimental-snapshot-catchup-entries", "20")
     POINTS = ("snapshot-before-apply", "snapshot-after-apply")
 
     def applies(self, kind: str, size: int, netns: bool) -> bool:
@@ -309,14 +317,6 @@ class Replace(Fault):
         return Injection(self.name, f"{old.name}->{new.name}", True, t0, time.monotonic())
 
 
-def wait_stopped(m: Member, timeout: float) -> bool:
-    """Whether ``m``'s process ended within ``timeout`` seconds."""
-    assert m.proc is not None
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        m.proc.wait(timeout)
-    return not m.alive()
-
-
 class FsyncError(Fault):
     """Every fsync of one member's filesystem fails with EIO (and drops that file's unsynced data, as Linux
     does): the member must stop (fail-stop) within ``FAILSTOP_TIMEOUT``; then fsync works again and it is
@@ -335,9 +335,9 @@ class FsyncError(Fault):
         finally:
             fs.fail_fsync(False)
         failure = "" if stopped else f"{m.name} still running {FAILSTOP_TIMEOUT:.0f}s after its fsyncs began to fail"
+        note = f"{exit_note(m)} after {time.monotonic() - t0:.2f}s" if stopped else "killed by the harness"
         if not stopped:
             ctx.cluster.kill(m)
-        note = f"exit {m.proc.returncode if m.proc else '?'} after {time.monotonic() - t0:.2f}s"
         restart(ctx, m)
         return Injection(self.name, m.name, stopped, t0, time.monotonic(), note, failure)
 
@@ -352,27 +352,30 @@ class DiskFull(Fault):
 
     def inject(self, ctx: Context) -> Injection:
         m = ctx.rng.choice(ctx.cluster.live())
+        disk = ctx.disks[m.name]
+        assert disk.mounted and os.path.ismount(m.data_dir), f"{m.data_dir} is not the member's own tmpfs"
         filler = m.data_dir / "robustness-filler"
         hold = ctx.rng.uniform(1.0, 3.0)
         t0 = time.monotonic()
-        written = fill(filler)
         try:
+            written = fill(filler, disk.size_mib << 20)
             stopped = wait_stopped(m, hold)
         finally:
             filler.unlink(missing_ok=True)
-        outcome = f"exit {m.proc.returncode if m.proc else '?'}" if stopped else "ran on"
+        outcome = exit_note(m) if stopped else "ran on"
         restart(ctx, m)
         return Injection(self.name, m.name, True, t0, time.monotonic(), f"{written >> 20} MiB filled, {outcome}")
 
 
-def fill(path: Path) -> int:
-    """Writes zeros to ``path`` until the filesystem is full; returns the bytes written."""
+def fill(path: Path, most: int) -> int:
+    """Writes zeros to ``path`` until the filesystem is full (never more than ``most`` bytes); returns the bytes
+    written."""
     chunk = bytes(1 << 20)
     written = 0
     with open(path, "wb", buffering=0) as f:
         for size in (1 << 20, 4096, 1):
             try:
-                while True:
+                while written + size <= most:
                     written += f.write(chunk[:size])
             except OSError as e:
                 if e.errno != errno.ENOSPC:

@@ -44,7 +44,7 @@ Page cache notes: the mount runs without ``direct_io`` (mmap reads work, as LMDB
 at once. ``rename`` flags (RENAME_NOREPLACE/EXCHANGE) are not passed on by the binding: plain rename(2) only.
 
 Disk errors: ``fail_fsync(True)`` makes every fsync fail with EIO and drop that file's unsynced data (what Linux
-does after a writeback error), until ``fail_fsync(False)``.
+does after a writeback error), and every fsync of a directory fail with EIO, until ``fail_fsync(False)``.
 
 Other API: ``sync()`` makes everything durable (like sync(2)); ``stats()`` gives counters; ``kill()`` SIGKILLs
 the filesystem process; ``fuse_unavailable_reason()`` says why FUSE cannot be used here (None when it can);

@@ -424,6 +424,9 @@ class LazyOps:
 
     def fsyncdir(self, path: str | None, datasync: int, fh: int) -> int:
         self.counters["fsyncdirs"] += 1
+        if self.failing_fsync:
+            self.counters["failed_fsyncs"] += 1
+            raise _oserror(errno.EIO)
         if self.sync_backing and path is not None:
             fd = os.open(self._full(path), os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
             try:

@@ -13,10 +13,12 @@ Contract:
   a follower forwards over plain HTTP) counts as from ``"?"``.
 - Bytes dialer→owner flow from the dialer to the proxy's member, bytes owner→dialer the other way: each
   direction is one link ``(src, dst)`` and obeys the ``Rule`` set for it with ``set(src, dst, rule)``
-  (``"*"`` matches any member on that side; the most specific rule wins; ``clear()`` removes all):
-  ``delay``+uniform(0, ``jitter``) s before bytes are passed on (order kept); ``blocked``: bytes are
-  neither read nor passed on (the sender's socket buffers fill, as behind a black hole; what was held
-  flows when the rule is lifted, like TCP retransmissions); ``drop_per_s``: connections carrying the
+  (``"*"`` matches any member on that side; the first of (src, dst), (src, *), (*, dst), (*, *) that is set
+  applies; ``clear()`` removes all):
+  ``delay``+uniform(0, ``jitter``) s before bytes are passed on (order kept); ``blocked``: nothing more is
+  read or passed on (at most one chunk already read waits in the proxy; the sender's socket buffers fill, as
+  behind a black hole; what was held flows when the rule is lifted, like TCP retransmissions; new
+  connections are still accepted, and their first bytes held); ``drop_per_s``: connections carrying the
   link are reset (RST) at that rate, new ones as soon as they are recognised.
 - Only loopback ports the run picked are touched.
 """
@@ -117,7 +119,7 @@ class _Conn:
                 while rule.blocked:
                     await asyncio.sleep(POLL)
                     rule = self._rule(dialer_side)
-                at = time.monotonic() + rule.delay + (random.uniform(0, rule.jitter) if rule.jitter else 0.0)
+                at = time.monotonic() + rule.delay + (self.net.rng.uniform(0, rule.jitter) if rule.jitter else 0.0)
                 queue.put_nowait((at, data))
         finally:
             self.known.set()
@@ -148,7 +150,8 @@ class _Conn:
 
 
 class PeerNet:
-    def __init__(self) -> None:
+    def __init__(self, rng: random.Random | None = None) -> None:
+        self.rng = rng or random.Random()  # jitter and drops (the loop's thread alone draws from it)
         self.ids: dict[int, str] = {}
         self.rules: dict[tuple[str, str], Rule] = {}
         self.conns: set[_Conn] = set()
@@ -194,16 +197,19 @@ class PeerNet:
                 if not conn.known.is_set():
                     continue
                 rate = max(self.rule(s, d).drop_per_s for s, d in conn.links())
-                if rate and random.random() < rate * POLL:
+                if rate and self.rng.random() < rate * POLL:
                     conn.abort()
 
     def close(self) -> None:
         async def shut() -> None:
-            self._dropper.cancel()
             for s in self.servers:
                 s.close()
             for c in list(self.conns):
                 c.abort()
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
 
         with contextlib.suppress(Exception):
             self._call(shut()).result(5)

@@ -3,11 +3,13 @@
 Contract of ``run_once(spec, workdir)``:
 1. start a cluster of ``spec.size`` members of ``spec.kind`` (ours, or real etcd 3.4.23) on loopback, or each
    member in its own network namespace when the fault needs one; ours gets a failpoints endpoint per member;
+   data dirs on lazyfs or a tmpfs of their own, and proxies in front of the peer ports, when the fault needs
+   them (a fault that cannot be set up here is reported as "skipped: <why>");
 2. record traffic (``traffic.Traffic``) for ``spec.duration`` seconds while ``spec.fault`` is injected again
    and again (a pause of 0.5–1.5 s between injections);
 3. heal: every member running, a leader agreed on; stop the traffic (its watches catch up first);
-4. check: the history (``validate``: linearizability, watches); HashKV equal on every member at one revision;
-   every member restarts (kill -9, start) and serves; a final write succeeds;
+4. check: the history (``validate``: linearizability, watches, leases); HashKV equal on every member at one
+   revision; every member restarts (kill -9, start) and serves; a final write succeeds;
 5. return a ``RunResult`` with the counts the report needs, and save the history as JSON beside the
    members' logs when anything failed (``python -m robustness.validate <file>`` checks it again).
 """
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import random
 import shutil
+import subprocess
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -86,26 +89,36 @@ def is_write(op: Operation) -> bool:
     return type(op.request).__name__ in ("Put", "Delete", "Txn")
 
 
-class LazyFSUnavailable(Exception):
+class MountUnavailable(Exception):
     """The power-loss filesystem or a tmpfs cannot be mounted here (the reason is the message)."""
 
 
 def start_cluster(spec: Spec, workdir: Path, ctx: Context) -> NetnsFabric | None:
-    """Starts ``ctx.cluster``: with failpoints endpoints (ours), lazyfs data dirs (power loss) and the
-    fault's environment."""
-    fabric = None
-    if spec.fault.name.startswith("partition"):
-        fabric = NetnsFabric()
+    """Starts ``ctx.cluster`` with what the fault needs: failpoints endpoints (ours), lazyfs or tmpfs data
+    dirs, peer proxies, network namespaces, the fault's environment and flags. On any failure, whatever was
+    set up is released before the exception goes on."""
     if spec.fault.needs_lazyfs and (reason := fuse_unavailable_reason()):
-        raise LazyFSUnavailable(reason)
+        raise MountUnavailable(reason)
     if spec.fault.needs_tmpfs and (reason := tmpfs_unavailable_reason()):
-        raise LazyFSUnavailable(reason)
+        raise MountUnavailable(reason)
+    fabric = NetnsFabric() if spec.fault.name.startswith("partition") else None
+    try:
+        _start(spec, workdir, ctx, fabric)
+    except BaseException:
+        release(ctx)
+        if fabric is not None:
+            fabric.close()
+        raise
+    return fabric
+
+
+def _start(spec: Spec, workdir: Path, ctx: Context, fabric: NetnsFabric | None) -> None:
     flags = ["--snapshot-count", str(SNAPSHOT_COUNT), *spec.fault.extra_flags, *spec.extra_flags]
     cluster = ctx.cluster = Cluster(
         spec.kind, workdir, spec.size, extra_flags=flags, fabric=fabric, peer_proxies=spec.fault.needs_proxy
     )
     if spec.fault.needs_proxy:
-        ctx.peers = PeerNet()
+        ctx.peers = PeerNet(random.Random(spec.seed))
         for m in cluster.members:
             ctx.peers.add(m.name, m.peer_port, m.listen_peer_port)
     for m in cluster.members:
@@ -118,20 +131,21 @@ def start_cluster(spec: Spec, workdir: Path, ctx: Context) -> NetnsFabric | None
             fs = ctx.filesystems[m.name] = LazyFS(m.data_dir.parent / "backing", m.data_dir)
             fs.mount()
         if spec.fault.needs_tmpfs:
-            disk = Tmpfs(m.data_dir)
-            ctx.disks.append(disk)
-            disk.mount()
+            disk = ctx.disks[m.name] = Tmpfs(m.data_dir)
+            try:
+                disk.mount()
+            except subprocess.CalledProcessError as e:
+                raise MountUnavailable(f"mounting a tmpfs failed: {e.stderr.decode(errors='replace').strip()}") from e
     cluster.start()
     if ctx.peers is not None:
         ctx.peers.ids = {m.member_id: m.name for m in cluster.members}
-    return fabric
 
 
 def release(ctx: Context) -> None:
     """Unmounts the run's filesystems and closes its peer proxies."""
     for fs in ctx.filesystems.values():
         fs.unmount()
-    for disk in ctx.disks:
+    for disk in ctx.disks.values():
         disk.unmount()
     if ctx.peers is not None:
         ctx.peers.close()
@@ -173,9 +187,11 @@ def run_once(spec: Spec, workdir: Path) -> RunResult:
     ctx = Context(None, random.Random(spec.seed))  # type: ignore[arg-type]  # the cluster comes next
     try:
         fabric = start_cluster(spec, workdir, ctx)
-    except (NetnsUnavailable, LazyFSUnavailable) as e:
+    except (NetnsUnavailable, MountUnavailable) as e:
         result.other_failures.append(f"skipped: {e}")
-        release(ctx)
+        return result
+    except Exception:  # noqa: BLE001 (a cluster that does not start is a failed run, not the end of the matrix)
+        result.other_failures.append(traceback.format_exc(limit=6))
         return result
     cluster = ctx.cluster
     injections: list[Injection] = []

@@ -3,6 +3,7 @@ link and not on the other, against a plain echo server (no cluster needed)."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import struct
 import threading
@@ -57,37 +58,46 @@ class Echo:
             pass
 
     def close_all(self) -> None:
-        for c in self.conns:
+        """As a process dying: every connection shut down (a FIN goes out at once) and closed, and the
+        listening socket too."""
+        for c in [*self.conns, self.sock]:
+            with contextlib.suppress(OSError):
+                c.shutdown(socket.SHUT_RDWR)
             c.close()
-        self.sock.close()
 
 
-DIALED: list[socket.socket] = []
+class Net:
+    """Member b behind its proxy (an echo server), and member a's streams to it."""
+
+    def __init__(self) -> None:
+        self.echo = Echo()
+        self.proxy = PeerNet()
+        self.port = free_port()
+        self.proxy.add("b", self.port, self.echo.port)
+        self.proxy.ids = {A: "a", B: "b"}
+        self.dialed: list[socket.socket] = []
+
+    def dial(self) -> socket.socket:
+        """A stream from a to b through b's proxy, its handshake echoed back."""
+        c = socket.create_connection(("127.0.0.1", self.port), timeout=3)
+        self.dialed.append(c)
+        hs = handshake(A, B)
+        c.sendall(hs)
+        assert recv_exactly(c, len(hs)) == hs
+        return c
+
+    def close(self) -> None:
+        for c in self.dialed:
+            c.close()
+        self.proxy.close()
+        self.echo.close_all()
 
 
 @pytest.fixture
-def net() -> Iterator[tuple[PeerNet, Echo, int]]:
-    echo = Echo()
-    n = PeerNet()
-    port = free_port()
-    n.add("b", port, echo.port)
-    n.ids = {A: "a", B: "b"}
-    yield n, echo, port
-    for c in DIALED:
-        c.close()
-    DIALED.clear()
+def net() -> Iterator[Net]:
+    n = Net()
+    yield n
     n.close()
-    echo.close_all()
-
-
-def dial(port: int) -> socket.socket:
-    """Member a's stream to b through b's proxy, the handshake echoed back."""
-    c = socket.create_connection(("127.0.0.1", port), timeout=3)
-    DIALED.append(c)
-    hs = handshake(A, B)
-    c.sendall(hs)
-    assert recv_exactly(c, len(hs)) == hs
-    return c
 
 
 def recv_exactly(c: socket.socket, n: int) -> bytes:
@@ -100,38 +110,35 @@ def recv_exactly(c: socket.socket, n: int) -> bytes:
     return got
 
 
-def test_latency_delays_one_direction(net: tuple[PeerNet, Echo, int]) -> None:
-    n, _, port = net
-    c = dial(port)
-    n.set("a", "b", Rule(delay=0.3))
+def test_latency_delays_one_direction(net: Net) -> None:
+    c = net.dial()
+    net.proxy.set("a", "b", Rule(delay=0.3))
     t = time.monotonic()
     c.sendall(b"x")
     assert c.recv(1) == b"x"
-    assert 0.28 < time.monotonic() - t < 1.0
-    n.clear()
+    assert 0.28 < time.monotonic() - t < 1.5
+    net.proxy.clear()
     t = time.monotonic()
     c.sendall(b"y")
     assert c.recv(1) == b"y"
-    assert time.monotonic() - t < 0.2
+    assert time.monotonic() - t < 0.28
 
 
-def test_a_blocked_direction_holds_the_bytes_until_lifted(net: tuple[PeerNet, Echo, int]) -> None:
-    n, _, port = net
-    c = dial(port)
-    n.set("b", "*", Rule(blocked=True))  # the echo back (b -> a) is held
+def test_a_blocked_direction_holds_the_bytes_until_lifted(net: Net) -> None:
+    c = net.dial()
+    net.proxy.set("b", "*", Rule(blocked=True))  # the echo back (b -> a) is held
     c.sendall(b"held")
     c.settimeout(0.5)
     with pytest.raises(TimeoutError):
         c.recv(4)
-    n.clear()
+    net.proxy.clear()
     c.settimeout(3)
     assert recv_exactly(c, 4) == b"held"
 
 
-def test_drops_reset_the_connection(net: tuple[PeerNet, Echo, int]) -> None:
-    n, _, port = net
-    c = dial(port)
-    n.set("*", "b", Rule(drop_per_s=50))
+def test_drops_reset_the_connection(net: Net) -> None:
+    c = net.dial()
+    net.proxy.set("*", "b", Rule(drop_per_s=50))
     time.sleep(1)
     with pytest.raises(OSError):
         c.sendall(b"z")
@@ -139,13 +146,12 @@ def test_drops_reset_the_connection(net: tuple[PeerNet, Echo, int]) -> None:
             raise ConnectionResetError("closed")
 
 
-def test_a_dead_far_end_resets_the_dialer(net: tuple[PeerNet, Echo, int]) -> None:
+def test_a_dead_far_end_resets_the_dialer(net: Net) -> None:
     """Regression: when the member behind the proxy died, the dialer's side stayed open and swallowed
     everything written to it (a raft stream that never broke, so votes went nowhere and no leader was
     elected after a restart). It must be reset at the first write that cannot be passed on."""
-    n, echo, port = net
-    c = dial(port)
-    echo.close_all()
+    c = net.dial()
+    net.echo.close_all()
     time.sleep(0.2)
     c.settimeout(3)
     with pytest.raises(OSError):

@@ -19,8 +19,10 @@ Contract of ``Traffic(endpoints, ...)``:
 - ``kept_leases`` leases of ``kept_ttl`` s are granted in ``start()``, each with one key put on it
   (``prefix + b"kept%d"``, written by nothing else, outside the clients' keys), and kept alive by a thread of
   their own: one LeaseKeepAlive every TTL/4 s, at once again after a failure, on the next endpoint after
-  repeated UNAVAILABLE/DEADLINE_EXCEEDED. They are never revoked. Every keep-alive attempt, of these and of the
-  lease cycles, is a ``KeepAlive`` in the History (``call`` before the stream opens, ``ret`` at its answer).
+  repeated UNAVAILABLE/DEADLINE_EXCEEDED, and renewed once more, until it succeeds, when the traffic
+  stops (a renewal overrides a leader change's extension). They are never revoked. Every keep-alive
+  attempt, of these and of the lease cycles, is a ``KeepAlive`` in the History (``call`` before the stream
+  opens, ``ret`` at its answer).
 - One compaction thread compacts (not physical) every uniform(*compact_every) s to the lowest revision
   every whole-keyspace watch has delivered minus ``compact_lag``, when that is above the last compaction,
   so compaction never overtakes the watches that build the write log. Compactions are recorded too.
@@ -110,6 +112,7 @@ SHORT_WATCH_EVERY = (1.0, 3.0)
 SHORT_WATCH_FOR = (1.0, 2.0)
 RETRY_AFTER = 0.1  # seconds before a kept lease's next keep-alive after a failed one
 POLL_EVERY = 0.1  # seconds between looks at a kept lease once its keep-alives stopped
+FINAL_RENEW_FOR = 5.0  # seconds a kept lease's last renewal may be retried when the traffic stops
 KINDS = {"put": 24, "get": 14, "get_serializable": 8, "range": 8, "delete": 10, "cas": 12, "txn_multi": 4, "lease": 5}
 
 
@@ -706,7 +709,13 @@ class Traffic:
         while True:
             ka = caller.keep_alive(lease)
             if self._stopping.wait(every if ka.error is None else RETRY_AFTER):
-                return
+                break
+        # A last renewal that succeeds, on the leader of the healed cluster: a renewal sets the expiry to now +
+        # TTL, so a leader change late in the run (whose promotion extends every lease at a moment nobody
+        # records) cannot move the expiry past what ``leases`` rule 2 computes from the keep-alives.
+        deadline = time.monotonic() + min(FINAL_RENEW_FOR, self.drain_timeout)
+        while caller.keep_alive(lease).error is not None and time.monotonic() < deadline:
+            time.sleep(RETRY_AFTER)
 
     def _await_expiry(self, kept: KeptLease, ttl: int, caller: _Caller) -> threading.Thread:
         """Starts polling ``kept`` until it and its key are gone, or for at most TTL + EXPIRY_SLACK + 1 s after

@@ -327,7 +327,17 @@ impl EtcdServer {
         urls.into_iter().next()
     }
 
-    /// Renews a lease on this member, which must be the leader.
+    /// Whether this member still leads once a ReadIndex round has gone through at its term (etcd's
+    /// ensureLeadership). A leader that was paused or cut off answers the requests queued meanwhile before its
+    /// raft loop learns that another member was elected; its lessor's clock is stale then, and a renewal or a
+    /// time-to-live answered from it lies (etcd #15247, #12528: a lease kept alive through a deposed leader
+    /// was revoked by the new one).
+    pub async fn ensure_leadership(&self) -> bool {
+        let term = self.term();
+        self.is_leader() && self.linearizable_read_notify().await.is_ok() && self.is_leader() && self.term() == term
+    }
+
+    /// Renews a lease on this member, which must be the leader (checked by [`Self::ensure_leadership`] first).
     pub fn lease_renew_local(&self, id: i64) -> Result<i64, EtcdError> {
         if !self.store.lessor.is_primary() {
             return Err(EtcdError::NotLeader);
@@ -379,7 +389,7 @@ impl EtcdServer {
         .await
     }
 
-    /// Runs `local` if this member leads, else POSTs `body()` to the leader's `path` and decodes the answer,
+    /// Runs `local` if this member leads (and [`Self::ensure_leadership`] confirms it), else POSTs `body()` to the leader's `path` and decodes the answer,
     /// retrying through leader changes until the request timeout.
     async fn on_leader<T>(
         &self,
@@ -391,9 +401,11 @@ impl EtcdServer {
         let deadline = Instant::now() + self.request_timeout();
         loop {
             if self.is_leader() {
-                match local() {
-                    Err(EtcdError::NotLeader) => {}
-                    r => return r,
+                if self.ensure_leadership().await {
+                    match local() {
+                        Err(EtcdError::NotLeader) => {}
+                        r => return r,
+                    }
                 }
             } else if let Some(url) = self.leader_peer_url() {
                 match post(&url, path, body()).await {
