@@ -208,9 +208,9 @@ def run_once(spec: Spec, workdir: Path) -> RunResult:
             injections.append(spec.fault.inject(ctx))
         wait_healthy(cluster)
         history = traffic.stop()
-        stopped = time.monotonic()
         result.operations = len(history.operations)
-        result.max_unavailable_s = longest_unavailability(history, begin, stopped)
+        # Up to when the clients ran: after them the recorder only watches the kept leases expire.
+        result.max_unavailable_s = longest_unavailability(history, begin, traffic.stopped_at)
         verdict = validate(history)
         result.violations = verdict.violations
         for v in verdict.violations:

@@ -551,7 +551,7 @@ class Traffic:
         self._failures: list[BaseException] = []
         self._base_revision = 0
         self._base_state: list = []
-        self._started = self._stopped = 0.0
+        self._started = self.stopped_at = 0.0
         self._history: History | None = None
         self._keep_alives: list[KeepAlive] = []
         self._lease_checks: list[LeaseCheck] = []
@@ -650,7 +650,7 @@ class Traffic:
         self._stopping.set()
         for th in self._threads:
             th.join(JOIN_TIMEOUT + 3 * self.timeout)
-        self._stopped = time.monotonic()
+        self.stopped_at = time.monotonic()  # the clients stopped (the kept leases' expiry is watched after)
         expiring = [self._await_expiry(*k) for k in self._kept]
         for th in expiring:
             th.join(self.kept_ttl + EXPIRY_SLACK + JOIN_TIMEOUT + 3 * self.timeout)
@@ -803,7 +803,7 @@ class Traffic:
         )
         runners = self._keyspace + self._short
         responses = [resp for r in runners for s in list(r.watch.streams) for resp in list(s.responses)]
-        end = self._stopped or time.monotonic()
+        end = self.stopped_at or time.monotonic()
         return TrafficSummary(
             duration_s=end - self._started if self._started else 0.0,
             operations=len(ops),

@@ -50,6 +50,12 @@ async fn serve_listener(l: TcpListener, port: ClientPort, mut stop: watch::Recei
     builder.http1().title_case_headers(true);
     // grpc-go sends no Date header on HTTP/2; formatting one per response is pure overhead on the hot path.
     builder.http2().auto_date_header(false);
+    // Requests a client gave up on (deadline passed) while this member could not run — paused, or busy with a
+    // burst — arrive as a HEADERS and RST_STREAM pair not yet accepted. h2's default allows 20 of those per
+    // connection before a GOAWAY (ENHANCE_YOUR_CALM, "too_many_resets"), which dropped every watch of a client
+    // after a pause of a few seconds; grpc-go has no such limit. 1024 keeps the rapid-reset bound (as the
+    // locally reset streams' default) while a resumed member keeps its clients.
+    builder.http2().max_pending_accept_reset_streams(1024);
     let graceful = GracefulShutdown::new();
     loop {
         let tcp = tokio::select! {
