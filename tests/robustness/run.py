@@ -11,7 +11,9 @@ Contract of ``run_once(spec, workdir)``:
 4. check: the history (``validate``: linearizability, watches, leases); HashKV equal on every member at one
    revision; every member restarts (kill -9, start) and serves; a final write succeeds;
 5. return a ``RunResult`` with the counts the report needs, and save the history as JSON beside the
-   members' logs when anything failed (``python -m robustness.validate <file>`` checks it again).
+   members' logs when anything failed (``python -m robustness.validate <file>`` checks it again). A run that
+   breaks (an exception, e.g. a member that cannot restart) is a failed run with its traceback, and what it
+   recorded until then is validated too.
 """
 
 from __future__ import annotations
@@ -179,6 +181,20 @@ def check_cluster(cluster: Cluster) -> tuple[list[str], int]:
     return failures, restarted
 
 
+def record_verdict(result: RunResult, history: History) -> None:
+    """Validates ``history`` and counts its violations by kind into ``result``."""
+    result.violations = validate(history).violations
+    for v in result.violations:
+        if v.startswith("lease:"):
+            result.lease_violations += 1
+        elif "lost" in v:
+            result.lost_writes += 1
+        elif "watch" in v.lower():
+            result.watch_violations += 1
+        else:
+            result.linearizability_violations += 1
+
+
 def run_once(spec: Spec, workdir: Path) -> RunResult:
     t0 = time.monotonic()
     shutil.rmtree(workdir, ignore_errors=True)
@@ -211,17 +227,7 @@ def run_once(spec: Spec, workdir: Path) -> RunResult:
         result.operations = len(history.operations)
         # Up to when the clients ran: after them the recorder only watches the kept leases expire.
         result.max_unavailable_s = longest_unavailability(history, begin, traffic.stopped_at)
-        verdict = validate(history)
-        result.violations = verdict.violations
-        for v in verdict.violations:
-            if v.startswith("lease:"):
-                result.lease_violations += 1
-            elif "lost" in v:
-                result.lost_writes += 1
-            elif "watch" in v.lower():
-                result.watch_violations += 1
-            else:
-                result.linearizability_violations += 1
+        record_verdict(result, history)
         failures, result.members_restarted = check_cluster(cluster)
         result.other_failures += failures
     except Exception:  # noqa: BLE001 (a run that breaks is a failed run, with its traceback in the report)
@@ -230,8 +236,10 @@ def run_once(spec: Spec, workdir: Path) -> RunResult:
             traffic.drain_timeout = 0.0  # the cluster may be down: do not wait for the watches
             try:
                 history = traffic.stop()
+                result.operations = len(history.operations)
+                record_verdict(result, history)  # what was recorded until the break is checked too
             except Exception as e:  # noqa: BLE001
-                result.other_failures.append(f"stopping the traffic: {e}")
+                result.other_failures.append(f"stopping the traffic or checking its history: {e}")
     finally:
         cluster.stop_all()
         release(ctx)
