@@ -233,6 +233,16 @@ class Partition(Fault):
         return Injection(self.name, m.name, True, t0, time.monotonic(), f"{hold:.1f}s")
 
 
+def lose_power(ctx: Context, m: Member) -> int:
+    """SIGKILL ``m`` (if it still runs) and drop every write it did not fsync; returns the bytes dropped. Its
+    data dir is mounted afresh, so nothing of the dead process stays cached."""
+    fs = ctx.filesystems[m.name]
+    ctx.cluster.kill(m)
+    dropped = fs.crash()
+    fs.remount()
+    return dropped
+
+
 class PowerLoss(Fault):
     """``broken=True`` is the test-only broken server: its WAL skips fsync, which power loss must expose."""
 
@@ -247,11 +257,8 @@ class PowerLoss(Fault):
 
     def inject(self, ctx: Context) -> Injection:
         m = ctx.rng.choice(ctx.cluster.live())
-        fs = ctx.filesystems[m.name]
         t0 = time.monotonic()
-        ctx.cluster.kill(m)
-        dropped = fs.crash()
-        fs.remount()
+        dropped = lose_power(ctx, m)
         time.sleep(ctx.rng.uniform(0.1, 0.5))
         restart(ctx, m)
         return Injection(self.name, m.name, True, t0, time.monotonic(), f"{dropped} bytes dropped")
@@ -276,7 +283,6 @@ class PowerLossInSnapshotInstall(Fault):
     def inject(self, ctx: Context) -> Injection:
         c = ctx.cluster
         m = pick(ctx, "follower")
-        fs = ctx.filesystems[m.name]
         point = ctx.rng.choice(self.POINTS)
         t0 = time.monotonic()
         c.kill(m)
@@ -287,9 +293,7 @@ class PowerLossInSnapshotInstall(Fault):
             fired = wait_stopped(m, FIRE_TIMEOUT)
         finally:
             del m.env["PYETCD_FAILPOINTS"]
-        c.kill(m)
-        dropped = fs.crash()
-        fs.remount()
+        dropped = lose_power(ctx, m)
         restart(ctx, m)
         note = f"{point}, {dropped} bytes dropped" if fired else f"{point} not reached"
         return Injection(f"{self.name} ({point})", m.name, fired, t0, time.monotonic(), note)

@@ -32,9 +32,10 @@ Contract of ``Traffic(endpoints, ...)``:
   endpoint first and then on the others. They are asked for progress notifications now and then. Every
   few seconds a short-lived watch on one key or the prefix starts at a recently written revision, runs
   1-2 s and is closed. Every watch response is recorded (``convert.watch_response``).
+- The kept leases are ``keeper.KeptLeases``'s.
 - ``stop()`` stops the clients, the keep-alives and the compactor. Then, for all kept leases at once, it polls
   LeaseTimeToLive (a ``LeaseCheck``) and a linearizable Range of the lease's key (an ``Operation``) every
-  ``POLL_EVERY`` s until both are gone, for at most TTL + ``leases.EXPIRY_SLACK`` + 1 s after the lease's last
+  ``keeper.POLL_EVERY`` s until both are gone, for at most TTL + ``leases.EXPIRY_SLACK`` + 1 s after its last
   keep-alive returned. Then it waits (at most ``drain_timeout`` s) until every whole-keyspace watch has
   delivered the highest revision any operation or watch observed (the kept keys' expiry included), closes
   every stream and returns the History (operations by call time). An exception in any of its threads is a
@@ -51,7 +52,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from functools import partial
 
 import grpc
 
@@ -63,7 +63,6 @@ from robustness.history import (
     Delete,
     History,
     KeepAlive,
-    KeptLease,
     LeaseCheck,
     LeaseGrant,
     LeaseGrantResponse,
@@ -79,7 +78,8 @@ from robustness.history import (
     Watch,
     WatchStream,
 )
-from robustness.leases import EXPIRY_SLACK, lease_not_found
+from robustness.keeper import KeptLeases
+from robustness.leases import EXPIRY_SLACK
 from robustness.model import classify, prefix_end
 
 CHANNEL_OPTIONS = [
@@ -110,9 +110,6 @@ JOIN_TIMEOUT = 10.0
 PROGRESS_EVERY = (0.3, 0.8)  # seconds between progress requests on the whole-keyspace watches
 SHORT_WATCH_EVERY = (1.0, 3.0)
 SHORT_WATCH_FOR = (1.0, 2.0)
-RETRY_AFTER = 0.1  # seconds before a kept lease's next keep-alive after a failed one
-POLL_EVERY = 0.1  # seconds between looks at a kept lease once its keep-alives stopped
-FINAL_RENEW_FOR = 5.0  # seconds a kept lease's last renewal may be retried when the traffic stops
 KINDS = {"put": 24, "get": 14, "get_serializable": 8, "range": 8, "delete": 10, "cas": 12, "txn_multi": 4, "lease": 5}
 
 
@@ -201,23 +198,33 @@ class _Caller:
         self.unreachable, self.last_error = 0, None
         return resp
 
-    def keep_alive(self, lease: int) -> KeepAlive:
-        """One LeaseKeepAlive on a stream of its own (closed after the answer, as clientv3's KeepAliveOnce)."""
+    def keep_alive(self, lease: int, times: int = 1) -> KeepAlive:
+        """``times`` LeaseKeepAlive requests sent at once on a stream of its own, closed after the answers (one:
+        clientv3's KeepAliveOnce). Each answer is recorded with the stream's start as its call; returns the last
+        record (the error, when the stream failed or ended early)."""
         started = time.monotonic()
         req = rpc_pb2.LeaseKeepAliveRequest(ID=lease)
-        stream = self.conn.lease.LeaseKeepAlive(iter([req]), timeout=self.traffic.timeout, metadata=LEADER_METADATA)
+        stream = self.conn.lease.LeaseKeepAlive(
+            iter([req] * times), timeout=self.traffic.timeout, metadata=LEADER_METADATA
+        )
         try:
-            pb = next(stream)
-            ka = keep_alive(lease, started, time.monotonic(), pb)
+            answered = 0
+            for pb in stream:
+                ka = keep_alive(lease, started, time.monotonic(), pb)
+                self.traffic._record_lease(ka)
+                answered += 1
+                if answered == times:
+                    break
+            if answered < times:
+                ka = KeepAlive(lease, started, time.monotonic(), None, "the stream ended without an answer")
+                self.traffic._record_lease(ka)
             self.unreachable = 0
         except grpc.RpcError as e:
             ka = KeepAlive(lease, started, time.monotonic(), None, error_text(e))
+            self.traffic._record_lease(ka)
             self._failed(e)
-        except StopIteration:
-            ka = KeepAlive(lease, started, time.monotonic(), None, "the stream ended without an answer")
         finally:
             stream.cancel()
-        self.traffic._record_lease(ka)
         return ka
 
     def time_to_live(self, lease: int) -> LeaseCheck:
@@ -329,26 +336,9 @@ class _Client:
         if not isinstance(granted, LeaseGrantResponse):
             return 1
         call(Put(key, self.value(), lease=granted.id))
-        self.keep_alive(granted.id, self.rng.randint(1, 2))
+        self.caller.keep_alive(granted.id, self.rng.randint(1, 2))
         call(LeaseRevoke(granted.id))
         return 3
-
-    def keep_alive(self, lease: int, times: int) -> None:
-        """``times`` requests sent at once on one stream: each answer is recorded with the stream's start as call."""
-        req = rpc_pb2.LeaseKeepAliveRequest(ID=lease)
-        started = time.monotonic()
-        stream = self.caller.conn.lease.LeaseKeepAlive(
-            iter([req] * times), timeout=self.traffic.timeout, metadata=LEADER_METADATA
-        )
-        try:
-            for n, pb in enumerate(stream, 1):
-                self.traffic._record_lease(keep_alive(lease, started, time.monotonic(), pb))
-                if n == times:
-                    break
-        except grpc.RpcError as e:
-            self.traffic._record_lease(KeepAlive(lease, started, time.monotonic(), None, error_text(e)))
-        finally:
-            stream.cancel()
 
 
 class _WatchRunner:
@@ -538,7 +528,7 @@ class Traffic:
         self.clients, self.rate, self.keys, self.timeout = clients, rate, keys, timeout
         self.seed, self.compact_every, self.compact_lag = seed, compact_every, compact_lag
         self.watchers_per_member, self.prefix, self.drain_timeout = watchers_per_member, prefix, drain_timeout
-        self.kept_leases, self.kept_ttl = kept_leases, kept_ttl
+        self.kept_ttl = kept_ttl
         self.rng = random.Random(seed)
         self._lock = threading.Lock()
         self._stopping = threading.Event()  # clients, keep-alives, compactor and ticker
@@ -555,7 +545,7 @@ class Traffic:
         self._history: History | None = None
         self._keep_alives: list[KeepAlive] = []
         self._lease_checks: list[LeaseCheck] = []
-        self._kept: list[tuple[KeptLease, int, _Caller]] = []  # (lease, granted TTL, its caller)
+        self._kept = KeptLeases(self, kept_leases, kept_ttl)
 
     def key(self, i: int) -> bytes:
         return self.prefix + b"key%d" % i
@@ -574,6 +564,11 @@ class Traffic:
                 self._keep_alives.append(item)
             else:
                 self._lease_checks.append(item)
+
+    def last_keep_alive(self, lease: int) -> float:
+        """When the last keep-alive attempt on ``lease`` returned (now, if there was none)."""
+        with self._lock:
+            return max((ka.ret for ka in self._keep_alives if ka.lease == lease), default=time.monotonic())
 
     def _observe(self, revision: int) -> None:
         with self._lock:
@@ -610,11 +605,8 @@ class Traffic:
                 runner = _WatchRunner(self, w, order, keyspace=True)
                 self._keyspace.append(runner)
                 runner.thread.start()
-        for i in range(self.kept_leases):
-            caller = _Caller(self, self.clients + 1 + i, i)  # client ids after the clients' and the compactor's
-            kept, ttl = self._keep_lease(caller, self.prefix + b"kept%d" % i)
-            self._kept.append((kept, ttl, caller))
-            self._spawn(partial(self._keeper, kept.id, caller), f"keeper-{i}")
+        # Client ids after the clients' and the compactor's.
+        self._kept.start(lambda i: _Caller(self, self.clients + 1 + i, i))
         for i in range(self.clients):
             self._spawn(_Client(self, i).run, f"client-{i}")
         self._spawn(self._compactor, "compactor")
@@ -651,7 +643,7 @@ class Traffic:
         for th in self._threads:
             th.join(JOIN_TIMEOUT + 3 * self.timeout)
         self.stopped_at = time.monotonic()  # the clients stopped (the kept leases' expiry is watched after)
-        expiring = [self._await_expiry(*k) for k in self._kept]
+        expiring = self._kept.await_expiry()
         for th in expiring:
             th.join(self.kept_ttl + EXPIRY_SLACK + JOIN_TIMEOUT + 3 * self.timeout)
         with self._lock:
@@ -680,65 +672,9 @@ class Traffic:
             list(self._base_state),
             sorted(self._keep_alives, key=lambda k: k.call),
             sorted(self._lease_checks, key=lambda c: c.call),
-            [k for k, _, _ in self._kept],
+            self._kept.leases(),
         )
         return self._history
-
-    # --- kept leases ------------------------------------------------------------------------------
-
-    def _keep_lease(self, caller: _Caller, key: bytes) -> tuple[KeptLease, int]:
-        """Grants a lease and puts ``key`` on it. A put of unknown outcome is retried with the same lease (so the
-        key never ends up on another one); a lease is granted again only after a put certainly failed."""
-        deadline = time.monotonic() + BASE_READ_TIMEOUT
-        granted: Response | None = None
-        n = 0
-        while time.monotonic() < deadline:
-            if not isinstance(granted, LeaseGrantResponse):
-                granted = caller.call(LeaseGrant(self.kept_ttl, 0))
-            if isinstance(granted, LeaseGrantResponse):
-                n += 1
-                if isinstance(caller.call(Put(key, b"%d-%d" % (caller.client, n), lease=granted.id)), PutResponse):
-                    return KeptLease(granted.id, key), granted.ttl
-                if caller.last_error is not None and caller.last_error.startswith("definite:"):
-                    granted = None
-            time.sleep(0.1)
-        raise TimeoutError(f"no kept lease with {key!r} on it within {BASE_READ_TIMEOUT}s: {caller.last_error}")
-
-    def _keeper(self, lease: int, caller: _Caller) -> None:
-        every = self.kept_ttl / 4
-        while True:
-            ka = caller.keep_alive(lease)
-            if self._stopping.wait(every if ka.error is None else RETRY_AFTER):
-                break
-        # A last renewal that succeeds, on the leader of the healed cluster: a renewal sets the expiry to now +
-        # TTL, so a leader change late in the run (whose promotion extends every lease at a moment nobody
-        # records) cannot move the expiry past what ``leases`` rule 2 computes from the keep-alives.
-        deadline = time.monotonic() + min(FINAL_RENEW_FOR, self.drain_timeout)
-        while caller.keep_alive(lease).error is not None and time.monotonic() < deadline:
-            time.sleep(RETRY_AFTER)
-
-    def _await_expiry(self, kept: KeptLease, ttl: int, caller: _Caller) -> threading.Thread:
-        """Starts polling ``kept`` until it and its key are gone, or for at most TTL + EXPIRY_SLACK + 1 s after
-        its last keep-alive returned (``leases`` rule 2 needs a look past that bound to call it outlived)."""
-        with self._lock:
-            last = max((ka.ret for ka in self._keep_alives if ka.lease == kept.id), default=time.monotonic())
-        deadline = last + max(ttl, self.kept_ttl) + EXPIRY_SLACK + 1.0
-
-        def poll() -> None:
-            lease_gone = key_gone = False
-            try:
-                while not (lease_gone and key_gone) and time.monotonic() < deadline:
-                    lease_gone = lease_gone or lease_not_found(caller.time_to_live(kept.id))
-                    if not key_gone:
-                        got = caller.call(Range(kept.key))
-                        key_gone = isinstance(got, RangeResponse) and all(kv.lease != kept.id for kv in got.kvs)
-                    time.sleep(POLL_EVERY)
-            finally:
-                caller.close()
-
-        th = threading.Thread(target=self._guard(poll), name=f"expiry-{kept.id:x}", daemon=True)
-        th.start()
-        return th
 
     # --- background threads -----------------------------------------------------------------------
 

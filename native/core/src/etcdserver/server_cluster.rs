@@ -346,19 +346,29 @@ impl EtcdServer {
         self.linearizable_read_notify().await.is_ok() && self.is_leader() && self.term() == term
     }
 
-    /// Renews a lease on this member, which must be the leader (checked by [`Self::ensure_leadership`] first).
-    pub fn lease_renew_local(&self, id: i64) -> Result<i64, EtcdError> {
-        if !self.store.lessor.is_primary() {
-            return Err(EtcdError::NotLeader);
+    /// Ok when this member's lessor may answer: it is primary and [`Self::ensure_leadership`] confirms that
+    /// this member still leads. Both local lease paths (a client's request here, a follower's forwarded one)
+    /// pass through it.
+    async fn primary_lessor(&self) -> Result<(), EtcdError> {
+        if self.store.lessor.is_primary() && self.ensure_leadership().await {
+            Ok(())
+        } else {
+            Err(EtcdError::NotLeader)
         }
+    }
+
+    /// Renews a lease on this member, which must be the leader.
+    pub async fn lease_renew_local(&self, id: i64) -> Result<i64, EtcdError> {
+        self.primary_lessor().await?;
         self.store.lessor.renew(id).ok_or(EtcdError::LeaseNotFound)
     }
 
     /// LeaseTimeToLive on this member, which must be the leader (a follower's lessor has no clock).
-    pub fn lease_time_to_live_local(&self, req: &LeaseTimeToLiveRequest) -> Result<LeaseTimeToLiveResponse, EtcdError> {
-        if !self.store.lessor.is_primary() {
-            return Err(EtcdError::NotLeader);
-        }
+    pub async fn lease_time_to_live_local(
+        &self,
+        req: &LeaseTimeToLiveRequest,
+    ) -> Result<LeaseTimeToLiveResponse, EtcdError> {
+        self.primary_lessor().await?;
         Ok(match self.store.lessor.time_to_live(req.id) {
             Some((ttl, granted_ttl, keys)) => LeaseTimeToLiveResponse {
                 header: None,
@@ -398,11 +408,11 @@ impl EtcdServer {
         .await
     }
 
-    /// Runs `local` if this member leads (and [`Self::ensure_leadership`] confirms it), else POSTs `body()` to the leader's `path` and decodes the answer,
+    /// Runs `local` if this member leads, else POSTs `body()` to the leader's `path` and decodes the answer,
     /// retrying through leader changes until the request timeout.
-    async fn on_leader<T>(
+    async fn on_leader<T, F: std::future::Future<Output = Result<T, EtcdError>>>(
         &self,
-        local: impl Fn() -> Result<T, EtcdError>,
+        local: impl Fn() -> F,
         path: &str,
         body: impl Fn() -> Vec<u8>,
         decode: impl Fn(bytes::Bytes) -> Result<T, EtcdError>,
@@ -410,11 +420,9 @@ impl EtcdServer {
         let deadline = Instant::now() + self.request_timeout();
         loop {
             if self.is_leader() {
-                if self.ensure_leadership().await {
-                    match local() {
-                        Err(EtcdError::NotLeader) => {}
-                        r => return r,
-                    }
+                match local().await {
+                    Err(EtcdError::NotLeader) => {}
+                    r => return r,
                 }
             } else if let Some(url) = self.leader_peer_url() {
                 match post(&url, path, body()).await {

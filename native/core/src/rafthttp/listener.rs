@@ -186,10 +186,7 @@ async fn lease_renew(State(server): State<Srv>, body: Bytes) -> Response {
     let (Some(s), Ok(req)) = (server.upgrade(), LeaseKeepAliveRequest::decode(body)) else {
         return StatusCode::BAD_REQUEST.into_response();
     };
-    if !s.ensure_leadership().await {
-        return error_response(EtcdError::NotLeader);
-    }
-    match s.lease_renew_local(req.id) {
+    match s.lease_renew_local(req.id).await {
         Ok(ttl) => (cluster_header(&s), ttl.to_be_bytes().to_vec()).into_response(),
         Err(e) => error_response(e),
     }
@@ -199,10 +196,7 @@ async fn lease_ttl(State(server): State<Srv>, body: Bytes) -> Response {
     let (Some(s), Ok(req)) = (server.upgrade(), LeaseTimeToLiveRequest::decode(body)) else {
         return StatusCode::BAD_REQUEST.into_response();
     };
-    if !s.ensure_leadership().await {
-        return error_response(EtcdError::NotLeader);
-    }
-    match s.lease_time_to_live_local(&req) {
+    match s.lease_time_to_live_local(&req).await {
         Ok(resp) => (cluster_header(&s), resp.encode_to_vec()).into_response(),
         Err(e) => error_response(e),
     }
