@@ -290,12 +290,18 @@ class PowerLossInSnapshotInstall(Fault):
         m.env["PYETCD_FAILPOINTS"] = f"{point}=exit"
         try:
             c.relaunch(m)
-            fired = wait_stopped(m, FIRE_TIMEOUT)
+            stopped = wait_stopped(m, FIRE_TIMEOUT)
         finally:
             del m.env["PYETCD_FAILPOINTS"]
+        # The failpoint's exit is an abort(); any other end is not this fault's doing.
+        fired = stopped and m.proc is not None and m.proc.returncode == -signal.SIGABRT
+        how = exit_note(m)
         dropped = lose_power(ctx, m)
         restart(ctx, m)
-        note = f"{point}, {dropped} bytes dropped" if fired else f"{point} not reached"
+        if fired:
+            note = f"{point}, {dropped} bytes dropped"
+        else:
+            note = f"{point} not reached" + (f" (it stopped by itself: {how})" if stopped else "")
         return Injection(f"{self.name} ({point})", m.name, fired, t0, time.monotonic(), note)
 
 

@@ -27,21 +27,23 @@ Data: the backing files hold exactly the *durable* state.
 Power loss:
 
 - ``power_loss()`` drops every overlay and returns the number of bytes dropped (``dropped_bytes`` totals them
-  over the object's life). The filesystem keeps serving the durable state. With libfuse 3 (``auto_inval_data``,
-  attribute timeouts 0) even descriptors and mmaps kept open see it at their next access: the file's size or
-  mtime changed, so the kernel drops the pages it cached. ``remount()`` gives a view certainly free of the
-  kernel's cache.
-- ``crash()`` = ``power_loss()`` and, in addition, fences every file handle open at that moment (later reads,
-  writes and syncs through it fail with EIO), so nothing from "before the power went out" reaches the disk,
-  not even the kernel writing back a dead process's dirty shared-mmap pages. Use it after SIGKILLing the
-  process that used the mount, then restart that process on the same mount: a new open never sees dropped data
-  (no handle keeps the kernel's cache, so each open re-reads the file).
+  over the object's life). The filesystem keeps serving the durable state: a new open re-reads the file (no
+  ``kernel_cache``), and a file the loss made shorter is cut in the kernel's cache too (attribute timeouts 0);
+  a descriptor or mmap kept open may still read other dropped bytes from the kernel's cache. ``remount()`` gives
+  a view certainly free of it; the robustness suite always kills, crashes and remounts.
+- ``crash()`` = ``power_loss()`` and, in addition, fences every file handle open at that moment (later writes
+  and syncs through it fail with EIO, reads may be served from the kernel's cache), so nothing from "before the
+  power went out" reaches the disk, not even the kernel writing back a dead process's dirty shared-mmap pages.
+  Use it after SIGKILLing the process that used the mount, then restart that process on the same mount.
 - Dirty pages of a shared writable mmap reach the filesystem only when the kernel writes them back (msync,
   close, or its own writeback); until then they are not in the overlay, and a power_loss() does not see them.
 
 Page cache notes: the mount runs without ``direct_io`` (mmap reads work, as LMDB needs) and without
 ``kernel_cache``; writes are write-through (libfuse's writeback cache is off), so each write reaches the overlay
-at once. ``rename`` flags (RENAME_NOREPLACE/EXCHANGE) are not passed on by the binding: plain rename(2) only.
+at once. The kernel's ``auto_inval_data`` is turned off: with it, a stat that saw the overlay's new mtime made
+the kernel drop a file's cached pages while LMDB wrote it, LMDB read stale pages and corrupted its tree within a
+second (robustness bug 9; ``test_lazyfs.py`` keeps LMDB under that load). ``rename`` flags
+(RENAME_NOREPLACE/EXCHANGE) are not passed on by the binding: plain rename(2) only.
 
 Disk errors: ``fail_fsync(True)`` makes every fsync fail with EIO and drop that file's unsynced data (what Linux
 does after a writeback error), and every fsync of a directory fail with EIO, until ``fail_fsync(False)``.

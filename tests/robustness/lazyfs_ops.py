@@ -22,6 +22,7 @@ from typing import Any
 
 log = logging.getLogger("lazyfs")
 
+FUSE_CAP_AUTO_INVAL_DATA = 1 << 12  # fuse_common.h (libfuse 3)
 FALLOC_FL_KEEP_SIZE = 0x01
 FALLOC_FL_PUNCH_HOLE = 0x02
 FALLOC_FL_ZERO_RANGE = 0x10
@@ -251,12 +252,26 @@ class LazyOps:
 
     # ---- lifecycle
 
-    def init(self, path: str) -> None:
+    def init_with_config(self, conn: Any, config: Any) -> None:
+        """Turns off the kernel's ``auto_inval_data`` (libfuse asks for it by default): with it, any getattr
+        that reports a new mtime (every write changes the overlay's) makes the kernel drop the file's cached
+        pages while other threads write and fault them back in, and a process that reads through mmap and
+        writes with pwrite (LMDB, bbolt) then reads stale pages and builds a corrupt B-tree. A size change
+        still drops them (a power loss that shortens a file), and so does every open (no ``kernel_cache``)."""
+        if conn is not None:
+            conn.want &= ~FUSE_CAP_AUTO_INVAL_DATA
         self.mounted.set()
 
     # ---- files
 
     def getattr(self, path: str | None, fh: int | None = None) -> dict[str, int]:
+        # The backing size and the overlay are read under one lock: a sync that flushes the overlay in between
+        # would otherwise leave the pre-flush backing size to report, the kernel would shrink the file to it
+        # and a process reading the new pages through mmap would get SIGBUS.
+        with self._lock:
+            return self._getattr_locked(path, fh)
+
+    def _getattr_locked(self, path: str | None, fh: int | None) -> dict[str, int]:
         h = self._handles.get(fh) if fh is not None else None
         st = os.fstat(h.fd) if h is not None else os.lstat(self._full(path))
         attrs = {
@@ -274,14 +289,13 @@ class LazyOps:
             "st_ctime": st.st_ctime_ns,
         }
         if stat.S_ISREG(st.st_mode):
-            with self._lock:
-                ov = self._overlays.get(self._key(st))
-                if ov is not None:
-                    # The unsynced view. A changed mtime/size after a power loss also makes the kernel drop the
-                    # pages it cached for the file (auto_inval_data) the next time it asks.
-                    attrs["st_size"] = ov.size
-                    attrs["st_blocks"] = max(st.st_blocks, (ov.size + 511) // 512)
-                    attrs["st_mtime"] = attrs["st_ctime"] = max(ov.mtime_ns, st.st_mtime_ns)
+            ov = self._overlays.get(self._key(st))
+            if ov is not None:
+                # The unsynced view. A size that shrank after a power loss makes the kernel drop the pages it
+                # cached for the file the next time it asks.
+                attrs["st_size"] = ov.size
+                attrs["st_blocks"] = max(st.st_blocks, (ov.size + 511) // 512)
+                attrs["st_mtime"] = attrs["st_ctime"] = max(ov.mtime_ns, st.st_mtime_ns)
         return attrs
 
     def open(self, path: str, flags: int) -> int:

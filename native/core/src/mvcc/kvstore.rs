@@ -140,15 +140,22 @@ impl KvStore {
     /// Replaces the whole store with a snapshot's backend `dump` (a member that fell behind the leader's log):
     /// the index and leases are rebuilt and every watcher catches up from the new history.
     pub fn restore(&self, dump: &[u8]) -> Result<(), MvccError> {
-        // What is buffered belongs to the state being replaced.
+        if self.is_failed() {
+            return Err(MvccError::Backend("the store stopped on a fatal error".into()));
+        }
+        // What is buffered, and any purge under way, belong to the state being replaced.
         let mut buffer = self.buffer.lock();
         *buffer = Buffer::default();
         let mut state = self.state.write();
+        self.compactor.forget();
         self.backend.restore_dump(dump)?;
         let mut loaded = Loaded::from(&self.backend)?;
         let mut index = std::mem::take(&mut loaded.index);
+        self.compactor.restored(loaded.finished);
         if loaded.scheduled > loaded.finished {
-            index.compact(loaded.scheduled);
+            // The snapshot was taken in the middle of a purge: finish it here, as a restart would.
+            let keep = index.compact(loaded.scheduled);
+            self.compactor.resume(loaded.scheduled, keep, &self.backend);
         }
         self.lessor.clear();
         loaded.restore_leases(&self.lessor);
@@ -198,12 +205,13 @@ impl KvStore {
         self.backend.commit_ops(&b.ops, b.consistent_index)?;
         crate::failpoint::failpoint("backend-after-commit");
         let done = std::mem::take(&mut *b);
-        drop(b);
         {
             let mut state = self.state.write();
             state.pending = state.pending.split_off(&Revision::new(done.rev + 1, 0));
         }
         if let Some(job) = done.job {
+            // Still under the buffer lock: a restore (which takes it first) cannot slip in and have this
+            // store's purge run on the next one.
             self.compactor.release(job, &self.backend);
         }
         Ok(())

@@ -92,6 +92,21 @@ impl Compactor {
         self.release(Job { rev, keep }, backend);
     }
 
+    /// The store is being replaced (a snapshot restore): the running purge stops between two transactions and
+    /// the queued and scheduled ones are dropped (their keep sets belong to the old index and would delete rows
+    /// of the new one). Then [`Compactor::restored`].
+    pub(crate) fn forget(&self) {
+        self.stop();
+        self.queue.lock().clear();
+        self.pending.lock().take();
+        self.stopped.store(false, std::sync::atomic::Ordering::Release);
+    }
+
+    /// The new store's last finished purge is `finished`; the caller resumes its unfinished one, if any.
+    pub(crate) fn restored(&self, finished: i64) {
+        self.finished.send_replace(finished);
+    }
+
     /// Waits until the backend rows of compaction `rev` are purged (a `physical` compaction).
     pub async fn wait_finished(&self, rev: i64) {
         let mut rx = self.finished.subscribe();

@@ -253,3 +253,72 @@ fn a_batch_of_no_op_entries_still_commits_its_consistent_index() {
     }
     assert_eq!(open(dir.path()).consistent_index(), 9, "a reopened store resumes after the no-op entries");
 }
+
+#[test]
+fn a_restore_ends_the_replaced_stores_purge() {
+    // Store A: one key with many revisions, compacted, its purge under way (batches with pauses between them).
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = open(dir_a.path());
+    let n = super::kvstore_compaction::BATCH_LIMIT as u64 * 20;
+    let mut b_rows = 0;
+    {
+        // Store B, the snapshot: as many distinct keys, so its rows below A's compaction are all live.
+        let b = open(dir_b.path());
+        for i in 0..n {
+            write(&b, i + 1, |t| {
+                t.put(format!("b{i:06}").as_bytes(), b"v", 0).unwrap();
+            });
+        }
+        b.force_commit().unwrap();
+        b.backend.for_each_kv(|_, _| b_rows += 1).unwrap();
+        for i in 0..n {
+            write(&a, i + 1, |t| {
+                t.put(b"a", i.to_string().as_bytes(), 0).unwrap();
+            });
+        }
+        let rev = a.rev();
+        write(&a, n + 1, |t| t.compact(rev - 1).unwrap());
+        a.force_commit().unwrap(); // the purge starts
+        a.restore(&b.backend.dump().unwrap()).unwrap();
+    }
+    // Were A's purge still running, it would delete B's rows below its compaction revision (they are not in
+    // its keep set) within its 20 batches.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let mut rows = 0;
+    a.backend.for_each_kv(|_, _| rows += 1).unwrap();
+    assert_eq!(rows, b_rows, "every row of the restored store is kept");
+    let res = range(&a, "b", "c", RangeOptions::default()).unwrap();
+    assert_eq!(res.kvs.len() as u64, n);
+    assert_eq!(a.compactor.finished_rev(), -1, "the restored store never compacted");
+}
+
+#[test]
+fn a_restore_in_the_middle_of_a_purge_finishes_it() {
+    // The snapshot's store had scheduled a compaction whose purge had not finished: the restored member
+    // finishes it, as a restart would.
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let dump = {
+        let b = open(dir_b.path());
+        for i in 0..100u64 {
+            write(&b, i + 1, |t| {
+                t.put(b"k", i.to_string().as_bytes(), 0).unwrap();
+            });
+        }
+        b.compactor.stop(); // the purge never runs: scheduled, not finished
+        let rev = b.rev();
+        write(&b, 101, |t| t.compact(rev).unwrap());
+        b.force_commit().unwrap();
+        b.backend.dump().unwrap()
+    };
+    let a = open(dir_a.path());
+    a.restore(&dump).unwrap();
+    let rev = a.compact_rev();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let waited = rt.block_on(async {
+        tokio::time::timeout(std::time::Duration::from_secs(10), a.compactor.wait_finished(rev)).await
+    });
+    assert!(waited.is_ok(), "the restored purge finishes");
+    let mut rows = 0;
+    a.backend.for_each_kv(|_, _| rows += 1).unwrap();
+    assert_eq!(rows, 1, "only the kept revision remains");
+}
