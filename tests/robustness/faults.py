@@ -150,6 +150,11 @@ def wait_stopped(m: Member, timeout: float) -> bool:
     return not m.alive()
 
 
+def said_since_launch(m: Member, line: str) -> bool:
+    """Whether ``m``'s log has ``line`` since the harness last (re)started it."""
+    return line in m.log_path.read_text(errors="replace").rsplit("--- harness: restart", 1)[-1]
+
+
 def exit_note(m: Member) -> str:
     return f"exit {m.proc.returncode if m.proc else '?'}"
 
@@ -293,16 +298,20 @@ class PowerLossInSnapshotInstall(Fault):
             stopped = wait_stopped(m, FIRE_TIMEOUT)
         finally:
             del m.env["PYETCD_FAILPOINTS"]
-        # The failpoint's exit is an abort(); any other end is not this fault's doing.
-        fired = stopped and m.proc is not None and m.proc.returncode == -signal.SIGABRT
+        # The failpoint's exit is an abort() that says so in the log; any other end (LMDB's or libc's abort
+        # included) is the member breaking down, not this fault firing.
+        fired = (
+            stopped
+            and m.proc is not None
+            and m.proc.returncode == -signal.SIGABRT
+            and said_since_launch(m, f"failpoint {point}: exiting")
+        )
         how = exit_note(m)
         dropped = lose_power(ctx, m)
         restart(ctx, m)
-        if fired:
-            note = f"{point}, {dropped} bytes dropped"
-        else:
-            note = f"{point} not reached" + (f" (it stopped by itself: {how})" if stopped else "")
-        return Injection(f"{self.name} ({point})", m.name, fired, t0, time.monotonic(), note)
+        failure = "" if fired or not stopped else f"it stopped by itself while catching up: {how}"
+        note = f"{point}, {dropped} bytes dropped" if fired else f"{point} not reached"
+        return Injection(f"{self.name} ({point})", m.name, fired, t0, time.monotonic(), note, failure)
 
 
 class Replace(Fault):

@@ -42,7 +42,10 @@ Page cache notes: the mount runs without ``direct_io`` (mmap reads work, as LMDB
 ``kernel_cache``; writes are write-through (libfuse's writeback cache is off), so each write reaches the overlay
 at once. The kernel's ``auto_inval_data`` is turned off: with it, a stat that saw the overlay's new mtime made
 the kernel drop a file's cached pages while LMDB wrote it, LMDB read stale pages and corrupted its tree within a
-second (robustness bug 9; ``test_lazyfs.py`` keeps LMDB under that load). ``rename`` flags
+second (robustness bug 9; ``test_lazyfs.py`` keeps LMDB under that load). The kernel still drops all of a
+file's cached pages when it is opened and when a getattr reports a size it did not expect: the same hazard for a
+file written by pwrite and read through mmap, so nothing may open ``data.mdb`` while a member writes it (the
+suite opens files only when a member starts, and remounts after every crash). ``rename`` flags
 (RENAME_NOREPLACE/EXCHANGE) are not passed on by the binding: plain rename(2) only.
 
 Disk errors: ``fail_fsync(True)`` makes every fsync fail with EIO and drop that file's unsynced data (what Linux

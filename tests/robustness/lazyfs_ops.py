@@ -256,8 +256,9 @@ class LazyOps:
         """Turns off the kernel's ``auto_inval_data`` (libfuse asks for it by default): with it, any getattr
         that reports a new mtime (every write changes the overlay's) makes the kernel drop the file's cached
         pages while other threads write and fault them back in, and a process that reads through mmap and
-        writes with pwrite (LMDB, bbolt) then reads stale pages and builds a corrupt B-tree. A size change
-        still drops them (a power loss that shortens a file), and so does every open (no ``kernel_cache``)."""
+        writes with pwrite (LMDB, bbolt) then reads stale pages and builds a corrupt B-tree. A new size still
+        drops them all (a power loss that shortens a file), and so does every open (no ``kernel_cache``): the
+        same hazard, which the suite avoids by opening files only when a member starts."""
         if conn is not None:
             conn.want &= ~FUSE_CAP_AUTO_INVAL_DATA
         self.mounted.set()

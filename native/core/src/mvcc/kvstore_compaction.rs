@@ -42,6 +42,9 @@ pub struct Compactor {
     worker: Mutex<Option<std::thread::JoinHandle<()>>>,
     finished: tokio::sync::watch::Sender<i64>,
     stopped: Arc<std::sync::atomic::AtomicBool>,
+    /// Set by [`Compactor::stop`] for good (the store closes or failed): a restore's [`Compactor::forget`]
+    /// does not start purging again.
+    closed: std::sync::atomic::AtomicBool,
 }
 
 impl Compactor {
@@ -52,6 +55,7 @@ impl Compactor {
             worker: Mutex::new(None),
             finished: tokio::sync::watch::channel(finished).0,
             stopped: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            closed: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -96,10 +100,17 @@ impl Compactor {
     /// the queued and scheduled ones are dropped (their keep sets belong to the old index and would delete rows
     /// of the new one). Then [`Compactor::restored`].
     pub(crate) fn forget(&self) {
-        self.stop();
+        use std::sync::atomic::Ordering;
+        let mut worker = self.worker.lock(); // a concurrent stop() waits, then stops whatever is resumed
+        self.stopped.store(true, Ordering::Release);
+        if let Some(h) = worker.take() {
+            let _ = h.join();
+        }
         self.queue.lock().clear();
         self.pending.lock().take();
-        self.stopped.store(false, std::sync::atomic::Ordering::Release);
+        if !self.closed.load(Ordering::Acquire) {
+            self.stopped.store(false, Ordering::Release);
+        }
     }
 
     /// The new store's last finished purge is `finished`; the caller resumes its unfinished one, if any.
@@ -118,10 +129,14 @@ impl Compactor {
         *self.finished.borrow()
     }
 
-    /// Stops the purge between two transactions and waits for the worker.
+    /// Stops the purge between two transactions, for good, and waits for the worker.
     pub fn stop(&self) {
-        self.stopped.store(true, std::sync::atomic::Ordering::Release);
-        if let Some(h) = self.worker.lock().take() {
+        use std::sync::atomic::Ordering;
+        self.closed.store(true, Ordering::Release);
+        self.stopped.store(true, Ordering::Release);
+        let mut worker = self.worker.lock();
+        self.stopped.store(true, Ordering::Release); // again: a forget() that held the lock may have cleared it
+        if let Some(h) = worker.take() {
             let _ = h.join();
         }
     }
