@@ -54,6 +54,10 @@ bench-probe: ## diagnostics: PROBE=xl (check perf xl: writes per fsync, CPU per 
 	cargo build --release -p etcd_bench
 	$(PYTHON) -m bench.probe $(or $(PROBE),xl)
 
+.PHONY: bench-failover
+bench-failover: ## seconds without a leader after kill -9 of the leader, 3 members, ours beside etcd (KILLS=6)
+	$(PYTHON) -m bench.failover --kills $(or $(KILLS),6)
+
 .PHONY: bench-micro
 bench-micro: ## micro-benchmarks of the native pieces (WAL fsync, index, backend range, watch matching); needs `make develop`
 	$(PIP) install --quiet pytest-benchmark
