@@ -89,10 +89,16 @@ impl Peer {
             zap_log("info", "rafthttp/peer_status.go", "peer became active", &[("peer-id", format!("{:x}", self.id))]);
             was_down_logged = false;
             let mut buf = Vec::with_capacity(64 << 10);
+            let (mut reader, mut stream) = stream.split();
+            let mut probe = [0u8; 1];
             loop {
                 let first = tokio::select! {
                     m = rx.recv() => match m { Some(m) => m, None => return },
                     _ = stop.changed() => return,
+                    // The acceptor never writes after its answer: anything readable is its end closing (it died
+                    // or restarted). Redial now, or the next message (a candidate's vote request, between two
+                    // followers that seldom write to each other) would be written into a dead socket and lost.
+                    _ = reader.read(&mut probe) => break,
                 };
                 buf.clear();
                 let mut snapshots = 0;
