@@ -17,7 +17,8 @@ import time
 from pathlib import Path
 
 from bench.report import table
-from bench.run import Cluster
+from bench.run import REPO  # noqa: F401  (puts tests/ on sys.path)
+from harness.cluster import Cluster
 
 SETTLE = 1.5  # seconds after the restarted member rejoins, so the next kill starts from a steady cluster
 

@@ -140,9 +140,7 @@ impl KvStore {
     /// Replaces the whole store with a snapshot's backend `dump` (a member that fell behind the leader's log):
     /// the index and leases are rebuilt and every watcher catches up from the new history.
     pub fn restore(&self, dump: &[u8]) -> Result<(), MvccError> {
-        if self.is_failed() {
-            return Err(MvccError::Backend("the store stopped on a fatal error".into()));
-        }
+        self.check_not_failed()?;
         // What is buffered, and any purge under way, belong to the state being replaced.
         let mut buffer = self.buffer.lock();
         *buffer = Buffer::default();
@@ -195,9 +193,7 @@ impl KvStore {
         // The buffer stays locked through the commit: commits reach LMDB in the order their writes were
         // buffered, and a failed one leaves every write buffered for the next.
         let mut b = self.buffer.lock();
-        if self.failed.load(std::sync::atomic::Ordering::Acquire) {
-            return Err(MvccError::Backend("the store stopped on a fatal error".into()));
-        }
+        self.check_not_failed()?;
         if b.since.is_none() {
             return Ok(()); // no write since the last commit
         }
@@ -226,6 +222,13 @@ impl KvStore {
 
     pub fn is_failed(&self) -> bool {
         self.failed.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    fn check_not_failed(&self) -> Result<(), MvccError> {
+        if self.is_failed() {
+            return Err(MvccError::Backend("the store stopped on a fatal error".into()));
+        }
+        Ok(())
     }
 
     /// The backend with every buffered write committed: for reading the file as a whole (snapshots, hashes)

@@ -102,10 +102,7 @@ impl Compactor {
     pub(crate) fn forget(&self) {
         use std::sync::atomic::Ordering;
         let mut worker = self.worker.lock(); // a concurrent stop() waits, then stops whatever is resumed
-        self.stopped.store(true, Ordering::Release);
-        if let Some(h) = worker.take() {
-            let _ = h.join();
-        }
+        self.halt(&mut worker);
         self.queue.lock().clear();
         self.pending.lock().take();
         if !self.closed.load(Ordering::Acquire) {
@@ -135,7 +132,12 @@ impl Compactor {
         self.closed.store(true, Ordering::Release);
         self.stopped.store(true, Ordering::Release);
         let mut worker = self.worker.lock();
-        self.stopped.store(true, Ordering::Release); // again: a forget() that held the lock may have cleared it
+        self.halt(&mut worker); // again: a forget() that held the lock may have cleared `stopped`
+    }
+
+    /// Stops the running purge between two transactions and waits for it (`worker` is the held worker lock).
+    fn halt(&self, worker: &mut Option<std::thread::JoinHandle<()>>) {
+        self.stopped.store(true, std::sync::atomic::Ordering::Release);
         if let Some(h) = worker.take() {
             let _ = h.join();
         }
