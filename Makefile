@@ -27,7 +27,7 @@ deps-test: ## install what the tests need: real etcd/etcdctl 3.4 and etcd-discov
 	fi
 	@# The packages' services must not hold 2379/4001/8087: the tests start their own servers there.
 	@-systemctl stop etcd etcd-discovery >/dev/null 2>&1; systemctl disable etcd etcd-discovery >/dev/null 2>&1; true
-	$(PIP) install --quiet pytest pytest-timeout grpcio grpcio-tools protobuf ruff mypy uvloop PyYAML setuptools-rust mfusepy lmdb
+	$(PIP) install --quiet pytest pytest-timeout grpcio grpcio-tools protobuf ruff mypy uvloop PyYAML setuptools-rust mfusepy lmdb cryptography
 
 .PHONY: develop
 develop: ## build the extension in place (release) for running tests from the checkout

@@ -1,5 +1,6 @@
 """Type stubs for the compiled module ``pyetcd_fast._native`` (native/py)."""
 
+import os
 from typing import TypedDict, final
 
 __version__: str
@@ -66,8 +67,9 @@ class Server:
     def fail(self) -> None:
         """Fail-stop after a fatal error: fails every pending request and stops acknowledging, proposing,
         sending and writing, without the sync ``stop`` does; the restart recovers from the WAL."""
-    def serve_peers(self, listen: list[str]) -> list[str]:
-        """Starts the peer transport on each ``host:port``; returns the bound addresses. Raises OSError."""
+    def serve_peers(self, listen: list[tuple[str, bool]], tls: dict[str, object] | None = None) -> list[str]:
+        """Starts the peer transport on each ``(host:port, TLS)`` with the peer TLS flags ``tls`` (``TlsInfo``'s
+        field names); returns the bound addresses. Raises OSError."""
     def transfer_leadership(self) -> int | None:
         """Starts handing leadership to the most caught-up voter; returns its id, or None if not leading."""
     @property
@@ -78,8 +80,11 @@ class Server:
         """Whether this member's name and client URLs went through raft (it then serves clients)."""
     def members(self) -> list[tuple[int, str, list[str], list[str], bool]]:
         """The membership as applied: (id, name, peer URLs, client URLs, is learner) per member."""
-    def serve(self, listen: list[str], worker_threads: int) -> list[str]:
-        """Serves gRPC and HTTP on each ``host:port``; returns the bound addresses. Raises OSError."""
+    def serve(
+        self, listen: list[tuple[str, bool]], worker_threads: int, tls: dict[str, object] | None = None
+    ) -> list[str]:
+        """Serves gRPC and HTTP on each ``(host:port, TLS)`` with the client TLS flags ``tls``; returns the bound
+        addresses. Raises OSError."""
     def stop(self) -> None:
         """Stops the edge, fails pending requests and syncs the member's files."""
     @property
@@ -128,3 +133,9 @@ class MicroWatch:
     def __new__(cls, dir: str, watchers: int, streams: int, prefix: bool = False) -> MicroWatch: ...
     def notify(self, events: int) -> int:
         """Matches ``events`` revisions against the watchers and drains the streams; returns responses."""
+
+def self_cert(dir: str | os.PathLike[str], hosts: list[str], validity_days: int) -> tuple[str, str]:
+    """``--auto-tls``: ``cert.pem`` and ``key.pem`` in ``dir`` for ``hosts`` (made once, then reused)."""
+
+def check_tls(tls: dict[str, object], server: bool) -> None:
+    """Loads TLS flags as a listener (``server``) or a dialer would; raises OSError with etcd's message."""

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import ssl
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -62,11 +63,14 @@ def new_cluster(cfg: Config) -> Start:
     return Start(mid, cid, members, True)
 
 
-def fetch_cluster(peer_urls: list[str], timeout: float = FETCH_TIMEOUT) -> tuple[int, list[dict]]:
-    """(cluster id, members) from the first peer that answers ``GET /members``."""
+def fetch_cluster(
+    peer_urls: list[str], timeout: float = FETCH_TIMEOUT, context: ssl.SSLContext | None = None
+) -> tuple[int, list[dict]]:
+    """(cluster id, members) from the first peer that answers ``GET /members`` (``context`` for https peers)."""
     for url in peer_urls:
         try:
-            with urllib.request.urlopen(url.rstrip("/") + "/members", timeout=timeout) as resp:
+            ctx = context if url.startswith("https://") else None
+            with urllib.request.urlopen(url.rstrip("/") + "/members", timeout=timeout, context=ctx) as resp:
                 members = json.loads(resp.read())
                 cid = int(resp.headers.get("X-Etcd-Cluster-ID", "0"), 16)
         except (OSError, ValueError, urllib.error.URLError):
@@ -78,7 +82,7 @@ def fetch_cluster(peer_urls: list[str], timeout: float = FETCH_TIMEOUT) -> tuple
     )
 
 
-def join_existing(cfg: Config) -> Start:
+def join_existing(cfg: Config, context: ssl.SSLContext | None = None) -> Start:
     """The start of a member added with MemberAdd: the cluster as its members report it."""
     try:
         urls_map = cfg.initial_cluster_map()
@@ -86,7 +90,7 @@ def join_existing(cfg: Config) -> Start:
         raise ConfigError(f"error setting up initial cluster: {e}", 1) from None
     mine = sorted(cfg.initial_advertise_peer_urls)
     others = [u for name, urls in urls_map.items() if name != cfg.name for u in urls]
-    cid, members = fetch_cluster(others)
+    cid, members = fetch_cluster(others, context=context)
     me = next((m for m in members if sorted(m.get("peerURLs") or []) == mine), None)
     if me is None:
         raise ConfigError(
@@ -116,10 +120,10 @@ def via_discovery(cfg: Config, log: Callable[..., None] | None = None) -> Start:
     return new_cluster(found)
 
 
-def plan(cfg: Config, log: Callable[..., None] | None = None) -> Start:
+def plan(cfg: Config, log: Callable[..., None] | None = None, context: ssl.SSLContext | None = None) -> Start:
     """How a member without a WAL starts, by ``--initial-cluster-state`` and ``--discovery``."""
     if cfg.initial_cluster_state == CLUSTER_STATE_NEW and cfg.discovery:
         return via_discovery(cfg, log)
     if cfg.initial_cluster_state == CLUSTER_STATE_NEW:
         return new_cluster(cfg)
-    return join_existing(cfg)
+    return join_existing(cfg, context)

@@ -9,7 +9,7 @@ import threading
 from urllib.parse import urlsplit
 
 from pyetcd_fast import _native
-from pyetcd_fast.embed import bootstrap
+from pyetcd_fast.embed import bootstrap, tls
 from pyetcd_fast.embed.compactor import Compactor, parse_retention
 from pyetcd_fast.embed.raftloop import ReadyLoop
 from pyetcd_fast.etcdmain.config import Config, ConfigError
@@ -60,6 +60,7 @@ class Etcd:
         self._compactor: Compactor | None = None
         self._lock_fd: int | None = None
         self._thread: threading.Thread | None = None
+        self._tls: tls.Tls | None = None
         self.stopped = threading.Event()
         # Set once clients are served (after the member published itself through raft).
         self.serving = threading.Event()
@@ -81,7 +82,8 @@ class Etcd:
             # ignored, as etcd does.
             start = bootstrap.Start(0, 0, [], False)
         else:
-            start = bootstrap.plan(cfg, self.log.info)
+            peer_ctx = tls.ssl_context(self._tls.peer) if self._tls is not None else None
+            start = bootstrap.plan(cfg, self.log.info, peer_ctx)
         _native.set_log_level(LOG_LEVELS.get(cfg.log_level, 1))
         return _native.Server(
             {
@@ -118,8 +120,11 @@ class Etcd:
             name=cfg.name,
             **{"data-dir": cfg.data_dir_path, "listen-client-urls": cfg.listen_client_urls},
         )
+        self._tls = tls.prepare(cfg, self.log.warn)
         self.server = server = self._open()
-        self.peer_addrs = server.serve_peers([url_host_port(u) for u in cfg.listen_peer_urls])
+        self.peer_addrs = server.serve_peers(
+            [(url_host_port(u), tls.is_tls(u)) for u in cfg.listen_peer_urls], self._tls.peer
+        )
         self._ready_loop = ReadyLoop(
             server,
             loop,
@@ -152,15 +157,19 @@ class Etcd:
         after the batch that applied them."""
         if self.stopped.is_set() or self.server is None:
             return
-        listen = [url_host_port(u) for u in self.cfg.listen_client_urls]
+        listen = [(url_host_port(u), tls.is_tls(u)) for u in self.cfg.listen_client_urls]
+        client_tls = self._tls.client if self._tls is not None else None
         try:
-            self.client_addrs = self.server.serve(listen, worker_threads=edge_threads())
+            self.client_addrs = self.server.serve(listen, worker_threads=edge_threads(), tls=client_tls)
         except OSError as e:
             self._on_fatal(e)
             return
         self.log.info("ready to serve client requests")
-        for addr in self.client_addrs:
-            self.log.warn(f"serving insecure client requests on {addr}, this is strongly discouraged!")
+        for addr, (_, secure) in zip(self.client_addrs, listen, strict=False):
+            if secure:
+                self.log.info("serving client traffic securely", address=addr)
+            else:
+                self.log.warn(f"serving insecure client requests on {addr}, this is strongly discouraged!")
         self.serving.set()
         self._settled.set()
 

@@ -100,6 +100,8 @@ class Member:
     removed: bool = False
     partitioned: bool = False
     env: dict[str, str] = field(default_factory=dict)  # set over the environment at every (re)start
+    client_scheme: str = "http"
+    peer_scheme: str = "http"
 
     @property
     def endpoint(self) -> str:
@@ -113,15 +115,15 @@ class Member:
 
     @property
     def client_url(self) -> str:
-        return f"http://{self.endpoint}"
+        return f"{self.client_scheme}://{self.endpoint}"
 
     @property
     def peer_url(self) -> str:
-        return f"http://{self.host}:{self.peer_port}"
+        return f"{self.peer_scheme}://{self.host}:{self.peer_port}"
 
     @property
     def listen_peer_url(self) -> str:
-        return f"http://{self.host}:{self.listen_peer_port or self.peer_port}"
+        return f"{self.peer_scheme}://{self.host}:{self.listen_peer_port or self.peer_port}"
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -158,7 +160,13 @@ class Cluster:
         fabric: NetnsFabric | None = None,
         token: str | None = None,
         peer_proxies: bool = False,
+        client_scheme: str = "http",
+        peer_scheme: str = "http",
+        credentials: grpc.ChannelCredentials | None = None,
+        ctl_flags: Iterable[str] = (),
     ) -> None:
+        """With ``https`` schemes the members' TLS flags go in ``extra_flags``; the test reaches their client
+        ports with ``credentials`` (gRPC) and ``ctl_flags`` (etcdctl's ``--cacert ...``)."""
         self.kind = kind
         self.workdir = workdir
         self.heartbeat_ms = heartbeat_ms
@@ -166,6 +174,10 @@ class Cluster:
         self.extra_flags = list(extra_flags)
         self.fabric = fabric
         self.peer_proxies = peer_proxies
+        self.client_scheme = client_scheme
+        self.peer_scheme = peer_scheme
+        self.credentials = credentials
+        self.ctl_flags = list(ctl_flags)
         self.token = token or f"pyetcd-test-{os.getpid()}-{next(_counter)}"
         self.members: list[Member] = []
         self._created = 0
@@ -256,7 +268,11 @@ class Cluster:
         with self._lock:
             ch = self._channels.get(m)
             if ch is None:
-                ch = self._channels[m] = grpc.insecure_channel(m.endpoint, options=CHANNEL_OPTIONS)
+                if self.credentials is None:
+                    ch = grpc.insecure_channel(m.endpoint, options=CHANNEL_OPTIONS)
+                else:
+                    ch = grpc.secure_channel(m.endpoint, self.credentials, options=CHANNEL_OPTIONS)
+                self._channels[m] = ch
             return ch
 
     def stubs(self, m: Member) -> Stubs:
@@ -278,7 +294,7 @@ class Cluster:
     def etcdctl(self, *args: str, member: Member | None = None, timeout: float = ctl.TIMEOUT) -> ctl.Result:
         """The real etcdctl against ``member``, or against every reachable voter."""
         targets = [member] if member else [m for m in self.reachable() if not m.learner]
-        return ctl.run(",".join(m.endpoint for m in targets), *args, timeout=timeout)
+        return ctl.run(",".join(m.endpoint for m in targets), *self.ctl_flags, *args, timeout=timeout)
 
     def etcdctl_inside(self, m: Member, *args: str, timeout: float = ctl.TIMEOUT) -> ctl.Result:
         """etcdctl run next to ``m`` (in its namespace, against its loopback URL): it reaches ``m`` when cut off."""
@@ -435,7 +451,7 @@ class Cluster:
         listen_peer_port = self._port() if self.peer_proxies else 0
         return Member(
             name, data_dir, member_dir / "server.log", "127.0.0.1", client_port, peer_port, ["127.0.0.1"],
-            listen_peer_port=listen_peer_port,
+            listen_peer_port=listen_peer_port, client_scheme=self.client_scheme, peer_scheme=self.peer_scheme,
         )  # fmt: skip
 
     def _port(self) -> int:
@@ -449,7 +465,7 @@ class Cluster:
         return [
             "--name", m.name,
             "--data-dir", str(m.data_dir),
-            "--listen-client-urls", ",".join(f"http://{h}:{m.client_port}" for h in m.listen_hosts),
+            "--listen-client-urls", ",".join(f"{m.client_scheme}://{h}:{m.client_port}" for h in m.listen_hosts),
             "--advertise-client-urls", m.client_url,
             "--listen-peer-urls", m.listen_peer_url,
             "--initial-advertise-peer-urls", m.peer_url,
@@ -468,7 +484,15 @@ class Cluster:
         m.proc = spawn(m.argv, m.log_path, env=m.env)
 
     def _wait_ready(self, m: Member) -> None:
-        wait_serving(m.proc, m.endpoint, f"{self.kind} member {m.name}", m.argv, m.log_tail, serializable=m.learner)
+        wait_serving(
+            m.proc,
+            m.endpoint,
+            f"{self.kind} member {m.name}",
+            m.argv,
+            m.log_tail,
+            serializable=m.learner,
+            credentials=self.credentials,
+        )
         # The cached channel may still be backing off from the member's previous life: wait for it to connect
         # rather than fail fast.
         st = self.stubs(m).maintenance.Status(rpc_pb2.StatusRequest(), timeout=10.0, wait_for_ready=True)

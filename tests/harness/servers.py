@@ -47,9 +47,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def etcd_flags(name: str, data_dir: Path, client_port: int, peer_port: int) -> list[str]:
-    client = f"http://127.0.0.1:{client_port}"
-    peer = f"http://127.0.0.1:{peer_port}"
+def etcd_flags(
+    name: str, data_dir: Path, client_port: int, peer_port: int, client_scheme: str = "http", peer_scheme: str = "http"
+) -> list[str]:
+    client = f"{client_scheme}://127.0.0.1:{client_port}"
+    peer = f"{peer_scheme}://127.0.0.1:{peer_port}"
     return [
         "--name", name,
         "--data-dir", str(data_dir),
@@ -112,18 +114,20 @@ def wait_serving(
     *,
     serializable: bool = False,
     timeout: float = READY_TIMEOUT,
+    credentials: grpc.ChannelCredentials | None = None,
 ) -> None:
     """Wait until a Range on ``endpoint`` succeeds; fail with ``log_tail()`` if ``proc`` exits or time runs out.
 
     A linearizable read (the default) succeeds only once a leader exists and the server applies;
-    ``serializable`` is for a learner, which serves nothing else.
+    ``serializable`` is for a learner, which serves nothing else; ``credentials`` for a TLS client port.
     """
     # Import here: the generated stubs are produced by conftest before any server starts.
     from pyetcd_fast.etcdpb.etcdserverpb import rpc_pb2, rpc_pb2_grpc
 
     deadline = time.monotonic() + timeout
     last_err: Exception | None = None
-    with grpc.insecure_channel(endpoint) as ch:
+    channel = grpc.insecure_channel(endpoint) if credentials is None else grpc.secure_channel(endpoint, credentials)
+    with channel as ch:
         kv = rpc_pb2_grpc.KVStub(ch)
         while time.monotonic() < deadline:
             if proc.poll() is not None:
@@ -147,6 +151,10 @@ class Server:
     proc: subprocess.Popen | None = None
     argv: list[str] = field(default_factory=list)
     extra_flags: list[str] = field(default_factory=list)
+    client_scheme: str = "http"
+    peer_scheme: str = "http"
+    # How the readiness probe reaches a TLS client port.
+    credentials: grpc.ChannelCredentials | None = None
 
     @property
     def endpoint(self) -> str:
@@ -160,12 +168,16 @@ class Server:
             return "<no log>"
 
     def start(self) -> None:
-        flags = etcd_flags("t", self.data_dir, self.client_port, self.peer_port) + list(self.extra_flags)
+        flags = etcd_flags(
+            "t", self.data_dir, self.client_port, self.peer_port, self.client_scheme, self.peer_scheme
+        ) + list(self.extra_flags)
         self.argv = server_cmd(self.kind, flags)
         self.proc = spawn(self.argv, self.log_path)
         _live.append(self)
         try:
-            wait_serving(self.proc, self.endpoint, f"{self.kind} server", self.argv, self.log_tail)
+            wait_serving(
+                self.proc, self.endpoint, f"{self.kind} server", self.argv, self.log_tail, credentials=self.credentials
+            )
         except BaseException:
             self.stop()
             raise
@@ -200,10 +212,19 @@ class Server:
         self.start()
 
 
-def start_server(kind: str, workdir: Path, extra_flags: list[str] | None = None) -> Server:
+def start_server(
+    kind: str,
+    workdir: Path,
+    extra_flags: list[str] | None = None,
+    *,
+    client_scheme: str = "http",
+    peer_scheme: str = "http",
+    credentials: grpc.ChannelCredentials | None = None,
+) -> Server:
     """Start a one-member server of ``kind`` with its data and log under ``workdir``.
 
     ``extra_flags`` (e.g. ``["--quota-backend-bytes", "1048576"]``) follow the fixed flags, for both kinds.
+    With ``https`` schemes the TLS flags go in ``extra_flags`` and ``credentials`` reach the client port.
     """
     workdir.mkdir(parents=True, exist_ok=True)
     data_dir = workdir / "data"
@@ -212,7 +233,17 @@ def start_server(kind: str, workdir: Path, extra_flags: list[str] | None = None)
     peer_port = free_port()
     while peer_port == client_port:
         peer_port = free_port()
-    srv = Server(kind, data_dir, client_port, peer_port, workdir / "server.log", extra_flags=list(extra_flags or []))
+    srv = Server(
+        kind,
+        data_dir,
+        client_port,
+        peer_port,
+        workdir / "server.log",
+        extra_flags=list(extra_flags or []),
+        client_scheme=client_scheme,
+        peer_scheme=peer_scheme,
+        credentials=credentials,
+    )
     srv.start()
     return srv
 

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use etcd_core::etcdserver::membership::Member;
 use etcd_core::etcdserver::{EtcdServer, ServerConfig};
 use etcd_core::raftnode::logger::LOG_LEVEL;
+use etcd_core::transport::{ClientTls, ServerTls, TlsInfo};
 use etcd_core::v3rpc::Edge;
 use pyo3::exceptions::{PyOSError, PyRuntimeError};
 use pyo3::prelude::*;
@@ -100,10 +101,23 @@ impl Server {
         })
     }
 
-    /// Starts the peer transport on `listen` (host:port strings); returns the bound addresses.
-    fn serve_peers(&self, py: Python<'_>, listen: Vec<String>) -> PyResult<Vec<String>> {
+    /// Starts the peer transport on `listen` ((host:port, TLS) pairs) with the peer TLS flags `tls`; returns
+    /// the bound addresses.
+    #[pyo3(signature = (listen, tls=None))]
+    fn serve_peers(
+        &self,
+        py: Python<'_>,
+        listen: Vec<(String, bool)>,
+        tls: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<Vec<String>> {
+        let info = tls_info(tls)?;
         let server = self.inner.clone();
-        py.allow_threads(|| server.serve_peers(&listen)).map_err(PyOSError::new_err)
+        py.allow_threads(|| {
+            let secure =
+                if listen.iter().any(|(_, t)| *t) { Some(Arc::new(ServerTls::new(&info, &[])?)) } else { None };
+            server.serve_peers(&listen, secure, ClientTls::new(&info)?)
+        })
+        .map_err(PyOSError::new_err)
     }
 
     /// Starts handing leadership to the most caught-up voter (before a graceful stop); returns its id, or
@@ -134,10 +148,28 @@ impl Server {
             .collect()
     }
 
-    /// Starts the client edge on `listen` (host:port strings); returns the bound addresses.
-    fn serve(&self, py: Python<'_>, listen: Vec<String>, worker_threads: usize) -> PyResult<Vec<String>> {
+    /// Starts the client edge on `listen` ((host:port, TLS) pairs) with the client TLS flags `tls`; returns
+    /// the bound addresses.
+    #[pyo3(signature = (listen, worker_threads, tls=None))]
+    fn serve(
+        &self,
+        py: Python<'_>,
+        listen: Vec<(String, bool)>,
+        worker_threads: usize,
+        tls: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<Vec<String>> {
+        let info = tls_info(tls)?;
         let server = self.inner.clone();
-        let edge = py.allow_threads(|| Edge::start(server, &listen, worker_threads)).map_err(PyOSError::new_err)?;
+        let edge = py
+            .allow_threads(|| {
+                let secure = if listen.iter().any(|(_, t)| *t) {
+                    Some(Arc::new(ServerTls::new(&info, &["h2", "http/1.1"])?))
+                } else {
+                    None
+                };
+                Edge::start(server, &listen, secure, worker_threads)
+            })
+            .map_err(PyOSError::new_err)?;
         let addrs = edge.addrs().to_vec();
         *self.edge.lock() = Some(edge);
         Ok(addrs)
@@ -200,6 +232,43 @@ fn set_failpoint(name: &str, term: &str) -> bool {
     etcd_core::failpoint::arm(name, term)
 }
 
+/// One side's TLS flags from a dict of `TlsInfo`'s field names (missing keys keep their defaults).
+fn tls_info(d: Option<&Bound<'_, PyDict>>) -> PyResult<TlsInfo> {
+    let mut info = TlsInfo::default();
+    let Some(d) = d else {
+        return Ok(info);
+    };
+    let text =
+        |k: &str| -> PyResult<String> { Ok(d.get_item(k)?.map(|v| v.extract()).transpose()?.unwrap_or_default()) };
+    let flag = |k: &str| -> PyResult<bool> { Ok(d.get_item(k)?.map(|v| v.extract()).transpose()?.unwrap_or(false)) };
+    info.cert_file = text("cert_file")?;
+    info.key_file = text("key_file")?;
+    info.trusted_ca_file = text("trusted_ca_file")?;
+    info.crl_file = text("crl_file")?;
+    info.allowed_cn = text("allowed_cn")?;
+    info.allowed_hostname = text("allowed_hostname")?;
+    info.client_cert_auth = flag("client_cert_auth")?;
+    info.insecure_skip_verify = flag("insecure_skip_verify")?;
+    info.cipher_suites = d.get_item("cipher_suites")?.map(|v| v.extract()).transpose()?.unwrap_or_default();
+    Ok(info)
+}
+
+/// `--auto-tls`: `cert.pem` and `key.pem` in `dir` for `hosts` (made once, then reused); returns their paths.
+#[pyfunction]
+fn self_cert(py: Python<'_>, dir: PathBuf, hosts: Vec<String>, validity_days: i64) -> PyResult<(String, String)> {
+    py.allow_threads(|| etcd_core::transport::self_cert(&dir, &hosts, validity_days)).map_err(PyOSError::new_err)
+}
+
+/// Checks TLS flags as a listener would use them (files readable, key matching, cipher suites known);
+/// raises OSError with etcd's message.
+#[pyfunction]
+#[pyo3(signature = (tls, server))]
+fn check_tls(py: Python<'_>, tls: &Bound<'_, PyDict>, server: bool) -> PyResult<()> {
+    let info = tls_info(Some(tls))?;
+    py.allow_threads(|| if server { ServerTls::new(&info, &[]).map(|_| ()) } else { ClientTls::new(&info).map(|_| ()) })
+        .map_err(PyOSError::new_err)
+}
+
 /// 0 debug, 1 info, 2 warn, 3 error: the level below which native log lines are dropped.
 #[pyfunction]
 fn set_log_level(level: u8) {
@@ -216,6 +285,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(set_log_level, m)?)?;
     m.add_function(wrap_pyfunction!(install_fail_stop, m)?)?;
     m.add_function(wrap_pyfunction!(set_failpoint, m)?)?;
+    m.add_function(wrap_pyfunction!(self_cert, m)?)?;
+    m.add_function(wrap_pyfunction!(check_tls, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

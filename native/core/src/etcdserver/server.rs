@@ -292,8 +292,13 @@ impl EtcdServer {
     }
 
     /// Starts the peer transport on `listen` and introduces it to every member known so far.
-    pub fn serve_peers(self: &Arc<Self>, listen: &[String]) -> Result<Vec<String>, String> {
-        let t = Transport::start(self, listen)?;
+    pub fn serve_peers(
+        self: &Arc<Self>,
+        listen: &[(String, bool)],
+        tls: Option<Arc<crate::transport::ServerTls>>,
+        dial: crate::transport::ClientTls,
+    ) -> Result<Vec<String>, String> {
+        let t = Transport::start(self, listen, tls, dial)?;
         let addrs = t.addrs().to_vec();
         if self.transport.set(t).is_err() {
             return Err("the peer transport is already running".into());

@@ -15,7 +15,7 @@ use super::server::{ApplyResponse, ApplyResult, Core, EtcdServer};
 use crate::pb::etcdserverpb::{
     ClusterMemberAttrSetRequest, LeaseKeepAliveRequest, LeaseTimeToLiveRequest, LeaseTimeToLiveResponse,
 };
-use crate::rafthttp::{post, PeerHttpError};
+use crate::rafthttp::PeerHttpError;
 use crate::raftnode::logger::zap_log;
 
 /// etcd's HealthInterval: a peer counts as connected once its stream has been up this long.
@@ -235,7 +235,7 @@ impl EtcdServer {
                 return self.promote_as_leader(id).await;
             }
             if let Some(url) = self.leader_peer_url() {
-                match post(&url, &format!("/members/promote/{id:x}"), Vec::new()).await {
+                match self.post_peer(&url, &format!("/members/promote/{id:x}"), Vec::new()).await {
                     Ok(_) => return Ok(self.cluster.members()),
                     Err(PeerHttpError::Etcd(EtcdError::NotLeader | EtcdError::NoLeader)) => {}
                     Err(PeerHttpError::Etcd(e)) => return Err(e),
@@ -408,6 +408,14 @@ impl EtcdServer {
         .await
     }
 
+    /// POSTs to a peer's port through the transport's dialer.
+    async fn post_peer(&self, url: &str, path: &str, body: Vec<u8>) -> Result<bytes::Bytes, PeerHttpError> {
+        match self.transport.get() {
+            Some(t) => t.dialer.post(url, path, body).await,
+            None => Err(PeerHttpError::Unreachable("the peer transport is not running".into())),
+        }
+    }
+
     /// Runs `local` if this member leads, else POSTs `body()` to the leader's `path` and decodes the answer,
     /// retrying through leader changes until the request timeout.
     async fn on_leader<T, F: std::future::Future<Output = Result<T, EtcdError>>>(
@@ -425,7 +433,7 @@ impl EtcdServer {
                     r => return r,
                 }
             } else if let Some(url) = self.leader_peer_url() {
-                match post(&url, path, body()).await {
+                match self.post_peer(&url, path, body()).await {
                     Ok(b) => return decode(b),
                     Err(PeerHttpError::Etcd(EtcdError::NotLeader | EtcdError::NoLeader)) => {}
                     Err(PeerHttpError::Etcd(e)) => return Err(e),

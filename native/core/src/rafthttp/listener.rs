@@ -1,5 +1,7 @@
 //! The peer listener: raft message streams in, and the peer port's HTTP endpoints.
-use std::sync::Weak;
+use std::pin::Pin;
+use std::sync::{Arc, Weak};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::body::Bytes;
@@ -13,69 +15,131 @@ use hyper_util::service::TowerToHyperService;
 use prost::Message as _;
 use protobuf::Message as _;
 use raft::eraftpb::Message;
-use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader, ReadBuf};
 use tokio::sync::watch;
 
 use super::{ACCEPT, MAGIC, REJECT_CLUSTER, REJECT_REMOVED, REJECT_TO};
 use crate::etcdserver::{EtcdError, EtcdServer};
 use crate::pb::etcdserverpb::{LeaseKeepAliveRequest, LeaseTimeToLiveRequest};
 use crate::raftnode::logger::zap_log;
+use crate::transport::{self, ServerTls};
 use crate::v3rpc::http::ETCD_SERVER_VERSION;
 
 /// A frame larger than this is refused (a snapshot of the largest allowed backend, 8 GiB, is the bound).
 const MAX_FRAME: usize = u32::MAX as usize;
+/// A frame's body is read in pieces of at most this many bytes, so a length larger than what follows costs
+/// no more memory than what arrived.
+const READ_PIECE: usize = 1 << 20;
+/// How long a new connection may take to say which protocol it speaks.
+const FIRST_BYTES_TIMEOUT: Duration = Duration::from_secs(5);
 
 type Srv = Weak<EtcdServer>;
 
-pub(super) async fn serve(l: std::net::TcpListener, server: Srv, mut stop: watch::Receiver<bool>) {
+pub(super) async fn serve(
+    l: std::net::TcpListener,
+    server: Srv,
+    tls: Option<Arc<ServerTls>>,
+    mut stop: watch::Receiver<bool>,
+) {
     let Ok(listener) = tokio::net::TcpListener::from_std(l) else {
         return;
     };
     let app = router(server.clone());
+    let acceptor = tls.as_ref().map(|t| tokio_rustls::TlsAcceptor::from(t.config.clone()));
     loop {
         let (stream, _) = tokio::select! {
             r = listener.accept() => match r { Ok(c) => c, Err(_) => continue },
             _ = stop.changed() => return,
         };
         let _ = stream.set_nodelay(true);
-        let server = server.clone();
-        let app = app.clone();
-        let stop = stop.clone();
+        let (server, app, stop, tls, acceptor) =
+            (server.clone(), app.clone(), stop.clone(), tls.clone(), acceptor.clone());
         tokio::spawn(async move {
-            let mut magic = [0u8; 4];
-            let peeked = tokio::time::timeout(Duration::from_secs(5), async {
-                loop {
-                    match stream.peek(&mut magic).await {
-                        Ok(n) if n >= 4 => return true,
-                        Ok(0) | Err(_) => return false,
-                        Ok(_) => tokio::time::sleep(Duration::from_millis(1)).await,
+            match (tls, acceptor) {
+                (Some(tls), Some(acceptor)) => {
+                    if let Some(a) = transport::accept(&tls, &acceptor, stream).await {
+                        serve_conn(a.stream, server, app, stop).await;
                     }
                 }
-            })
-            .await;
-            if !matches!(peeked, Ok(true)) {
-                return;
-            }
-            if &magic == MAGIC {
-                raft_stream(stream, server, stop).await;
-            } else {
-                let svc = TowerToHyperService::new(app);
-                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(stream), svc)
-                    .await;
+                _ => serve_conn(stream, server, app, stop).await,
             }
         });
     }
 }
 
-async fn raft_stream(stream: TcpStream, server: Srv, mut stop: watch::Receiver<bool>) {
-    let mut r = BufReader::with_capacity(256 << 10, stream);
-    let mut hs = [0u8; 28];
-    if r.read_exact(&mut hs).await.is_err() {
+/// A connection's first four bytes choose its protocol: a raft stream, or HTTP/1.1 for everything else.
+async fn serve_conn<S>(mut stream: S, server: Srv, app: Router, stop: watch::Receiver<bool>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let mut magic = [0u8; 4];
+    if !matches!(tokio::time::timeout(FIRST_BYTES_TIMEOUT, stream.read_exact(&mut magic)).await, Ok(Ok(_))) {
         return;
     }
-    let field = |i: usize| u64::from_be_bytes(hs[4 + 8 * i..12 + 8 * i].try_into().unwrap());
+    if &magic == MAGIC {
+        raft_stream(stream, server, stop).await;
+    } else {
+        let svc = TowerToHyperService::new(app);
+        let io = Prefixed { prefix: magic, at: 0, inner: stream };
+        let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+            .serve_connection(TokioIo::new(io), svc)
+            .await;
+    }
+}
+
+/// `inner` with bytes already read from it put back in front.
+struct Prefixed<S> {
+    prefix: [u8; 4],
+    at: usize,
+    inner: S,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Prefixed<S> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        if self.at < self.prefix.len() {
+            let n = (self.prefix.len() - self.at).min(buf.remaining());
+            let at = self.at;
+            buf.put_slice(&self.prefix[at..at + n]);
+            self.at += n;
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Prefixed<S> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// Reads `n` bytes into `body` piece by piece (memory follows the bytes that arrive, not the length claimed).
+async fn read_frame<R: AsyncRead + Unpin>(r: &mut R, n: usize, body: &mut Vec<u8>) -> std::io::Result<()> {
+    body.clear();
+    while body.len() < n {
+        let start = body.len();
+        body.resize(start + (n - start).min(READ_PIECE), 0);
+        r.read_exact(&mut body[start..]).await?;
+    }
+    Ok(())
+}
+
+/// A raft stream whose `RAFT` was read: the rest of the handshake, the answer, then frames until it closes.
+async fn raft_stream<S: AsyncRead + AsyncWrite + Unpin>(stream: S, server: Srv, mut stop: watch::Receiver<bool>) {
+    let mut r = BufReader::with_capacity(256 << 10, stream);
+    let mut hs = [0u8; 24];
+    if !matches!(tokio::time::timeout(FIRST_BYTES_TIMEOUT, r.read_exact(&mut hs)).await, Ok(Ok(_))) {
+        return;
+    }
+    let field = |i: usize| u64::from_be_bytes(hs[8 * i..8 + 8 * i].try_into().unwrap());
     let (cluster_id, from, to) = (field(0), field(1), field(2));
     let Some(s) = server.upgrade() else {
         return;
@@ -121,11 +185,7 @@ async fn raft_stream(stream: TcpStream, server: Srv, mut stop: watch::Receiver<b
             return;
         }
         let n = u32::from_be_bytes(len) as usize;
-        if n > MAX_FRAME {
-            return;
-        }
-        body.resize(n, 0);
-        if r.read_exact(&mut body).await.is_err() {
+        if n > MAX_FRAME || read_frame(&mut r, n, &mut body).await.is_err() {
             return;
         }
         match Message::parse_from_bytes(&body) {

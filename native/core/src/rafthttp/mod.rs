@@ -31,9 +31,10 @@ use raft::eraftpb::Message;
 use tokio::runtime::Runtime;
 use tokio::sync::{mpsc, watch};
 
-pub use client::{post, PeerHttpError};
+pub use client::{Dialer, PeerHttpError};
 
 use crate::etcdserver::EtcdServer;
+use crate::transport::{ClientTls, ServerTls};
 
 pub const MAGIC: &[u8; 4] = b"RAFT";
 pub const ACCEPT: u8 = 0;
@@ -74,12 +75,31 @@ pub struct Transport {
     server: Weak<EtcdServer>,
     shutdown: watch::Sender<bool>,
     addrs: Vec<String>,
+    /// Connections to peers (TLS for https peer URLs), for the streams and the forwarded requests.
+    pub dialer: Arc<Dialer>,
 }
 
 impl Transport {
-    /// Binds every `host:port` of `listen` now (a busy port fails the start) and serves them.
-    pub fn start(server: &Arc<EtcdServer>, listen: &[String]) -> Result<Arc<Transport>, String> {
-        let (listeners, addrs) = crate::v3rpc::bind_all(listen)?;
+    /// Binds every `(host:port, TLS)` of `listen` now (a busy port fails the start) and serves them; `tls`
+    /// is the peer port's TLS (needed when a listener has it), `dial` how peers are reached.
+    pub fn start(
+        server: &Arc<EtcdServer>,
+        listen: &[(String, bool)],
+        tls: Option<Arc<ServerTls>>,
+        dial: ClientTls,
+    ) -> Result<Arc<Transport>, String> {
+        let mut secure = Vec::new();
+        for (addr, is_tls) in listen {
+            secure.push(match (is_tls, &tls) {
+                (false, _) => None,
+                (true, Some(t)) => Some(t.clone()),
+                (true, None) => {
+                    return Err(format!("cannot listen on TLS for {addr}: KeyFile and CertFile are not presented"))
+                }
+            });
+        }
+        let hosts: Vec<String> = listen.iter().map(|(a, _)| a.clone()).collect();
+        let (listeners, addrs) = crate::v3rpc::bind_all(&hosts)?;
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("pyetcd-peer")
@@ -96,9 +116,10 @@ impl Transport {
             server: Arc::downgrade(server),
             shutdown: tx,
             addrs,
+            dialer: Arc::new(Dialer::new(dial)),
         });
-        for l in listeners {
-            t.handle.spawn(listener::serve(l, Arc::downgrade(server), rx.clone()));
+        for (l, tls) in listeners.into_iter().zip(secure) {
+            t.handle.spawn(listener::serve(l, Arc::downgrade(server), tls, rx.clone()));
         }
         Ok(t)
     }
@@ -128,6 +149,7 @@ impl Transport {
             urls: urls.clone(),
             active_since: active_since.clone(),
             server: self.server.clone(),
+            dialer: self.dialer.clone(),
             queued: queued.clone(),
         };
         self.handle.spawn(p.run(rx, self.shutdown.subscribe()));

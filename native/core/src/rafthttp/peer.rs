@@ -6,9 +6,9 @@ use parking_lot::Mutex;
 use protobuf::Message as _;
 use raft::eraftpb::{Message, MessageType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::sync::{mpsc, watch};
 
+use super::client::{Dialer, PeerStream};
 use super::{ACCEPT, MAGIC, REJECT_CLUSTER, REJECT_REMOVED};
 use crate::etcdserver::EtcdServer;
 use crate::raftnode::logger::zap_log;
@@ -32,6 +32,7 @@ pub(super) struct Peer {
     pub urls: Arc<Mutex<Vec<String>>>,
     pub active_since: Arc<Mutex<Option<Instant>>>,
     pub server: Weak<EtcdServer>,
+    pub dialer: Arc<Dialer>,
     /// Bytes queued for this peer (the transport adds, this task subtracts as it takes messages).
     pub queued: Arc<std::sync::atomic::AtomicUsize>,
 }
@@ -43,7 +44,7 @@ pub(super) fn host_port(url: &str) -> &str {
 }
 
 enum Dial {
-    Up(TcpStream),
+    Up(PeerStream),
     Down,
     Refused(u8),
 }
@@ -63,7 +64,7 @@ impl Peer {
             }
             let url = urls[url_i % urls.len()].clone();
             url_i += 1;
-            let mut stream = match self.dial(&url).await {
+            let stream = match self.dial(&url).await {
                 Dial::Up(s) => s,
                 other => {
                     if let Dial::Refused(code) = other {
@@ -89,7 +90,7 @@ impl Peer {
             zap_log("info", "rafthttp/peer_status.go", "peer became active", &[("peer-id", format!("{:x}", self.id))]);
             was_down_logged = false;
             let mut buf = Vec::with_capacity(64 << 10);
-            let (mut reader, mut stream) = stream.split();
+            let (mut reader, mut stream) = tokio::io::split(stream);
             let mut probe = [0u8; 1];
             loop {
                 let first = tokio::select! {
@@ -138,8 +139,7 @@ impl Peer {
 
     async fn dial(&self, url: &str) -> Dial {
         let attempt = async {
-            let mut s = TcpStream::connect(host_port(url)).await.ok()?;
-            let _ = s.set_nodelay(true);
+            let mut s = self.dialer.connect(url).await.ok()?;
             let mut hs = Vec::with_capacity(28);
             hs.extend_from_slice(MAGIC);
             hs.extend_from_slice(&self.cluster_id.to_be_bytes());

@@ -17,7 +17,6 @@ use std::task::{Context, Poll};
 
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::TcpStream;
 
 const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 const FRAME_HEADERS: u8 = 0x1;
@@ -46,8 +45,8 @@ struct Block {
     fragment: Vec<u8>,
 }
 
-pub struct AuthorityShim {
-    inner: TcpStream,
+pub struct AuthorityShim<S> {
+    inner: S,
     mode: Mode,
     raw: BytesMut,
     out: BytesMut,
@@ -60,8 +59,8 @@ pub struct AuthorityShim {
     rewriting: bool,
 }
 
-impl AuthorityShim {
-    pub fn new(inner: TcpStream) -> AuthorityShim {
+impl<S> AuthorityShim<S> {
+    pub fn new(inner: S) -> AuthorityShim<S> {
         AuthorityShim {
             inner,
             mode: Mode::Start,
@@ -251,7 +250,7 @@ fn reencode(decoder: &mut hpack::Decoder<'static>, block: &[u8]) -> Option<(Vec<
     Some((out, changed))
 }
 
-impl AsyncRead for AuthorityShim {
+impl<S: AsyncRead + Unpin> AsyncRead for AuthorityShim<S> {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let this = &mut *self;
         // HTTP/1 bytes and HTTP/2 frame bodies need no rewriting: with nothing buffered, read them straight
@@ -308,7 +307,7 @@ impl AsyncRead for AuthorityShim {
     }
 }
 
-impl AsyncWrite for AuthorityShim {
+impl<S: AsyncWrite + Unpin> AsyncWrite for AuthorityShim<S> {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.inner).poll_write(cx, buf)
     }

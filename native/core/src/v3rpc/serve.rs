@@ -14,6 +14,7 @@ use super::front::ClientPort;
 use super::h2authority::AuthorityShim;
 use super::watch::sync_loop;
 use crate::etcdserver::EtcdServer;
+use crate::transport::{self, ServerTls};
 
 pub struct Edge {
     rt: Option<Runtime>,
@@ -35,10 +36,15 @@ pub(crate) fn bind_all(listen: &[String]) -> Result<(Vec<TcpListener>, Vec<Strin
     Ok((listeners, addrs))
 }
 
-/// Accepts client connections on `l` and serves `port` on each (gRPC over HTTP/2 and HTTP/1.1 on one port)
-/// until `stop` turns true; then the open connections finish their requests (GOAWAY for HTTP/2). HTTP/1
-/// headers go out title-cased (`X-Etcd-Index`), as Go's server writes them.
-async fn serve_listener(l: TcpListener, port: ClientPort, mut stop: watch::Receiver<bool>) {
+/// Accepts client connections on `l` and serves `port` on each (gRPC over HTTP/2 and HTTP/1.1 on one port),
+/// over TLS when `tls` is set, until `stop` turns true; then the open connections finish their requests (GOAWAY
+/// for HTTP/2). HTTP/1 headers go out title-cased (`X-Etcd-Index`), as Go's server writes them.
+async fn serve_listener(
+    l: TcpListener,
+    port: ClientPort,
+    tls: Option<Arc<ServerTls>>,
+    mut stop: watch::Receiver<bool>,
+) {
     let listener = match tokio::net::TcpListener::from_std(l) {
         Ok(l) => l,
         Err(e) => {
@@ -56,6 +62,8 @@ async fn serve_listener(l: TcpListener, port: ClientPort, mut stop: watch::Recei
     // after a pause of a few seconds; grpc-go has no such limit. 1024 keeps the rapid-reset bound (as the
     // locally reset streams' default) while a resumed member keeps its clients.
     builder.http2().max_pending_accept_reset_streams(1024);
+    let builder = Arc::new(builder);
+    let acceptor = tls.as_ref().map(|t| tokio_rustls::TlsAcceptor::from(t.config.clone()));
     let graceful = GracefulShutdown::new();
     loop {
         let tcp = tokio::select! {
@@ -70,12 +78,26 @@ async fn serve_listener(l: TcpListener, port: ClientPort, mut stop: watch::Recei
         };
         // Responses are small and latency-bound: no Nagle delay behind a delayed ACK.
         let _ = tcp.set_nodelay(true);
-        let io = TokioIo::new(AuthorityShim::new(tcp));
-        let conn = builder.serve_connection_with_upgrades(io, port.clone());
-        let conn = graceful.watch(conn.into_owned());
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
+        let (builder, port, watcher) = (builder.clone(), port.clone(), graceful.watcher());
+        match (&tls, &acceptor) {
+            (Some(tls), Some(acceptor)) => {
+                let (tls, acceptor) = (tls.clone(), acceptor.clone());
+                tokio::spawn(async move {
+                    let Some(a) = transport::accept(&tls, &acceptor, tcp).await else {
+                        return;
+                    };
+                    let io = TokioIo::new(AuthorityShim::new(a.stream));
+                    let _ = watcher.watch(builder.serve_connection_with_upgrades(io, port).into_owned()).await;
+                });
+            }
+            _ => {
+                let io = TokioIo::new(AuthorityShim::new(tcp));
+                let conn = watcher.watch(builder.serve_connection_with_upgrades(io, port).into_owned());
+                tokio::spawn(async move {
+                    let _ = conn.await;
+                });
+            }
+        }
     }
     drop(listener);
     graceful.shutdown().await;
@@ -83,8 +105,15 @@ async fn serve_listener(l: TcpListener, port: ClientPort, mut stop: watch::Recei
 
 impl Edge {
     /// Binds every `host:port` now (so a busy port fails the start), then serves them on a new runtime.
-    pub fn start(server: Arc<EtcdServer>, listen: &[String], worker_threads: usize) -> Result<Edge, String> {
-        let (listeners, addrs) = bind_all(listen)?;
+    /// Each listener is `(host:port, TLS)`; `tls` is the client port's TLS, needed when any listener has it.
+    pub fn start(
+        server: Arc<EtcdServer>,
+        listen: &[(String, bool)],
+        tls: Option<Arc<ServerTls>>,
+        worker_threads: usize,
+    ) -> Result<Edge, String> {
+        let hosts: Vec<String> = listen.iter().map(|(a, _)| a.clone()).collect();
+        let (listeners, addrs) = bind_all(&hosts)?;
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(worker_threads.max(1))
             .thread_name("pyetcd-edge")
@@ -92,9 +121,16 @@ impl Edge {
             .build()
             .map_err(|e| e.to_string())?;
         let (tx, rx) = watch::channel(false);
-        for l in listeners {
+        for (l, (addr, secure)) in listeners.into_iter().zip(listen) {
+            let tls = match (secure, &tls) {
+                (false, _) => None,
+                (true, Some(t)) => Some(t.clone()),
+                (true, None) => {
+                    return Err(format!("cannot listen on TLS for {addr}: KeyFile and CertFile are not presented"))
+                }
+            };
             let port = ClientPort::new(&server);
-            rt.spawn(serve_listener(l, port, rx.clone()));
+            rt.spawn(serve_listener(l, port, tls, rx.clone()));
         }
         let progress = Duration::from_millis(server.cfg.watch_progress_notify_ms.max(1));
         rt.spawn(sync_loop(server.clone(), progress, rx.clone()));

@@ -1,0 +1,91 @@
+"""Certificates made by the tests: a CA, and certificates it signs for servers, peers and clients.
+
+Everything is ECDSA P-256 (as etcd's own test fixtures are), written as PEM files next to each other:
+``<name>.pem`` and ``<name>.key``. A certificate names loopback (``127.0.0.1``, ``localhost``) unless told
+otherwise, and is valid for both server and client use, so one file can serve a member's client port, its
+peer port and its dialing side.
+"""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass
+from ipaddress import ip_address
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+LOOPBACK = ("127.0.0.1", "localhost")
+
+
+@dataclass
+class Pair:
+    cert: Path
+    key: Path
+
+
+def _key() -> ec.EllipticCurvePrivateKey:
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+def _write(path: Path, key: ec.EllipticCurvePrivateKey, cert: x509.Certificate) -> Pair:
+    pair = Pair(path.with_suffix(".pem"), path.with_suffix(".key"))
+    pair.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    pair.key.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return pair
+
+
+class CA:
+    """A self-signed certificate authority in ``folder`` (``ca.pem``, ``ca.key``)."""
+
+    def __init__(self, folder: Path, name: str = "ca") -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.folder = folder
+        self.key = _key()
+        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"pyetcd-test-{name}")])
+        now = datetime.datetime.now(datetime.UTC)
+        self.cert = (
+            x509.CertificateBuilder()
+            .subject_name(subject)
+            .issuer_name(subject)
+            .public_key(self.key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=2))
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(x509.KeyUsage(True, False, False, False, False, True, True, False, False), critical=True)
+            .sign(self.key, hashes.SHA256())
+        )
+        self.pair = _write(folder / name, self.key, self.cert)
+
+    def issue(self, name: str, cn: str | None = None, hosts: tuple[str, ...] = LOOPBACK) -> Pair:
+        """``<name>.pem``/``<name>.key`` with common name ``cn`` (default ``name``) for ``hosts``."""
+        key = _key()
+        sans: list[x509.GeneralName] = []
+        for h in hosts:
+            try:
+                sans.append(x509.IPAddress(ip_address(h)))
+            except ValueError:
+                sans.append(x509.DNSName(h))
+        now = datetime.datetime.now(datetime.UTC)
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn or name)]))
+            .issuer_name(self.cert.subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(
+                x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]),
+                critical=False,
+            )
+        )
+        if sans:
+            builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
+        return _write(self.folder / name, key, builder.sign(self.key, hashes.SHA256()))
