@@ -29,6 +29,9 @@ class ServerConfig(TypedDict):
     backend_batch_limit: int
     client_urls: list[str]
     enable_v2: bool
+    auth_token: str
+    auth_token_ttl: int
+    bcrypt_cost: int
 
 class Status(TypedDict):
     member_id: int

@@ -108,6 +108,9 @@ class Etcd:
                 "backend_batch_limit": cfg.backend_batch_limit,
                 "client_urls": list(cfg.advertise_client_urls),
                 "enable_v2": cfg.enable_v2,
+                "auth_token": cfg.auth_token,
+                "auth_token_ttl": cfg.auth_token_ttl,
+                "bcrypt_cost": cfg.bcrypt_cost,
             }
         )
 

@@ -4,6 +4,7 @@
 //! apply) → [`raftnode`] + [`wal`] (raft on a durable log) → [`mvcc`] (revision index and backend).
 //! The PyO3 binding (native/py) only converts types and releases the GIL around [`etcdserver::EtcdServer`]'s
 //! calls; the Python shell drives the Ready loop once per batch.
+pub mod auth;
 #[cfg(test)]
 mod datadriven;
 pub mod etcdserver;

@@ -64,6 +64,9 @@ impl Server {
             backend_batch_limit: get(cfg, "backend_batch_limit")?,
             client_urls: get(cfg, "client_urls")?,
             enable_v2: get(cfg, "enable_v2")?,
+            auth_token: get(cfg, "auth_token")?,
+            auth_token_ttl_s: get(cfg, "auth_token_ttl")?,
+            bcrypt_cost: get(cfg, "bcrypt_cost")?,
         };
         let inner = py.allow_threads(|| EtcdServer::open(cfg)).map_err(PyOSError::new_err)?;
         Ok(Server { inner: Arc::new(inner), edge: parking_lot::Mutex::new(None) })

@@ -6,6 +6,8 @@ use crate::mvcc::MvccError;
 #[repr(i32)]
 pub enum Code {
     InvalidArgument = 3,
+    PermissionDenied = 7,
+    Unauthenticated = 16,
     NotFound = 5,
     FailedPrecondition = 9,
     ResourceExhausted = 8,
@@ -50,6 +52,23 @@ pub enum EtcdError {
     Timeout,
     NoLeader,
     Stopped,
+    RootUserNotExist,
+    RootRoleNotExist,
+    UserAlreadyExist,
+    UserEmpty,
+    UserNotFound,
+    RoleAlreadyExist,
+    RoleNotFound,
+    RoleEmpty,
+    AuthFailed,
+    PermissionDenied,
+    RoleNotGranted,
+    PermissionNotGranted,
+    PermissionNotGiven,
+    AuthNotEnabled,
+    InvalidAuthToken,
+    InvalidAuthMgmt,
+    AuthOldRevision,
     Internal(String),
 }
 
@@ -77,6 +96,13 @@ impl EtcdError {
             Timeout | NoLeader | Stopped | Unhealthy | NotSupportedForLearner | LeaderTransferTimeout => {
                 Code::Unavailable
             }
+            RootUserNotExist | RootRoleNotExist | UserAlreadyExist | UserNotFound | RoleAlreadyExist | RoleNotFound
+            | RoleNotGranted | PermissionNotGranted | AuthNotEnabled => Code::FailedPrecondition,
+            UserEmpty | RoleEmpty | AuthFailed | PermissionNotGiven | InvalidAuthMgmt | AuthOldRevision => {
+                Code::InvalidArgument
+            }
+            PermissionDenied => Code::PermissionDenied,
+            InvalidAuthToken => Code::Unauthenticated,
             Internal(_) => Code::Internal,
         }
     }
@@ -115,6 +141,23 @@ impl EtcdError {
             Timeout => "etcdserver: request timed out",
             NoLeader => "etcdserver: no leader",
             Stopped => "etcdserver: server stopped",
+            RootUserNotExist => "etcdserver: root user does not exist",
+            RootRoleNotExist => "etcdserver: root user does not have root role",
+            UserAlreadyExist => "etcdserver: user name already exists",
+            UserEmpty => "etcdserver: user name is empty",
+            UserNotFound => "etcdserver: user name not found",
+            RoleAlreadyExist => "etcdserver: role name already exists",
+            RoleNotFound => "etcdserver: role name not found",
+            RoleEmpty => "etcdserver: role name is empty",
+            AuthFailed => "etcdserver: authentication failed, invalid user ID or password",
+            PermissionDenied => "etcdserver: permission denied",
+            RoleNotGranted => "etcdserver: role is not granted to the user",
+            PermissionNotGranted => "etcdserver: permission is not granted to the role",
+            PermissionNotGiven => "etcdserver: permission not given",
+            AuthNotEnabled => "etcdserver: authentication is not enabled",
+            InvalidAuthToken => "etcdserver: invalid auth token",
+            InvalidAuthMgmt => "etcdserver: invalid auth management",
+            AuthOldRevision => "etcdserver: revision of auth store is old",
             Internal(s) => return format!("etcdserver: {s}"),
         };
         m.to_string()
@@ -139,6 +182,10 @@ impl EtcdError {
             MemberExists,
             Timeout,
             Stopped,
+            UserEmpty,
+            PermissionDenied,
+            InvalidAuthToken,
+            AuthOldRevision,
         ];
         known
             .into_iter()

@@ -16,6 +16,7 @@ mod server_apply;
 mod server_cluster;
 mod snapshot;
 pub mod v2;
+mod v3_server;
 pub mod validate;
 
 pub use errors::EtcdError;

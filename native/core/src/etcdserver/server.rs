@@ -72,6 +72,10 @@ pub struct ServerConfig {
     pub client_urls: Vec<String>,
     /// --enable-v2: serve the v2 HTTP API on the client port.
     pub enable_v2: bool,
+    /// --auth-token (`simple`, or `jwt,...`), --auth-token-ttl (seconds) and --bcrypt-cost.
+    pub auth_token: String,
+    pub auth_token_ttl_s: u64,
+    pub bcrypt_cost: u32,
 }
 
 #[derive(Debug)]
@@ -85,6 +89,8 @@ pub enum ApplyResponse {
     Alarm(AlarmResponse),
     /// A membership change: the members after it.
     Members(Vec<Member>),
+    /// An auth management request: the token for Authenticate, empty for the others.
+    Auth(String),
     /// A v2 store request: its event (none for an expiry sweep) or the store's error.
     V2(Result<Option<crate::v2store::Event>, crate::v2store::V2Error>),
     Empty,
@@ -131,6 +137,8 @@ pub struct EtcdServer {
     pub cfg: ServerConfig,
     pub store: Arc<KvStore>,
     pub alarms: Alarms,
+    /// Users, roles and permissions, as applied; every request's permission check.
+    pub auth: crate::auth::AuthStore,
     /// Backend bytes in use after the last batch (the quota check reads it).
     pub(crate) db_in_use: AtomicU64,
     /// Encoded requests waiting for the next batch, with their ids.
@@ -255,12 +263,17 @@ impl EtcdServer {
             snapshot_index,
         };
         let alarms = Alarms::load(&store).map_err(|e| e.to_string())?;
+        let tokens =
+            crate::auth::TokenProvider::new(&cfg.auth_token, Duration::from_secs(cfg.auth_token_ttl_s.max(1)))?;
+        let auth = crate::auth::AuthStore::new(tokens, cfg.bcrypt_cost);
+        auth.load(store.backend()).map_err(|e| e.to_string())?;
         let v2 = super::v2::load_store(store.backend())?;
         let db_in_use = AtomicU64::new(store.backend().size_in_use());
         let server = EtcdServer {
             cfg,
             store,
             alarms,
+            auth,
             db_in_use,
             proposals: Mutex::new(Vec::new()),
             held: Mutex::new(Vec::new()),
@@ -405,20 +418,32 @@ impl EtcdServer {
 
     /// Proposes a write and waits for it to be applied.
     /// Gives `req` a fresh id from the request id generator and encodes it for the log.
-    fn stamp(&self, mut req: InternalRaftRequest) -> (u64, Vec<u8>) {
+    fn stamp(&self, mut req: InternalRaftRequest, who: Option<&crate::auth::AuthInfo>) -> (u64, Vec<u8>) {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        req.header = Some(RequestHeader { id, ..Default::default() });
+        let (username, auth_revision) = who.map_or((String::new(), 0), |w| (w.username.clone(), w.revision));
+        req.header = Some(RequestHeader { id, username, auth_revision });
         (id, req.encode_to_vec())
     }
 
-    pub async fn propose(&self, req: InternalRaftRequest) -> ApplyResult {
+    /// Proposes a request the server makes itself (no user: not checked against permissions at apply).
+    pub(crate) async fn propose(&self, req: InternalRaftRequest) -> ApplyResult {
+        self.propose_as(None, req).await
+    }
+
+    /// Proposes `req` on behalf of `who` (its header names the user, and apply checks its permissions again)
+    /// and waits for it to be applied. Only the admission chain (`v3_server`) calls this for clients.
+    pub(crate) async fn propose_as(
+        &self,
+        who: Option<&crate::auth::AuthInfo>,
+        req: InternalRaftRequest,
+    ) -> ApplyResult {
         if self.stopped.load(Ordering::Acquire) {
             return Err(EtcdError::Stopped);
         }
         if self.is_learner() {
             return Err(EtcdError::NotSupportedForLearner);
         }
-        let (id, data) = self.stamp(req);
+        let (id, data) = self.stamp(req, who);
         if data.len() > self.cfg.max_request_bytes {
             return Err(EtcdError::RequestTooLarge);
         }
@@ -513,7 +538,7 @@ impl EtcdServer {
 
     /// Queues a request that only a leader proposes, with no one waiting for its answer.
     pub(crate) fn queue_leader_only(&self, req: InternalRaftRequest) {
-        self.leader_only.lock().push(self.stamp(req).1);
+        self.leader_only.lock().push(self.stamp(req, None).1);
         self.notifier.notify();
     }
 
@@ -523,7 +548,7 @@ impl EtcdServer {
             compaction: Some(CompactionRequest { revision: rev, physical: false }),
             ..Default::default()
         };
-        self.proposals.lock().push(self.stamp(req));
+        self.proposals.lock().push(self.stamp(req, None));
         self.notifier.notify();
     }
 
@@ -621,7 +646,7 @@ impl EtcdServer {
             }),
             ..Default::default()
         };
-        let _ = core.node.propose(vec![], self.stamp(req).1);
+        let _ = core.node.propose(vec![], self.stamp(req, None).1);
     }
 
     /// Sends new ReadIndex requests, and asks again for those raft left unanswered too long.

@@ -7,7 +7,6 @@ use prost::Message as _;
 use protobuf::Message as _;
 use raft::eraftpb::{ConfChange, ConfChangeV2, Entry, EntryType};
 
-use super::alarm::Alarms;
 use super::apply;
 use super::errors::EtcdError;
 use super::server::{ApplyResponse, ApplyResult, Core, EtcdServer};
@@ -43,7 +42,7 @@ impl EtcdServer {
                         results.push((id, Ok(ApplyResponse::V2(self.apply_v2(&mut batch, r)))));
                         continue;
                     }
-                    results.push((id, apply_request(&mut batch, &self.alarms, &req, &mut events)));
+                    results.push((id, self.apply_request(&mut batch, &req, e.index, &mut events)));
                 }
                 EntryType::EntryConfChange => {
                     let cc = ConfChange::parse_from_bytes(&e.data).map_err(|err| err.to_string())?;
@@ -72,37 +71,57 @@ impl EtcdServer {
     }
 }
 
-fn apply_request(
-    batch: &mut crate::mvcc::WriteBatch,
-    alarms: &Alarms,
-    req: &InternalRaftRequest,
-    events: &mut Vec<(i64, Vec<Event>)>,
-) -> ApplyResult {
-    let mut txn = batch.txn();
-    let r = if let Some(p) = &req.put {
-        apply::put_request(&mut txn, p).map(ApplyResponse::Put)
-    } else if let Some(d) = &req.delete_range {
-        apply::delete_range(&mut txn, d).map(ApplyResponse::DeleteRange)
-    } else if let Some(t) = &req.txn {
-        apply::txn_write(&mut txn, t).map(ApplyResponse::Txn)
-    } else if let Some(c) = &req.compaction {
-        apply::compact(&mut txn, c).map(ApplyResponse::Compaction)
-    } else if let Some(l) = &req.lease_grant {
-        apply::lease_grant(&mut txn, l).map(ApplyResponse::LeaseGrant)
-    } else if let Some(l) = &req.lease_revoke {
-        apply::lease_revoke(&mut txn, l).map(ApplyResponse::LeaseRevoke)
-    } else if let Some(a) = &req.alarm {
-        alarms
-            .apply(&mut txn, a)
-            .map(|alarms| ApplyResponse::Alarm(AlarmResponse { header: None, alarms }))
-            .map_err(EtcdError::from)
-    } else {
-        Err(EtcdError::Internal("unknown request in raft entry".into()))
-    };
-    let rev = crate::mvcc::TxnRead::rev(&txn);
-    let changes = txn.end();
-    if !changes.is_empty() {
-        events.push((rev, events_of(changes)));
+impl EtcdServer {
+    /// One v3 request of entry `index`: auth management goes to the auth store; anything else is checked
+    /// against the permissions of the user its header names (as of apply: a grant revoked since the edge's
+    /// check, or a stale auth revision, refuses it here on every member alike), then applied.
+    fn apply_request(
+        &self,
+        batch: &mut crate::mvcc::WriteBatch,
+        req: &InternalRaftRequest,
+        index: u64,
+        events: &mut Vec<(i64, Vec<Event>)>,
+    ) -> ApplyResult {
+        let mut txn = batch.txn();
+        let r = if let Some(r) = self.auth.apply(&mut txn, req, index) {
+            r.map(ApplyResponse::Auth)
+        } else if let Err(e) = self.check_applied_auth(req) {
+            Err(e)
+        } else if let Some(p) = &req.put {
+            apply::put_request(&mut txn, p).map(ApplyResponse::Put)
+        } else if let Some(d) = &req.delete_range {
+            apply::delete_range(&mut txn, d).map(ApplyResponse::DeleteRange)
+        } else if let Some(t) = &req.txn {
+            apply::txn_write(&mut txn, t).map(ApplyResponse::Txn)
+        } else if let Some(c) = &req.compaction {
+            apply::compact(&mut txn, c).map(ApplyResponse::Compaction)
+        } else if let Some(l) = &req.lease_grant {
+            apply::lease_grant(&mut txn, l).map(ApplyResponse::LeaseGrant)
+        } else if let Some(l) = &req.lease_revoke {
+            apply::lease_revoke(&mut txn, l).map(ApplyResponse::LeaseRevoke)
+        } else if let Some(a) = &req.alarm {
+            self.alarms
+                .apply(&mut txn, a)
+                .map(|alarms| ApplyResponse::Alarm(AlarmResponse { header: None, alarms }))
+                .map_err(EtcdError::from)
+        } else {
+            Err(EtcdError::Internal("unknown request in raft entry".into()))
+        };
+        let rev = crate::mvcc::TxnRead::rev(&txn);
+        let changes = txn.end();
+        if !changes.is_empty() {
+            events.push((rev, events_of(changes)));
+        }
+        r
     }
-    r
+
+    /// The permission check at apply, for a request a client made (its header names a user); the server's
+    /// own requests (lease expiry, auto-compaction, raised alarms) name none.
+    fn check_applied_auth(&self, req: &InternalRaftRequest) -> Result<(), EtcdError> {
+        let Some(h) = req.header.as_ref().filter(|h| !h.username.is_empty()) else {
+            return Ok(());
+        };
+        let who = crate::auth::AuthInfo { username: h.username.clone(), revision: h.auth_revision };
+        self.auth.check_request(Some(&who), req, &|id| self.store.lessor.keys(id).unwrap_or_default())
+    }
 }

@@ -47,6 +47,7 @@ impl EtcdServer {
         self.store.restore(dump).map_err(|e| e.to_string())?;
         self.cluster.reload(self.store.backend()).map_err(|e| e.to_string())?;
         self.alarms.reload(&self.store).map_err(|e| e.to_string())?;
+        self.auth.load(self.store.backend()).map_err(|e| e.to_string())?;
         *self.v2.lock() = super::v2::load_store(self.store.backend())?;
         self.db_in_use.store(self.store.backend().size_in_use(), Ordering::Release);
         if self.cluster.member(self.member_id()).is_some_and(|m| m.is_started()) {

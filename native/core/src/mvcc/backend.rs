@@ -298,8 +298,16 @@ impl Backend {
         };
         let mut meta = Vec::new();
         let mut alarm = Vec::new();
+        let (mut auth, mut users, mut roles) = (Vec::new(), Vec::new(), Vec::new());
         for (k, v) in all(&self.meta)? {
-            if k == b"alarms" {
+            // Auth records become etcd's own buckets, so a restored snapshot carries the users and roles.
+            if let Some(name) = k.strip_prefix(b"auth/") {
+                auth.push((name.to_vec(), v));
+            } else if let Some(name) = k.strip_prefix(b"authUsers/") {
+                users.push((name.to_vec(), v));
+            } else if let Some(name) = k.strip_prefix(b"authRoles/") {
+                roles.push((name.to_vec(), v));
+            } else if k == b"alarms" {
                 let list = crate::pb::etcdserverpb::AlarmResponse::decode(v.as_slice())
                     .map_err(|e| BackendError(e.to_string()))?;
                 alarm = list.alarms.iter().map(|a| (a.encode_to_vec(), Vec::new())).collect();
@@ -321,10 +329,17 @@ impl Backend {
             .collect();
         let buckets = [
             Bucket { name: b"alarm".to_vec(), pairs: alarm },
+            Bucket { name: b"auth".to_vec(), pairs: auth },
+            Bucket { name: b"authRoles".to_vec(), pairs: roles },
+            Bucket { name: b"authUsers".to_vec(), pairs: users },
             Bucket { name: b"key".to_vec(), pairs: all(&self.key)? },
             Bucket { name: b"lease".to_vec(), pairs: lease },
             Bucket { name: b"meta".to_vec(), pairs: meta },
         ];
+        // Auth buckets never written are left out (etcd creates missing ones at open), which keeps a small
+        // store's snapshot as small as etcd's, where empty buckets are stored inline.
+        let buckets: Vec<Bucket> =
+            buckets.into_iter().filter(|b| !b.pairs.is_empty() || !b.name.starts_with(b"auth")).collect();
         Ok(super::bbolt::write(&buckets))
     }
 

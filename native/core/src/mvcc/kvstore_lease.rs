@@ -9,6 +9,12 @@ impl TxnWrite<'_, '_> {
         Ok(())
     }
 
+    /// Deletes a meta-bucket record in this request's batch.
+    pub fn delete_meta(&mut self, key: &[u8]) -> Result<(), MvccError> {
+        self.ops.delete_meta(key);
+        Ok(())
+    }
+
     /// Records a new lease; returns the TTL granted (raised to the lessor's minimum). The caller checked the
     /// id is free.
     pub fn lease_grant(&mut self, id: i64, ttl: i64) -> Result<i64, MvccError> {

@@ -1,15 +1,47 @@
 //! In-process building blocks for the v3lock and v3election services (what etcd builds from clientv3's
 //! concurrency package): txns through raft, local reads after a ReadIndex, and waiting for deletions
-//! through the store's own watchers. All native; nothing here runs per request in Python.
+//! through the store's own watchers. All native; nothing here runs per request in Python. Everything goes
+//! through the server's admission chain as the [`Client`] that called (its credentials), so a lock or an
+//! election is checked as the KV operations it performs.
+use std::sync::Arc;
 
-use crate::etcdserver::{apply, ApplyResponse, EtcdError, EtcdServer};
+use crate::auth::AuthInfo;
+use crate::pb::authpb::permission::Type as PermType;
+
+use crate::etcdserver::{EtcdError, EtcdServer};
 use crate::mvcc::watcher::WatchReceiver;
 use crate::pb::etcdserverpb::{
     compare, range_request::SortOrder, range_request::SortTarget, request_op, watch_create_request::FilterType,
-    Compare, DeleteRangeRequest, InternalRaftRequest, LeaseGrantRequest, PutRequest, RangeRequest, RangeResponse,
-    RequestOp, TxnRequest, TxnResponse, WatchCreateRequest,
+    Compare, DeleteRangeRequest, LeaseGrantRequest, PutRequest, RangeRequest, RangeResponse, RequestOp, TxnRequest,
+    TxnResponse, WatchCreateRequest,
 };
 use crate::pb::mvccpb::{event::EventType, KeyValue};
+
+/// The server as one caller sees it: every operation below runs with `who`'s permissions.
+#[derive(Clone)]
+pub struct Client {
+    pub server: Arc<EtcdServer>,
+    pub who: Option<AuthInfo>,
+}
+
+impl Client {
+    /// The caller of `req` on `server`.
+    pub fn of<T>(server: &Arc<EtcdServer>, req: &tonic::Request<T>) -> Result<Client, tonic::Status> {
+        Ok(Client { server: server.clone(), who: super::header::caller(server, req)? })
+    }
+
+    fn who(&self) -> Option<&AuthInfo> {
+        self.who.as_ref()
+    }
+}
+
+impl std::ops::Deref for Client {
+    type Target = EtcdServer;
+
+    fn deref(&self) -> &EtcdServer {
+        &self.server
+    }
+}
 
 /// `name` + "/": the prefix every contender's key lives under.
 pub fn prefix(name: &[u8]) -> Vec<u8> {
@@ -43,22 +75,18 @@ pub fn unknown(e: EtcdError) -> tonic::Status {
 }
 
 /// The session lease: the caller's, or a new one of clientv3's default session TTL (60 s) when it gave 0.
-pub async fn session_lease(server: &EtcdServer, lease: i64) -> Result<i64, EtcdError> {
+pub async fn session_lease(server: &Client, lease: i64) -> Result<i64, EtcdError> {
     if lease != 0 {
         return Ok(lease);
     }
-    let id = server.new_lease_id();
-    let g = LeaseGrantRequest { ttl: 60, id };
-    match server.propose(InternalRaftRequest { lease_grant: Some(g), ..Default::default() }).await? {
-        ApplyResponse::LeaseGrant(r) => Ok(r.id),
-        _ => Err(EtcdError::Internal("unexpected apply response".into())),
-    }
+    let g = LeaseGrantRequest { ttl: 60, id: 0 };
+    Ok(server.lease_grant(server.who(), g).await?.id)
 }
 
 /// A contender's claim under `name/`: its key is created with `value` on the session lease if absent, or read
 /// back if present; `extra` ops run after it in either branch. Returns (the txn's answer, key, lease).
 pub async fn claim(
-    server: &EtcdServer,
+    server: &Client,
     name: &[u8],
     lease: i64,
     value: &[u8],
@@ -74,26 +102,18 @@ pub async fn claim(
     Ok((txn(server, t).await.map_err(unknown)?, key, lease))
 }
 
-pub async fn txn(server: &EtcdServer, t: TxnRequest) -> Result<TxnResponse, EtcdError> {
-    match server.propose(InternalRaftRequest { txn: Some(t), ..Default::default() }).await? {
-        ApplyResponse::Txn(r) => Ok(r),
-        _ => Err(EtcdError::Internal("unexpected apply response".into())),
-    }
+pub async fn txn(server: &Client, t: TxnRequest) -> Result<TxnResponse, EtcdError> {
+    server.server.txn(server.who(), t).await
 }
 
-pub async fn delete(server: &EtcdServer, key: &[u8]) -> Result<i64, EtcdError> {
+pub async fn delete(server: &Client, key: &[u8]) -> Result<i64, EtcdError> {
     let d = DeleteRangeRequest { key: key.to_vec(), ..Default::default() };
-    match server.propose(InternalRaftRequest { delete_range: Some(d), ..Default::default() }).await? {
-        ApplyResponse::DeleteRange(r) => Ok(r.header.map_or(0, |h| h.revision)),
-        _ => Err(EtcdError::Internal("unexpected apply response".into())),
-    }
+    Ok(server.delete_range(server.who(), d).await?.header.map_or(0, |h| h.revision))
 }
 
 /// A linearizable local read.
-pub async fn range(server: &EtcdServer, r: RangeRequest) -> Result<RangeResponse, EtcdError> {
-    server.linearizable_read_notify().await?;
-    let view = server.store.read()?;
-    apply::range(&view, &r)
+pub async fn range(server: &Client, r: RangeRequest) -> Result<RangeResponse, EtcdError> {
+    server.server.range(server.who(), &r).await
 }
 
 pub fn op_put(key: &[u8], value: &[u8], lease: i64) -> RequestOp {
@@ -179,7 +199,7 @@ impl Drop for InternalWatch<'_> {
 
 /// Waits until no key under `pfx` has a create revision at or below `max_create_rev` (clientv3's
 /// waitDeletes): repeatedly finds the newest such key and waits for its deletion.
-pub async fn wait_deletes(server: &EtcdServer, pfx: &[u8], max_create_rev: i64) -> Result<(), EtcdError> {
+pub async fn wait_deletes(server: &Client, pfx: &[u8], max_create_rev: i64) -> Result<(), EtcdError> {
     loop {
         let r = RangeRequest {
             key: pfx.to_vec(),
@@ -198,7 +218,8 @@ pub async fn wait_deletes(server: &EtcdServer, pfx: &[u8], max_create_rev: i64) 
 }
 
 /// Waits for `key` to be deleted after revision `rev`.
-pub async fn wait_delete(server: &EtcdServer, key: &[u8], rev: i64) -> Result<(), EtcdError> {
+pub async fn wait_delete(server: &Client, key: &[u8], rev: i64) -> Result<(), EtcdError> {
+    server.auth.check_op(server.who(), key, &[], PermType::Read)?;
     let mut w = InternalWatch::new(server, key, &[], rev + 1, &[FilterType::Noput]);
     loop {
         let evs = w.next_events().await?;

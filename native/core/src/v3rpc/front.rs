@@ -13,12 +13,15 @@ use http::{Request, Response};
 use hyper::body::Incoming;
 use tower::ServiceExt;
 
+use super::auth::AuthService;
 use super::grpc_metrics::{counted, method_index, METHODS};
+use super::header::CertCommonName;
 use super::v3election::ElectionService;
 use super::v3lock::LockService;
 use super::watch::{WatchGrpc, WatchService};
 use super::{cluster::ClusterService, kv::KvService, lease::LeaseService, maintenance::MaintenanceService};
 use crate::etcdserver::EtcdServer;
+use crate::pb::etcdserverpb::auth_server::AuthServer;
 use crate::pb::etcdserverpb::cluster_server::ClusterServer;
 use crate::pb::etcdserverpb::kv_server::KvServer;
 use crate::pb::etcdserverpb::lease_server::LeaseServer;
@@ -41,7 +44,10 @@ pub(crate) struct ClientPort {
     cluster: ClusterServer<ClusterService>,
     lock: LockServer<LockService>,
     election: ElectionServer<ElectionService>,
+    auth: AuthServer<AuthService>,
     http: axum::Router,
+    /// The verified client certificate's common name of this connection (TLS with client-cert-auth).
+    cert_cn: Option<Arc<str>>,
 }
 
 impl ClientPort {
@@ -57,8 +63,15 @@ impl ClientPort {
             cluster: ClusterServer::new(ClusterService { server: s() }),
             lock: LockServer::new(LockService { server: s() }),
             election: ElectionServer::new(ElectionService { server: s() }),
+            auth: AuthServer::new(AuthService { server: s() }),
             http: http_router(server),
+            cert_cn: None,
         }
+    }
+
+    /// This port for one connection whose client certificate says `cn`.
+    pub fn with_common_name(&self, cn: Option<String>) -> ClientPort {
+        ClientPort { cert_cn: cn.map(Arc::from), ..self.clone() }
     }
 }
 
@@ -104,7 +117,10 @@ impl hyper::service::Service<Request<Incoming>> for ClientPort {
     type Error = Infallible;
     type Future = Answer;
 
-    fn call(&self, req: Request<Incoming>) -> Answer {
+    fn call(&self, mut req: Request<Incoming>) -> Answer {
+        if let Some(cn) = &self.cert_cn {
+            req.extensions_mut().insert(CertCommonName(cn.clone()));
+        }
         let Some(method) = method_index(req.uri().path()) else {
             if is_grpc(&req) {
                 let resp = unimplemented(req.uri().path());
@@ -120,6 +136,7 @@ impl hyper::service::Service<Request<Incoming>> for ClientPort {
             "etcdserverpb.Cluster" => grpc(self.cluster.clone(), req, method),
             "etcdserverpb.Maintenance" => grpc(self.maintenance.clone(), req, method),
             "v3lockpb.Lock" => grpc(self.lock.clone(), req, method),
+            "etcdserverpb.Auth" => grpc(self.auth.clone(), req, method),
             _ => grpc(self.election.clone(), req, method),
         }
     }

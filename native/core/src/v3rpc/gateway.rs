@@ -11,7 +11,8 @@ use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::http::{Response, StatusCode};
+use axum::http::header::AUTHORIZATION;
+use axum::http::{HeaderMap, Response, StatusCode};
 use axum::routing::post;
 use axum::Router;
 use serde::de::DeserializeOwned;
@@ -19,10 +20,12 @@ use serde::Serialize;
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Code, Status};
 
+use super::auth::AuthService;
 use super::http::json_response;
 use super::{cluster::ClusterService, kv::KvService, lease::LeaseService, maintenance::MaintenanceService};
 use super::{v3election::ElectionService, v3lock::LockService, watch::WatchService};
 use crate::etcdserver::EtcdServer;
+use crate::pb::etcdserverpb::auth_server::Auth;
 use crate::pb::etcdserverpb::cluster_server::Cluster;
 use crate::pb::etcdserverpb::kv_server::Kv;
 use crate::pb::etcdserverpb::lease_server::Lease;
@@ -65,8 +68,24 @@ fn decode<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T, Status> {
     serde_json::from_slice(body).map_err(|e| Status::invalid_argument(e.to_string()))
 }
 
+/// A gateway request as the gRPC services take it: the `Authorization` header becomes the `token` metadata
+/// (grpc-gateway passes it as `authorization`; etcd reads either).
+fn grpc_request<Req>(req: Req, headers: &HeaderMap) -> tonic::Request<Req> {
+    let mut r = tonic::Request::new(req);
+    if let Some(v) = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()) {
+        if let Ok(v) = v.parse() {
+            r.metadata_mut().insert("token", v);
+        }
+    }
+    r
+}
+
 /// One unary call: decode, call, encode.
-async fn unary<Req, Resp, Fut>(body: Bytes, call: impl FnOnce(tonic::Request<Req>) -> Fut) -> Response<Body>
+async fn unary<Req, Resp, Fut>(
+    body: Bytes,
+    headers: &HeaderMap,
+    call: impl FnOnce(tonic::Request<Req>) -> Fut,
+) -> Response<Body>
 where
     Req: DeserializeOwned + Default,
     Resp: Serialize,
@@ -76,7 +95,7 @@ where
         Ok(r) => r,
         Err(s) => return error_response(&s),
     };
-    match call(tonic::Request::new(req)).await {
+    match call(grpc_request(req, headers)).await {
         Ok(r) => json_response(StatusCode::OK, serde_json::to_string(&r.into_inner()).expect("json")),
         Err(s) => error_response(&s),
     }
@@ -99,7 +118,11 @@ where
 }
 
 /// One server-streaming call: decode, call, stream the answers.
-async fn server_stream<Req, T, S, Fut>(body: Bytes, call: impl FnOnce(tonic::Request<Req>) -> Fut) -> Response<Body>
+async fn server_stream<Req, T, S, Fut>(
+    body: Bytes,
+    headers: &HeaderMap,
+    call: impl FnOnce(tonic::Request<Req>) -> Fut,
+) -> Response<Body>
 where
     Req: DeserializeOwned + Default,
     T: Serialize,
@@ -110,7 +133,7 @@ where
         Ok(r) => r,
         Err(s) => return error_response(&s),
     };
-    match call(tonic::Request::new(req)).await {
+    match call(grpc_request(req, headers)).await {
         Ok(r) => stream_response(r.into_inner()),
         Err(s) => error_response(&s),
     }
@@ -156,9 +179,9 @@ macro_rules! unary_route {
     ($router:expr, $path:expr, $svc:ident, $method:ident) => {
         $router.route(
             $path,
-            post(|State(server): S, body: Bytes| async move {
+            post(|State(server): S, headers: HeaderMap, body: Bytes| async move {
                 let svc = $svc { server };
-                unary(body, |r| async move { svc.$method(r).await }).await
+                unary(body, &headers, |r| async move { svc.$method(r).await }).await
             }),
         )
     };
@@ -168,9 +191,9 @@ macro_rules! stream_route {
     ($router:expr, $path:expr, $svc:ident, $method:ident) => {
         $router.route(
             $path,
-            post(|State(server): S, body: Bytes| async move {
+            post(|State(server): S, headers: HeaderMap, body: Bytes| async move {
                 let svc = $svc { server };
-                server_stream(body, |r| async move { svc.$method(r).await }).await
+                server_stream(body, &headers, |r| async move { svc.$method(r).await }).await
             }),
         )
     };
@@ -212,21 +235,41 @@ fn routes(p: &str) -> Router<Arc<EtcdServer>> {
     r = stream_route!(r, &format!("{p}/election/observe"), ElectionService, observe);
     r = r.route(
         &format!("{p}/watch"),
-        post(|State(server): S, body: Body| async move {
+        post(|State(server): S, headers: HeaderMap, body: Body| async move {
+            let creds = super::header::Credentials::of(&grpc_request((), &headers));
             let requests = request_stream::<WatchRequest>(body);
-            let responses = (WatchService { server }).watch_requests(requests, false);
+            let responses = (WatchService { server }).watch_requests(creds, requests, false);
             stream_response(responses.map(|r| r.map(|q| q.to_response())))
         }),
     );
     r = r.route(
         &format!("{p}/lease/keepalive"),
-        post(|State(server): S, body: Body| async move {
+        post(|State(server): S, headers: HeaderMap, body: Body| async move {
+            let who = match super::header::caller(&server, &grpc_request((), &headers)) {
+                Ok(w) => w,
+                Err(s) => return error_response(&s),
+            };
             let requests = request_stream::<LeaseKeepAliveRequest>(body);
-            stream_response((LeaseService { server }).keep_alive_requests(requests))
+            stream_response((LeaseService { server }).keep_alive_requests(who, requests))
         }),
     );
-    let unimplemented = || async { error_response(&Status::unimplemented("unknown service etcdserverpb.Auth")) };
-    r.route(&format!("{p}/auth/{{*rest}}"), post(unimplemented))
+    let a = format!("{p}/auth");
+    r = unary_route!(r, &format!("{a}/enable"), AuthService, auth_enable);
+    r = unary_route!(r, &format!("{a}/disable"), AuthService, auth_disable);
+    r = unary_route!(r, &format!("{a}/authenticate"), AuthService, authenticate);
+    r = unary_route!(r, &format!("{a}/user/add"), AuthService, user_add);
+    r = unary_route!(r, &format!("{a}/user/get"), AuthService, user_get);
+    r = unary_route!(r, &format!("{a}/user/list"), AuthService, user_list);
+    r = unary_route!(r, &format!("{a}/user/delete"), AuthService, user_delete);
+    r = unary_route!(r, &format!("{a}/user/changepw"), AuthService, user_change_password);
+    r = unary_route!(r, &format!("{a}/user/grant"), AuthService, user_grant_role);
+    r = unary_route!(r, &format!("{a}/user/revoke"), AuthService, user_revoke_role);
+    r = unary_route!(r, &format!("{a}/role/add"), AuthService, role_add);
+    r = unary_route!(r, &format!("{a}/role/get"), AuthService, role_get);
+    r = unary_route!(r, &format!("{a}/role/list"), AuthService, role_list);
+    r = unary_route!(r, &format!("{a}/role/delete"), AuthService, role_delete);
+    r = unary_route!(r, &format!("{a}/role/grant"), AuthService, role_grant_permission);
+    unary_route!(r, &format!("{a}/role/revoke"), AuthService, role_revoke_permission)
 }
 
 /// `/v3/...` and `/v3beta/...`.

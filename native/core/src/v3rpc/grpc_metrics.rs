@@ -35,7 +35,7 @@ const CODES: [&str; 17] = [
 const CANCELED: usize = 1;
 
 /// (service, method, type) of every RPC the client port serves.
-pub const METHODS: [(&str, &str, &str); 30] = [
+pub const METHODS: [(&str, &str, &str); 46] = [
     ("etcdserverpb.KV", "Range", "unary"),
     ("etcdserverpb.KV", "Put", "unary"),
     ("etcdserverpb.KV", "DeleteRange", "unary"),
@@ -59,6 +59,22 @@ pub const METHODS: [(&str, &str, &str); 30] = [
     ("etcdserverpb.Maintenance", "HashKV", "unary"),
     ("etcdserverpb.Maintenance", "Snapshot", "server_stream"),
     ("etcdserverpb.Maintenance", "MoveLeader", "unary"),
+    ("etcdserverpb.Auth", "AuthEnable", "unary"),
+    ("etcdserverpb.Auth", "AuthDisable", "unary"),
+    ("etcdserverpb.Auth", "Authenticate", "unary"),
+    ("etcdserverpb.Auth", "UserAdd", "unary"),
+    ("etcdserverpb.Auth", "UserGet", "unary"),
+    ("etcdserverpb.Auth", "UserList", "unary"),
+    ("etcdserverpb.Auth", "UserDelete", "unary"),
+    ("etcdserverpb.Auth", "UserChangePassword", "unary"),
+    ("etcdserverpb.Auth", "UserGrantRole", "unary"),
+    ("etcdserverpb.Auth", "UserRevokeRole", "unary"),
+    ("etcdserverpb.Auth", "RoleAdd", "unary"),
+    ("etcdserverpb.Auth", "RoleGet", "unary"),
+    ("etcdserverpb.Auth", "RoleList", "unary"),
+    ("etcdserverpb.Auth", "RoleDelete", "unary"),
+    ("etcdserverpb.Auth", "RoleGrantPermission", "unary"),
+    ("etcdserverpb.Auth", "RoleRevokePermission", "unary"),
     ("v3lockpb.Lock", "Lock", "unary"),
     ("v3lockpb.Lock", "Unlock", "unary"),
     ("v3electionpb.Election", "Campaign", "unary"),
@@ -68,7 +84,7 @@ pub const METHODS: [(&str, &str, &str); 30] = [
     ("v3electionpb.Election", "Resign", "unary"),
 ];
 
-static HANDLED: [[AtomicU64; 17]; 30] = [const { [const { AtomicU64::new(0) }; 17] }; 30];
+static HANDLED: [[AtomicU64; 17]; 46] = [const { [const { AtomicU64::new(0) }; 17] }; 46];
 
 /// The index in [`METHODS`] of a gRPC path (`/etcdserverpb.KV/Range`).
 pub fn method_index(path: &str) -> Option<usize> {

@@ -33,3 +33,43 @@ pub fn set_ids(server: &EtcdServer, h: &mut ResponseHeader) {
 pub fn status(e: EtcdError) -> tonic::Status {
     tonic::Status::new(tonic::Code::from(e.code() as i32), e.message())
 }
+
+/// The verified client certificate's common name, put on each request of a TLS connection that presented one.
+#[derive(Clone)]
+pub struct CertCommonName(pub std::sync::Arc<str>);
+
+/// What a request presents to be identified by: its `token` metadata (the gateway's `Authorization` header)
+/// and its client certificate's CN. A stream keeps them and resolves them again for each request it carries.
+#[derive(Clone, Default)]
+pub struct Credentials {
+    token: Option<String>,
+    cn: Option<std::sync::Arc<str>>,
+}
+
+impl Credentials {
+    pub fn of<T>(req: &tonic::Request<T>) -> Credentials {
+        let md = req.metadata();
+        let token = md.get("token").or_else(|| md.get("authorization")).and_then(|v| v.to_str().ok());
+        Credentials {
+            token: token.map(str::to_string),
+            cn: req.extensions().get::<CertCommonName>().map(|c| c.0.clone()),
+        }
+    }
+
+    /// The caller they name now (None while auth is off).
+    pub fn resolve(&self, server: &EtcdServer) -> Result<Option<crate::auth::AuthInfo>, EtcdError> {
+        if !server.auth.is_enabled() {
+            return Ok(None);
+        }
+        server.auth.caller(self.token.as_deref(), self.cn.as_deref())
+    }
+}
+
+/// The caller of a gRPC (or gateway) request: the user of its token, else its client certificate's CN; None
+/// while auth is off.
+pub fn caller<T>(server: &EtcdServer, req: &tonic::Request<T>) -> Result<Option<crate::auth::AuthInfo>, tonic::Status> {
+    if !server.auth.is_enabled() {
+        return Ok(None);
+    }
+    Credentials::of(req).resolve(server).map_err(status)
+}

@@ -6,21 +6,18 @@ use std::sync::Arc;
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
-use super::header::{fill, filled, status};
-use crate::etcdserver::{ApplyResponse, EtcdError, EtcdServer};
+use super::header::{caller, fill, filled, status};
+use crate::auth::AuthInfo;
+use crate::etcdserver::{EtcdError, EtcdServer};
 use crate::pb::etcdserverpb::lease_server::Lease;
 use crate::pb::etcdserverpb::{
-    InternalRaftRequest, LeaseGrantRequest, LeaseGrantResponse, LeaseKeepAliveRequest, LeaseKeepAliveResponse,
-    LeaseLeasesRequest, LeaseLeasesResponse, LeaseRevokeRequest, LeaseRevokeResponse, LeaseStatus,
-    LeaseTimeToLiveRequest, LeaseTimeToLiveResponse,
+    LeaseGrantRequest, LeaseGrantResponse, LeaseKeepAliveRequest, LeaseKeepAliveResponse, LeaseLeasesRequest,
+    LeaseLeasesResponse, LeaseRevokeRequest, LeaseRevokeResponse, LeaseStatus, LeaseTimeToLiveRequest,
+    LeaseTimeToLiveResponse,
 };
 
 pub struct LeaseService {
     pub server: Arc<EtcdServer>,
-}
-
-fn unexpected() -> Status {
-    status(EtcdError::Internal("unexpected apply response".into()))
 }
 
 type KeepAliveStream = Pin<Box<dyn Stream<Item = Result<LeaseKeepAliveResponse, Status>> + Send>>;
@@ -30,13 +27,14 @@ impl LeaseService {
     /// the gateway's JSON stream both come through here.
     pub(crate) fn keep_alive_requests(
         &self,
+        who: Option<AuthInfo>,
         mut inbound: impl Stream<Item = Result<LeaseKeepAliveRequest, Status>> + Send + Unpin + 'static,
     ) -> KeepAliveStream {
         let server = self.server.clone();
         let out = async_stream(move |tx| async move {
             while let Some(Ok(r)) = inbound.next().await {
                 // Unknown or expired: TTL 0 and no error, which clients read as "lease not found".
-                let resp = match server.lease_renew(r.id).await {
+                let resp = match server.lease_keep_alive(who.as_ref(), r.id).await {
                     Ok(ttl) => Ok(LeaseKeepAliveResponse { header: filled(&server), id: r.id, ttl }),
                     Err(EtcdError::LeaseNotFound) => {
                         Ok(LeaseKeepAliveResponse { header: filled(&server), id: r.id, ttl: 0 })
@@ -56,32 +54,17 @@ impl LeaseService {
 #[tonic::async_trait]
 impl Lease for LeaseService {
     async fn lease_grant(&self, req: Request<LeaseGrantRequest>) -> Result<Response<LeaseGrantResponse>, Status> {
-        let mut r = req.into_inner();
-        self.server.check_space(64).await.map_err(status)?;
-        if r.id == 0 {
-            r.id = self.server.new_lease_id();
-        }
-        match self.server.propose(InternalRaftRequest { lease_grant: Some(r), ..Default::default() }).await {
-            Ok(ApplyResponse::LeaseGrant(mut resp)) => {
-                fill(&self.server, &mut resp.header);
-                Ok(Response::new(resp))
-            }
-            Ok(_) => Err(unexpected()),
-            Err(e) => Err(status(e)),
-        }
+        let who = caller(&self.server, &req)?;
+        let mut resp = self.server.lease_grant(who.as_ref(), req.into_inner()).await.map_err(status)?;
+        fill(&self.server, &mut resp.header);
+        Ok(Response::new(resp))
     }
 
     async fn lease_revoke(&self, req: Request<LeaseRevokeRequest>) -> Result<Response<LeaseRevokeResponse>, Status> {
-        let r = req.into_inner();
-        self.server.check_corrupt().map_err(status)?;
-        match self.server.propose(InternalRaftRequest { lease_revoke: Some(r), ..Default::default() }).await {
-            Ok(ApplyResponse::LeaseRevoke(mut resp)) => {
-                fill(&self.server, &mut resp.header);
-                Ok(Response::new(resp))
-            }
-            Ok(_) => Err(unexpected()),
-            Err(e) => Err(status(e)),
-        }
+        let who = caller(&self.server, &req)?;
+        let mut resp = self.server.lease_revoke(who.as_ref(), req.into_inner()).await.map_err(status)?;
+        fill(&self.server, &mut resp.header);
+        Ok(Response::new(resp))
     }
 
     type LeaseKeepAliveStream = KeepAliveStream;
@@ -90,21 +73,24 @@ impl Lease for LeaseService {
         &self,
         req: Request<Streaming<LeaseKeepAliveRequest>>,
     ) -> Result<Response<Self::LeaseKeepAliveStream>, Status> {
-        Ok(Response::new(self.keep_alive_requests(req.into_inner())))
+        let who = caller(&self.server, &req)?;
+        Ok(Response::new(self.keep_alive_requests(who, req.into_inner())))
     }
 
     async fn lease_time_to_live(
         &self,
         req: Request<LeaseTimeToLiveRequest>,
     ) -> Result<Response<LeaseTimeToLiveResponse>, Status> {
-        let r = req.into_inner();
-        let mut resp = self.server.lease_time_to_live(&r).await.map_err(status)?;
+        let who = caller(&self.server, &req)?;
+        let mut resp = self.server.lease_ttl(who.as_ref(), req.get_ref()).await.map_err(status)?;
         resp.header = filled(&self.server);
         Ok(Response::new(resp))
     }
 
-    async fn lease_leases(&self, _req: Request<LeaseLeasesRequest>) -> Result<Response<LeaseLeasesResponse>, Status> {
-        let leases = self.server.store.lessor.leases().into_iter().map(|id| LeaseStatus { id }).collect();
+    async fn lease_leases(&self, req: Request<LeaseLeasesRequest>) -> Result<Response<LeaseLeasesResponse>, Status> {
+        let who = caller(&self.server, &req)?;
+        let ids = self.server.lease_leases(who.as_ref()).map_err(status)?;
+        let leases = ids.into_iter().map(|id| LeaseStatus { id }).collect();
         Ok(Response::new(LeaseLeasesResponse { header: filled(&self.server), leases }))
     }
 }

@@ -6,16 +6,16 @@ use sha2::{Digest, Sha256};
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
-use super::header::{filled, status};
+use super::header::{caller, filled, status};
 use super::http::ETCD_SERVER_VERSION;
 use super::lease::async_stream;
 use crate::etcdserver::alarm::describe;
-use crate::etcdserver::{ApplyResponse, EtcdError, EtcdServer};
+use crate::etcdserver::{EtcdError, EtcdServer};
 use crate::pb::etcdserverpb::maintenance_server::Maintenance;
 use crate::pb::etcdserverpb::{
-    alarm_request::AlarmAction, AlarmRequest, AlarmResponse, DefragmentRequest, DefragmentResponse, HashKvRequest,
-    HashKvResponse, HashRequest, HashResponse, InternalRaftRequest, MoveLeaderRequest, MoveLeaderResponse,
-    SnapshotRequest, SnapshotResponse, StatusRequest, StatusResponse,
+    AlarmRequest, AlarmResponse, DefragmentRequest, DefragmentResponse, HashKvRequest, HashKvResponse, HashRequest,
+    HashResponse, MoveLeaderRequest, MoveLeaderResponse, SnapshotRequest, SnapshotResponse, StatusRequest,
+    StatusResponse,
 };
 
 pub struct MaintenanceService {
@@ -27,22 +27,25 @@ const SNAPSHOT_CHUNK: usize = 32 * 1024;
 
 type SnapshotStream = Pin<Box<dyn Stream<Item = Result<SnapshotResponse, Status>> + Send>>;
 
+impl MaintenanceService {
+    /// Status, Defragment, Hash, HashKV, Snapshot and MoveLeader need the root role once auth is on (etcd
+    /// 3.5's authMaintenanceServer, and GHSA-q8m4-xhhv-38mg for Status and MoveLeader).
+    fn admin<T>(&self, req: &Request<T>) -> Result<(), Status> {
+        let who = caller(&self.server, req)?;
+        self.server.require_admin(who.as_ref()).map_err(status)
+    }
+}
+
 #[tonic::async_trait]
 impl Maintenance for MaintenanceService {
     async fn alarm(&self, req: Request<AlarmRequest>) -> Result<Response<AlarmResponse>, Status> {
-        let r = req.into_inner();
-        if r.action == AlarmAction::Get as i32 {
-            // etcd 3.4 answers Alarm, Defragment and MoveLeader with no header at all.
-            return Ok(Response::new(AlarmResponse { header: None, alarms: self.server.alarms.get(r.alarm) }));
-        }
-        match self.server.propose(InternalRaftRequest { alarm: Some(r), ..Default::default() }).await {
-            Ok(ApplyResponse::Alarm(resp)) => Ok(Response::new(resp)),
-            Ok(_) => Err(status(EtcdError::Internal("unexpected apply response".into()))),
-            Err(e) => Err(status(e)),
-        }
+        let who = caller(&self.server, &req)?;
+        // etcd 3.4 answers Alarm, Defragment and MoveLeader with no header at all.
+        Ok(Response::new(self.server.alarm(who.as_ref(), req.into_inner()).await.map_err(status)?))
     }
 
-    async fn status(&self, _req: Request<StatusRequest>) -> Result<Response<StatusResponse>, Status> {
+    async fn status(&self, req: Request<StatusRequest>) -> Result<Response<StatusResponse>, Status> {
+        self.admin(&req)?;
         let s = &self.server;
         let mut errors: Vec<String> = s.alarms.list().iter().map(describe).collect();
         if s.leader() == 0 {
@@ -62,7 +65,8 @@ impl Maintenance for MaintenanceService {
         }))
     }
 
-    async fn defragment(&self, _req: Request<DefragmentRequest>) -> Result<Response<DefragmentResponse>, Status> {
+    async fn defragment(&self, req: Request<DefragmentRequest>) -> Result<Response<DefragmentResponse>, Status> {
+        self.admin(&req)?;
         // LMDB reuses the pages compaction frees, so the space in use (what the quota counts) is already
         // reclaimed; what is left is syncing the environment. Shrinking the file itself is not done yet.
         let s = self.server.clone();
@@ -75,13 +79,15 @@ impl Maintenance for MaintenanceService {
         Ok(Response::new(DefragmentResponse { header: None }))
     }
 
-    async fn hash(&self, _req: Request<HashRequest>) -> Result<Response<HashResponse>, Status> {
+    async fn hash(&self, req: Request<HashRequest>) -> Result<Response<HashResponse>, Status> {
+        self.admin(&req)?;
         let backend = self.server.store.committed_backend().map_err(|e| status(e.into()))?;
         let hash = backend.hash_all().map_err(|e| status(EtcdError::Internal(e.to_string())))?;
         Ok(Response::new(HashResponse { header: filled(&self.server), hash }))
     }
 
     async fn hash_kv(&self, req: Request<HashKvRequest>) -> Result<Response<HashKvResponse>, Status> {
+        self.admin(&req)?;
         let r = req.into_inner();
         let (hash, compact_revision, cur) = self.server.store.hash_kv(r.revision).map_err(|e| status(e.into()))?;
         let mut header = filled(&self.server);
@@ -93,7 +99,8 @@ impl Maintenance for MaintenanceService {
 
     type SnapshotStream = SnapshotStream;
 
-    async fn snapshot(&self, _req: Request<SnapshotRequest>) -> Result<Response<SnapshotStream>, Status> {
+    async fn snapshot(&self, req: Request<SnapshotRequest>) -> Result<Response<SnapshotStream>, Status> {
+        self.admin(&req)?;
         let server = self.server.clone();
         let out = async_stream(move |tx| async move {
             // etcd 3.4's chunks carry no header, and remaining_bytes counts the database only (not the SHA).
@@ -125,6 +132,7 @@ impl Maintenance for MaintenanceService {
     }
 
     async fn move_leader(&self, req: Request<MoveLeaderRequest>) -> Result<Response<MoveLeaderResponse>, Status> {
+        self.admin(&req)?;
         self.server.move_leader(req.into_inner().target_id).await.map_err(status)?;
         Ok(Response::new(MoveLeaderResponse { header: None }))
     }

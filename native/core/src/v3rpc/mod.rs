@@ -3,6 +3,7 @@
 //!
 //! [`Edge`] owns the tokio runtime. It is created by the Python shell after any fork and shut down
 //! explicitly; no tokio thread ever touches Python.
+mod auth;
 mod cluster;
 mod concurrency;
 mod front;

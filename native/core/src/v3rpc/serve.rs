@@ -86,6 +86,7 @@ async fn serve_listener(
                     let Some(a) = transport::accept(&tls, &acceptor, tcp).await else {
                         return;
                     };
+                    let port = port.with_common_name(a.common_name);
                     let io = TokioIo::new(AuthorityShim::new(a.stream));
                     let _ = watcher.watch(builder.serve_connection_with_upgrades(io, port).into_owned()).await;
                 });

@@ -42,8 +42,9 @@ type ObserveStream = Pin<Box<dyn Stream<Item = Result<LeaderResponse, Status>> +
 #[tonic::async_trait]
 impl Election for ElectionService {
     async fn campaign(&self, req: Request<CampaignRequest>) -> Result<Response<CampaignResponse>, Status> {
+        let c = cc::Client::of(&self.server, &req)?;
         let r = req.into_inner();
-        let s = &self.server;
+        let s = &c;
         let pfx = prefix(&r.name);
         let (resp, key, lease) = cc::claim(s, &r.name, r.lease, &r.value, Vec::new()).await?;
         let mut rev = resp.header.map_or(0, |h| h.revision);
@@ -61,15 +62,17 @@ impl Election for ElectionService {
     }
 
     async fn proclaim(&self, req: Request<ProclaimRequest>) -> Result<Response<ProclaimResponse>, Status> {
+        let c = cc::Client::of(&self.server, &req)?;
         let r = req.into_inner();
         let l = r.leader.ok_or_else(missing_leader)?;
-        let h = proclaim(&self.server, &l.key, l.rev, l.lease, &r.value).await?;
+        let h = proclaim(&c, &l.key, l.rev, l.lease, &r.value).await?;
         Ok(Response::new(ProclaimResponse { header: filled(&self.server, h) }))
     }
 
     async fn leader(&self, req: Request<LeaderRequest>) -> Result<Response<LeaderResponse>, Status> {
+        let c = cc::Client::of(&self.server, &req)?;
         let r = req.into_inner();
-        let resp = cc::range(&self.server, cc::first_owner(&prefix(&r.name))).await.map_err(cc::unknown)?;
+        let resp = cc::range(&c, cc::first_owner(&prefix(&r.name))).await.map_err(cc::unknown)?;
         let Some(kv) = resp.kvs.into_iter().next() else { return Err(Status::unknown("election: no leader")) };
         Ok(Response::new(LeaderResponse { header: filled(&self.server, resp.header), kv: Some(kv) }))
     }
@@ -77,8 +80,8 @@ impl Election for ElectionService {
     type ObserveStream = ObserveStream;
 
     async fn observe(&self, req: Request<LeaderRequest>) -> Result<Response<ObserveStream>, Status> {
+        let server = cc::Client::of(&self.server, &req)?;
         let r = req.into_inner();
-        let server = self.server.clone();
         let out = async_stream(move |tx| async move {
             if let Err(e) = observe(&server, &prefix(&r.name), &tx).await {
                 let _ = tx.send(Err(status(e))).await;
@@ -88,20 +91,21 @@ impl Election for ElectionService {
     }
 
     async fn resign(&self, req: Request<ResignRequest>) -> Result<Response<ResignResponse>, Status> {
+        let c = cc::Client::of(&self.server, &req)?;
         let l = req.into_inner().leader.ok_or_else(missing_leader)?;
         let t = TxnRequest {
             compare: vec![cc::cmp_create(&l.key, CompareResult::Equal, l.rev)],
             success: vec![cc::op_delete(&l.key)],
             failure: vec![],
         };
-        let resp = cc::txn(&self.server, t).await.map_err(cc::unknown)?;
+        let resp = cc::txn(&c, t).await.map_err(cc::unknown)?;
         Ok(Response::new(ResignResponse { header: filled(&self.server, resp.header) }))
     }
 }
 
 /// Puts `value` on the leader key if it is still the one created at `rev`.
 async fn proclaim(
-    s: &EtcdServer,
+    s: &cc::Client,
     key: &[u8],
     rev: i64,
     lease: i64,
@@ -121,7 +125,7 @@ async fn proclaim(
 
 /// Streams the leader's key every time it changes: a new leader, or a new value proclaimed.
 async fn observe(
-    s: &EtcdServer,
+    s: &cc::Client,
     pfx: &[u8],
     tx: &tokio::sync::mpsc::Sender<Result<LeaderResponse, Status>>,
 ) -> Result<(), EtcdError> {
@@ -130,6 +134,7 @@ async fn observe(
         let rev = resp.header.map_or(0, |h| h.revision);
         let Some(mut kv) = resp.kvs.into_iter().next() else {
             // No leader yet: wait for the first contender to appear.
+            s.auth.check_op(s.who.as_ref(), pfx, &prefix_end(pfx), crate::pb::authpb::permission::Type::Read)?;
             let mut w = cc::InternalWatch::new(s, pfx, &prefix_end(pfx), rev + 1, &[]);
             loop {
                 let evs = w.next_events().await?;

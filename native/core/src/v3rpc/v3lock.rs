@@ -16,7 +16,7 @@ pub struct LockService {
 
 /// Deletes a contender key left behind when the client gives up (the RPC future is dropped mid-wait).
 struct Abandon {
-    server: Arc<EtcdServer>,
+    server: cc::Client,
     key: Option<Vec<u8>>,
 }
 
@@ -34,8 +34,9 @@ impl Drop for Abandon {
 #[tonic::async_trait]
 impl Lock for LockService {
     async fn lock(&self, req: Request<LockRequest>) -> Result<Response<LockResponse>, Status> {
+        let c = cc::Client::of(&self.server, &req)?;
         let r = req.into_inner();
-        let s = &self.server;
+        let s = &c;
         let pfx = prefix(&r.name);
         let (resp, key, _lease) = cc::claim(s, &r.name, r.lease, b"", vec![cc::op_get(cc::first_owner(&pfx))]).await?;
         let mut header = resp.header;
@@ -56,8 +57,9 @@ impl Lock for LockService {
     }
 
     async fn unlock(&self, req: Request<UnlockRequest>) -> Result<Response<UnlockResponse>, Status> {
+        let c = cc::Client::of(&self.server, &req)?;
         let r = req.into_inner();
-        cc::delete(&self.server, &r.key).await.map_err(cc::unknown)?;
+        cc::delete(&c, &r.key).await.map_err(cc::unknown)?;
         let mut header = None;
         fill(&self.server, &mut header);
         Ok(Response::new(UnlockResponse { header }))

@@ -13,11 +13,12 @@ use bytes::Bytes;
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
-use super::header::set_ids;
-use crate::etcdserver::EtcdServer;
+use super::header::{set_ids, Credentials};
+use crate::etcdserver::{EtcdError, EtcdServer};
 use crate::mvcc::watcher::{Queued, WatchReceiver};
+use crate::pb::authpb::permission::Type as PermType;
 use crate::pb::etcdserverpb::watch_request::RequestUnion;
-use crate::pb::etcdserverpb::WatchRequest;
+use crate::pb::etcdserverpb::{WatchCreateRequest, WatchRequest, WatchResponse};
 
 #[derive(Clone)]
 pub struct WatchService {
@@ -57,7 +58,8 @@ impl tonic::server::StreamingService<WatchRequest> for WatchService {
     type Future = std::future::Ready<Result<Response<Outbound>, Status>>;
 
     fn call(&mut self, req: Request<Streaming<WatchRequest>>) -> Self::Future {
-        std::future::ready(Ok(Response::new(self.watch_requests(req.into_inner(), true))))
+        let creds = Credentials::of(&req);
+        std::future::ready(Ok(Response::new(self.watch_requests(creds, req.into_inner(), true))))
     }
 }
 
@@ -94,6 +96,7 @@ impl WatchService {
     /// ends long before the client stops reading, as etcd's `curl -X POST -d '{"create_request":..}'` shows).
     pub(crate) fn watch_requests(
         &self,
+        creds: Credentials,
         mut inbound: impl Stream<Item = Result<WatchRequest, Status>> + Send + Unpin + 'static,
         stop_on_close: bool,
     ) -> Outbound {
@@ -104,7 +107,19 @@ impl WatchService {
             while let Some(Ok(r)) = inbound.next().await {
                 let store = &srv.store;
                 match r.request_union {
-                    Some(RequestUnion::CreateRequest(c)) => store.watchable.watch(store, &ws, c),
+                    Some(RequestUnion::CreateRequest(c)) => match permitted(&srv, &creds, &c) {
+                        Ok(()) => store.watchable.watch(store, &ws, c),
+                        Err(e) => {
+                            let resp = WatchResponse {
+                                watch_id: -1,
+                                created: true,
+                                canceled: true,
+                                cancel_reason: e.message(),
+                                ..Default::default()
+                            };
+                            ws.send(resp, store.rev());
+                        }
+                    },
                     Some(RequestUnion::CancelRequest(c)) => store.watchable.cancel(store, &ws, c.watch_id),
                     Some(RequestUnion::ProgressRequest(_)) => store.watchable.request_progress(&ws),
                     None => {}
@@ -117,6 +132,17 @@ impl WatchService {
         });
         Outbound { server, rx }
     }
+}
+
+/// etcd's isWatchPermitted: read permission over the watched range, checked on the range as asked (a
+/// from-key `"\0"` end is the rest of the keyspace: GHSA-xg4h-6gfc-h4m8), the caller resolved anew.
+fn permitted(server: &EtcdServer, creds: &Credentials, c: &WatchCreateRequest) -> Result<(), EtcdError> {
+    if !server.auth.is_enabled() {
+        return Ok(());
+    }
+    let who = creds.resolve(server)?;
+    let key: &[u8] = if c.key.is_empty() { &[0] } else { &c.key };
+    server.auth.check_op(who.as_ref(), key, &c.range_end, PermType::Read)
 }
 
 /// Catches unsynced watchers up and sends progress notifications, until `stop` turns true.
