@@ -58,6 +58,11 @@ bench-probe: ## diagnostics: PROBE=xl (check perf xl: writes per fsync, CPU per 
 bench-failover: ## seconds without a leader after kill -9 of the leader, 3 members, ours beside etcd (KILLS=6)
 	$(PYTHON) -m bench.failover --kills $(or $(KILLS),6)
 
+.PHONY: bench-tls
+bench-tls: ## what TLS costs: put 1000 clients and check perf xl, plaintext and over TLS, ours beside etcd (ROUNDS=2)
+	cargo build --release -p etcd_bench
+	$(PYTHON) -m bench.tls --rounds $(or $(ROUNDS),2)
+
 .PHONY: bench-micro
 bench-micro: ## micro-benchmarks of the native pieces (WAL fsync, index, backend range, watch matching); needs `make develop`
 	$(PIP) install --quiet pytest-benchmark

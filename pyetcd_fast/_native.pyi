@@ -32,6 +32,7 @@ class ServerConfig(TypedDict):
     auth_token: str
     auth_token_ttl: int
     bcrypt_cost: int
+    max_concurrent_streams: int
 
 class Status(TypedDict):
     member_id: int

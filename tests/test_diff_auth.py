@@ -225,15 +225,16 @@ def test_a_snapshot_of_ours_restored_gives_real_etcd_the_same_users(
     saved = ctl.run(ours.endpoint, *ROOT, "snapshot", "save", str(db))
     assert saved.rc == 0, saved.stderr
     data = tmp_path / "restored"
+    peer = free_port()
     env = {"ETCDCTL_API": "3", "PATH": "/usr/bin:/bin"}
     r = subprocess.run(
         [ctl.ETCDCTL_BIN, "snapshot", "restore", str(db), "--data-dir", str(data), "--name", "t",
-         "--initial-cluster", f"t=http://127.0.0.1:{ours.peer_port + 1}",
-         "--initial-advertise-peer-urls", f"http://127.0.0.1:{ours.peer_port + 1}"],
+         "--initial-cluster", f"t=http://127.0.0.1:{peer}",
+         "--initial-advertise-peer-urls", f"http://127.0.0.1:{peer}"],
         capture_output=True, text=True, env=env, timeout=60,
     )  # fmt: skip
     assert r.returncode == 0, r.stderr
-    restored = Server("etcd", data, free_port(), ours.peer_port + 1, tmp_path / "restored.log")
+    restored = Server("etcd", data, free_port(), peer, tmp_path / "restored.log")
     argv = [
         "/usr/bin/etcd", "--name", "t", "--data-dir", str(data),
         "--listen-client-urls", f"http://127.0.0.1:{restored.client_port}",

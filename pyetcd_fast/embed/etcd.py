@@ -111,6 +111,7 @@ class Etcd:
                 "auth_token": cfg.auth_token,
                 "auth_token_ttl": cfg.auth_token_ttl,
                 "bcrypt_cost": cfg.bcrypt_cost,
+                "max_concurrent_streams": min(cfg.max_concurrent_streams, 2**32 - 1),
             }
         )
 

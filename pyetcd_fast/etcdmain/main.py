@@ -37,6 +37,16 @@ async def _serve(etcd: Etcd) -> int:
     return 1 if etcd.fatal is not None else 0
 
 
+def raise_fd_limit() -> None:
+    """Open files up to the hard limit, as Go's runtime does for etcd: a member holds a descriptor per client
+    and peer connection, and the default soft limit (1024) is soon reached."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
 def main(argv: list[str] | None = None) -> None:
     import os
 
@@ -48,6 +58,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(e.exit_code)
     configure(cfg)
     _native.install_fail_stop()
+    raise_fd_limit()
     etcd = Etcd(cfg)
     loop = new_event_loop()
     try:

@@ -67,7 +67,7 @@ fn usage() -> String {
     "usage: pyetcd-bench put|range|txn-put|stm|lease-keepalive|watch|watch-latency --endpoints host:port[,..] \
      [--conns 1] [--clients 1] [--total 10000] [--key-size 8] [--val-size 256] [--key-space-size 1] \
      [--sequential-keys] [--consistency l|s] [--key foo] [--prefix] [--limit 0] [--watchers 100] \
-     [--streams 10] [--puts 100] [--put-rate 0]\n       pyetcd-bench null-server [--listen 127.0.0.1:0]"
+     [--streams 10] [--puts 100] [--put-rate 0] [--cacert ca.pem (https endpoints)]\n       pyetcd-bench null-server [--listen 127.0.0.1:0]"
         .to_string()
 }
 

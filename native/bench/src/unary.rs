@@ -20,24 +20,54 @@ use crate::Args;
 pub struct Unary {
     send: SendRequest<Bytes>,
     authority: Authority,
+    secure: bool,
 }
 
-/// `--conns` connections, round-robin over `--endpoints` (`host:port` or `http://host:port`).
+/// `--conns` connections, round-robin over `--endpoints` (`host:port`, `http://host:port`, or
+/// `https://host:port` with the server's CA in `--cacert`: TLS with ALPN h2, as grpc-go dials).
 pub async fn connect(args: &Args) -> Result<Vec<Unary>, String> {
     let mut out = Vec::new();
+    let mut tls = None;
     for ep in crate::endpoints(args) {
         let ep = ep.as_str();
-        let host = ep.strip_prefix("http://").unwrap_or(ep);
+        let secure = ep.starts_with("https://");
+        let host = ep.strip_prefix("http://").or_else(|| ep.strip_prefix("https://")).unwrap_or(ep);
         let authority: Authority = host.parse().map_err(|e| format!("endpoint {ep}: {e}"))?;
         let tcp = TcpStream::connect(host).await.map_err(|e| format!("connect {ep}: {e}"))?;
         tcp.set_nodelay(true).map_err(|e| e.to_string())?;
-        let (send, conn) = h2::client::handshake(tcp).await.map_err(|e| format!("connect {ep}: {e}"))?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        out.push(Unary { send, authority });
+        let send = if secure {
+            if tls.is_none() {
+                tls = Some(connector(args)?);
+            }
+            let name = etcd_core::transport::ClientTls::server_name(authority.host())?;
+            let stream = tls.as_ref().unwrap().connect(name, tcp).await.map_err(|e| format!("tls {ep}: {e}"))?;
+            handshake(stream, ep).await?
+        } else {
+            handshake(tcp, ep).await?
+        };
+        out.push(Unary { send, authority, secure });
     }
     Ok(out)
+}
+
+async fn handshake<S>(io: S, ep: &str) -> Result<SendRequest<Bytes>, String>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (send, conn) = h2::client::handshake(io).await.map_err(|e| format!("connect {ep}: {e}"))?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(send)
+}
+
+/// TLS to servers whose CA is `--cacert`.
+fn connector(args: &Args) -> Result<tokio_rustls::TlsConnector, String> {
+    let info = etcd_core::transport::TlsInfo { trusted_ca_file: args.str("cacert", ""), ..Default::default() };
+    let tls = etcd_core::transport::ClientTls::new(&info)?;
+    let mut config = (*tls.config).clone();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    Ok(tokio_rustls::TlsConnector::from(std::sync::Arc::new(config)))
 }
 
 fn unavailable(e: h2::Error) -> Status {
@@ -60,7 +90,7 @@ impl Unary {
         frame.put_u32(len as u32);
         req.encode(&mut frame).map_err(|e| Status::internal(e.to_string()))?;
         let uri = Uri::builder()
-            .scheme(Scheme::HTTP)
+            .scheme(if self.secure { Scheme::HTTPS } else { Scheme::HTTP })
             .authority(self.authority.clone())
             .path_and_query(PathAndQuery::from_static(path))
             .build()

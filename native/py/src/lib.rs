@@ -67,6 +67,7 @@ impl Server {
             auth_token: get(cfg, "auth_token")?,
             auth_token_ttl_s: get(cfg, "auth_token_ttl")?,
             bcrypt_cost: get(cfg, "bcrypt_cost")?,
+            max_concurrent_streams: get(cfg, "max_concurrent_streams")?,
         };
         let inner = py.allow_threads(|| EtcdServer::open(cfg)).map_err(PyOSError::new_err)?;
         Ok(Server { inner: Arc::new(inner), edge: parking_lot::Mutex::new(None) })

@@ -21,7 +21,7 @@ use crate::pb::authpb::{permission::Type as PermType, Permission, Role, User, Us
 use crate::pb::etcdserverpb::request_op;
 use crate::pb::etcdserverpb::{
     AuthRoleGrantPermissionRequest, AuthRoleRevokePermissionRequest, AuthUserAddRequest, AuthUserChangePasswordRequest,
-    InternalRaftRequest, RequestOp, TxnRequest,
+    InternalRaftRequest, PutRequest, RequestOp, TxnRequest,
 };
 
 pub const ROOT_USER: &str = "root";
@@ -37,6 +37,14 @@ const ROLE_PREFIX: &[u8] = b"authRoles/";
 pub struct AuthInfo {
     pub username: String,
     pub revision: u64,
+}
+
+impl AuthInfo {
+    /// The server's own requests (lease expiry, auto-compaction, alarms it raises, member attributes): root,
+    /// at a revision that is never old. While auth is on, root exists and holds the root role.
+    pub fn internal() -> AuthInfo {
+        AuthInfo { username: ROOT_USER.to_string(), revision: u64::MAX }
+    }
 }
 
 #[derive(Default)]
@@ -220,14 +228,7 @@ impl AuthStore {
     ) -> Result<(), EtcdError> {
         match &op.request {
             Some(request_op::Request::RequestRange(r)) => self.check_op(who, &r.key, &r.range_end, PermType::Read),
-            Some(request_op::Request::RequestPut(p)) => {
-                self.check_op(who, &p.key, &[], PermType::Write)?;
-                self.check_lease_keys(who, p.lease, lease_keys)?;
-                if p.prev_kv {
-                    self.check_op(who, &p.key, &[], PermType::Read)?;
-                }
-                Ok(())
-            }
+            Some(request_op::Request::RequestPut(p)) => self.check_put(who, p, lease_keys),
             Some(request_op::Request::RequestDeleteRange(d)) => {
                 self.check_op(who, &d.key, &d.range_end, PermType::Write)?;
                 if d.prev_kv {
@@ -238,6 +239,21 @@ impl AuthStore {
             Some(request_op::Request::RequestTxn(t)) => self.check_txn(who, t, lease_keys),
             None => Ok(()),
         }
+    }
+
+    /// A put: write on its key, write on every key of its lease, read with prev_kv.
+    fn check_put(
+        &self,
+        who: Option<&AuthInfo>,
+        p: &PutRequest,
+        lease_keys: &dyn Fn(i64) -> Vec<Vec<u8>>,
+    ) -> Result<(), EtcdError> {
+        self.check_op(who, &p.key, &[], PermType::Write)?;
+        self.check_lease_keys(who, p.lease, lease_keys)?;
+        if p.prev_kv {
+            self.check_op(who, &p.key, &[], PermType::Read)?;
+        }
+        Ok(())
     }
 
     /// Writing every key attached to `lease` (revoking it deletes them; attaching a key to it lets the

@@ -76,6 +76,8 @@ pub struct ServerConfig {
     pub auth_token: String,
     pub auth_token_ttl_s: u64,
     pub bcrypt_cost: u32,
+    /// --max-concurrent-streams: HTTP/2 streams per client connection.
+    pub max_concurrent_streams: u32,
 }
 
 #[derive(Debug)]
@@ -320,6 +322,11 @@ impl EtcdServer {
         Ok(addrs)
     }
 
+    /// Whether `id` may send this member raft messages: a member as applied, or one it started with.
+    pub fn is_known_member(&self, id: u64) -> bool {
+        self.cluster.member(id).is_some() || self.cfg.initial_members.iter().any(|m| m.id == id)
+    }
+
     /// Tells the transport every member's peer URLs (the initial ones first, the applied membership over them).
     pub(crate) fn refresh_peers(&self) {
         let Some(t) = self.transport.get() else {
@@ -425,9 +432,9 @@ impl EtcdServer {
         (id, req.encode_to_vec())
     }
 
-    /// Proposes a request the server makes itself (no user: not checked against permissions at apply).
+    /// Proposes a request the server makes itself: it runs as the root role at apply (etcd's WithRoot).
     pub(crate) async fn propose(&self, req: InternalRaftRequest) -> ApplyResult {
-        self.propose_as(None, req).await
+        self.propose_as(Some(&crate::auth::AuthInfo::internal()), req).await
     }
 
     /// Proposes `req` on behalf of `who` (its header names the user, and apply checks its permissions again)
@@ -538,7 +545,7 @@ impl EtcdServer {
 
     /// Queues a request that only a leader proposes, with no one waiting for its answer.
     pub(crate) fn queue_leader_only(&self, req: InternalRaftRequest) {
-        self.leader_only.lock().push(self.stamp(req, None).1);
+        self.leader_only.lock().push(self.stamp(req, Some(&crate::auth::AuthInfo::internal())).1);
         self.notifier.notify();
     }
 
@@ -548,7 +555,7 @@ impl EtcdServer {
             compaction: Some(CompactionRequest { revision: rev, physical: false }),
             ..Default::default()
         };
-        self.proposals.lock().push(self.stamp(req, None));
+        self.proposals.lock().push(self.stamp(req, Some(&crate::auth::AuthInfo::internal())));
         self.notifier.notify();
     }
 
@@ -646,7 +653,7 @@ impl EtcdServer {
             }),
             ..Default::default()
         };
-        let _ = core.node.propose(vec![], self.stamp(req, None).1);
+        let _ = core.node.propose(vec![], self.stamp(req, Some(&crate::auth::AuthInfo::internal())).1);
     }
 
     /// Sends new ReadIndex requests, and asks again for those raft left unanswered too long.

@@ -115,13 +115,13 @@ impl EtcdServer {
         r
     }
 
-    /// The permission check at apply, for a request a client made (its header names a user); the server's
-    /// own requests (lease expiry, auto-compaction, raised alarms) name none.
+    /// The permission check at apply, against the user the header names (the server's own requests run as
+    /// root; a client request admitted while auth was off names none, and is refused if auth is on now).
     fn check_applied_auth(&self, req: &InternalRaftRequest) -> Result<(), EtcdError> {
-        let Some(h) = req.header.as_ref().filter(|h| !h.username.is_empty()) else {
-            return Ok(());
-        };
-        let who = crate::auth::AuthInfo { username: h.username.clone(), revision: h.auth_revision };
-        self.auth.check_request(Some(&who), req, &|id| self.store.lessor.keys(id).unwrap_or_default())
+        let who = req
+            .header
+            .as_ref()
+            .map(|h| crate::auth::AuthInfo { username: h.username.clone(), revision: h.auth_revision });
+        self.auth.check_request(who.as_ref(), req, &|id| self.store.lessor.keys(id).unwrap_or_default())
     }
 }

@@ -233,19 +233,23 @@ impl EtcdServer {
     /// Authenticate: the password is checked here (bcrypt, off the async workers), then the token is made
     /// through raft so every member knows it.
     pub async fn authenticate(&self, r: AuthenticateRequest) -> Result<String, EtcdError> {
-        let server = self;
-        let (name, password) = (r.name.clone(), r.password.clone());
-        let checked = tokio::task::block_in_place(|| server.auth.check_password(&name, &password));
-        checked?;
-        let internal = InternalAuthenticateRequest {
-            name: r.name,
-            password: String::new(),
-            simple_token: TokenProvider::prefix(),
-        };
-        let req = InternalRaftRequest { authenticate: Some(internal), ..Default::default() };
-        match self.propose_as(None, req).await? {
-            ApplyResponse::Auth(token) => Ok(token),
-            _ => Err(unexpected()),
+        // The password is checked against one auth revision; if users changed before the token was made
+        // (a password change, say), check again, as etcd does.
+        loop {
+            let checked = tokio::task::block_in_place(|| self.auth.check_password(&r.name, &r.password))?;
+            let internal = InternalAuthenticateRequest {
+                name: r.name.clone(),
+                password: String::new(),
+                simple_token: TokenProvider::prefix(),
+            };
+            let req = InternalRaftRequest { authenticate: Some(internal), ..Default::default() };
+            let token = match self.propose(req).await? {
+                ApplyResponse::Auth(token) => token,
+                _ => return Err(unexpected()),
+            };
+            if self.auth.revision() == checked {
+                return Ok(token);
+            }
         }
     }
 

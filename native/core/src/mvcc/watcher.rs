@@ -131,6 +131,11 @@ impl WatchStream {
         true
     }
 
+    /// Whether the receiving side is gone (the client left).
+    pub fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+
     pub fn is_slow(&self) -> bool {
         self.is_slow_with(0)
     }

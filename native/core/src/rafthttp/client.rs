@@ -39,11 +39,15 @@ pub type PeerStream = Box<dyn PeerIo>;
 pub struct Dialer {
     tls: ClientTls,
     idle: Mutex<HashMap<String, Vec<Sender>>>,
+    /// Sent on every request as etcd's peers send them (`X-Etcd-Cluster-ID`, `X-Server-From`): the leader
+    /// refuses requests from another cluster or from a non-member.
+    cluster_id: u64,
+    member_id: u64,
 }
 
 impl Dialer {
-    pub fn new(tls: ClientTls) -> Dialer {
-        Dialer { tls, idle: Mutex::new(HashMap::new()) }
+    pub fn new(tls: ClientTls, cluster_id: u64, member_id: u64) -> Dialer {
+        Dialer { tls, idle: Mutex::new(HashMap::new()), cluster_id, member_id }
     }
 
     /// A connection to `url`'s host and port, through TLS for `https://` (verified against the peer CA by the
@@ -88,6 +92,8 @@ impl Dialer {
             let req = http::Request::post(path)
                 .header("Host", addr.as_str())
                 .header("Content-Type", "application/protobuf")
+                .header("X-Etcd-Cluster-ID", format!("{:x}", self.cluster_id))
+                .header("X-Server-From", format!("{:x}", self.member_id))
                 .body(Full::new(Bytes::from(body)))
                 .map_err(|e| PeerHttpError::Unreachable(e.to_string()))?;
             let resp = send.send_request(req).await.map_err(|e| PeerHttpError::Unreachable(e.to_string()))?;

@@ -32,6 +32,9 @@ const MAX_FRAME: usize = u32::MAX as usize;
 const READ_PIECE: usize = 1 << 20;
 /// How long a new connection may take to say which protocol it speaks.
 const FIRST_BYTES_TIMEOUT: Duration = Duration::from_secs(5);
+/// Connections open at once on the peer port; more are closed as they arrive (a member needs two per peer
+/// and a few for forwarded requests).
+const MAX_CONNECTIONS: usize = 256;
 
 type Srv = Weak<EtcdServer>;
 
@@ -46,15 +49,27 @@ pub(super) async fn serve(
     };
     let app = router(server.clone());
     let acceptor = tls.as_ref().map(|t| tokio_rustls::TlsAcceptor::from(t.config.clone()));
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
         let (stream, _) = tokio::select! {
-            r = listener.accept() => match r { Ok(c) => c, Err(_) => continue },
+            r = listener.accept() => match r {
+                Ok(c) => c,
+                Err(_) => {
+                    // Out of descriptors, most likely: wait instead of spinning on accept.
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                    continue;
+                }
+            },
             _ = stop.changed() => return,
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            continue; // over the cap: dropped at once
         };
         let _ = stream.set_nodelay(true);
         let (server, app, stop, tls, acceptor) =
             (server.clone(), app.clone(), stop.clone(), tls.clone(), acceptor.clone());
         tokio::spawn(async move {
+            let _slot = slot;
             match (tls, acceptor) {
                 (Some(tls), Some(acceptor)) => {
                     if let Some(a) = transport::accept(&tls, &acceptor, stream).await {
@@ -164,7 +179,8 @@ async fn raft_stream<S: AsyncRead + AsyncWrite + Unpin>(stream: S, server: Srv, 
             &[("remote-peer-id-stream-handler", format!("{from:x}"))],
         );
         REJECT_REMOVED
-    } else if to != s.member_id() {
+    } else if to != s.member_id() || !s.is_known_member(from) {
+        // Only members send raft messages: a stranger's forged MsgSnapshot must not reach raft.
         REJECT_TO
     } else {
         ACCEPT
@@ -218,13 +234,35 @@ fn error_response(e: EtcdError) -> Response {
 }
 
 fn router(server: Srv) -> Router {
-    Router::new()
-        .route("/members", get(members))
-        .route("/version", get(version))
+    // Requests that act (forwarded by a follower) must come from this cluster: etcd's cluster id header.
+    let internal = Router::new()
         .route("/leases", post(lease_renew))
         .route("/leases/internal", post(lease_ttl))
         .route("/members/promote/{id}", post(promote))
-        .with_state(server)
+        .route_layer(axum::middleware::from_fn_with_state(server.clone(), same_cluster));
+    Router::new().route("/members", get(members)).route("/version", get(version)).merge(internal).with_state(server)
+}
+
+/// Refuses a request whose `X-Etcd-Cluster-ID` is not this cluster's (412, as etcd's peer handlers answer)
+/// or whose `X-Server-From` is not a member (403).
+async fn same_cluster(
+    State(server): State<Srv>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let Some(s) = server.upgrade() else {
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    };
+    let theirs = req.headers().get("X-Etcd-Cluster-ID").and_then(|v| v.to_str().ok());
+    if theirs.and_then(|v| u64::from_str_radix(v, 16).ok()) != Some(s.cluster_id()) {
+        return (StatusCode::PRECONDITION_FAILED, "cluster ID mismatch").into_response();
+    }
+    let from = req.headers().get("X-Server-From").and_then(|v| v.to_str().ok());
+    if !from.and_then(|v| u64::from_str_radix(v, 16).ok()).is_some_and(|id| s.is_known_member(id)) {
+        return (StatusCode::FORBIDDEN, "not a member of this cluster").into_response();
+    }
+    drop(s);
+    next.run(req).await
 }
 
 async fn members(State(server): State<Srv>) -> Response {

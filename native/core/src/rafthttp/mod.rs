@@ -116,7 +116,7 @@ impl Transport {
             server: Arc::downgrade(server),
             shutdown: tx,
             addrs,
-            dialer: Arc::new(Dialer::new(dial)),
+            dialer: Arc::new(Dialer::new(dial, server.cluster_id(), server.member_id())),
         });
         for (l, tls) in listeners.into_iter().zip(secure) {
             t.handle.spawn(listener::serve(l, Arc::downgrade(server), tls, rx.clone()));

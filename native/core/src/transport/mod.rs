@@ -50,7 +50,8 @@ pub async fn accept(tls: &ServerTls, acceptor: &tokio_rustls::TlsAcceptor, tcp: 
 pub fn cert_names(der: &CertificateDer<'_>) -> Result<(Option<String>, Vec<String>), String> {
     use x509_parser::extensions::GeneralName;
     let (_, cert) = x509_parser::parse_x509_certificate(der.as_ref()).map_err(|e| format!("x509: {e}"))?;
-    let cn = cert.subject().iter_common_name().next().and_then(|a| a.as_str().ok()).map(str::to_string);
+    // Go's pkix.Name keeps the last CN when a subject has several.
+    let cn = cert.subject().iter_common_name().last().and_then(|a| a.as_str().ok()).map(str::to_string);
     let mut names = Vec::new();
     if let Ok(Some(san)) = cert.subject_alternative_name() {
         for n in &san.value.general_names {

@@ -185,10 +185,12 @@ struct Reloading {
     current: Mutex<(Stamp, Arc<CertifiedKey>)>,
 }
 
-type Stamp = [(Option<SystemTime>, u64); 2];
+/// Modification time, size and inode of each file: a rewrite in place or a rename over it changes one.
+type Stamp = [(Option<SystemTime>, u64, u64); 2];
 
 fn stamp(cert: &str, key: &str) -> Stamp {
-    let one = |p: &str| std::fs::metadata(p).map_or((None, 0), |m| (m.modified().ok(), m.len()));
+    use std::os::unix::fs::MetadataExt;
+    let one = |p: &str| std::fs::metadata(p).map_or((None, 0, 0), |m| (m.modified().ok(), m.len(), m.ino()));
     [one(cert), one(key)]
 }
 
@@ -210,8 +212,11 @@ impl Reloading {
         if cur.0 != st {
             match load_pair(&self.cert_file, &self.key_file, &self.provider) {
                 Ok(ck) => *cur = (st, ck),
-                // Likely caught between writing the two files: try again at the next handshake.
-                Err(e) => zap_log("warn", "transport/listener.go", "failed to reload certificate", &[("error", e)]),
+                // Likely caught between writing the two files: keep the old pair until the files change again.
+                Err(e) => {
+                    cur.0 = st;
+                    zap_log("warn", "transport/listener.go", "failed to reload certificate", &[("error", e)]);
+                }
             }
         }
         cur.1.clone()

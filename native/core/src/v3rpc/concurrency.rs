@@ -5,6 +5,7 @@
 //! election is checked as the KV operations it performs.
 use std::sync::Arc;
 
+use super::header::Credentials;
 use crate::auth::AuthInfo;
 use crate::pb::authpb::permission::Type as PermType;
 
@@ -17,21 +18,24 @@ use crate::pb::etcdserverpb::{
 };
 use crate::pb::mvccpb::{event::EventType, KeyValue};
 
-/// The server as one caller sees it: every operation below runs with `who`'s permissions.
+/// The server as one caller sees it: every operation below runs with the caller's permissions, its
+/// credentials resolved again for each (a lock may wait for minutes while users and roles change).
 #[derive(Clone)]
 pub struct Client {
     pub server: Arc<EtcdServer>,
-    pub who: Option<AuthInfo>,
+    creds: Credentials,
 }
 
 impl Client {
-    /// The caller of `req` on `server`.
+    /// The caller of `req` on `server` (refused at once if its credentials are).
     pub fn of<T>(server: &Arc<EtcdServer>, req: &tonic::Request<T>) -> Result<Client, tonic::Status> {
-        Ok(Client { server: server.clone(), who: super::header::caller(server, req)? })
+        let creds = Credentials::of(req);
+        creds.resolve(server).map_err(super::header::status)?;
+        Ok(Client { server: server.clone(), creds })
     }
 
-    fn who(&self) -> Option<&AuthInfo> {
-        self.who.as_ref()
+    pub fn who(&self) -> Result<Option<AuthInfo>, EtcdError> {
+        self.creds.resolve(&self.server)
     }
 }
 
@@ -80,7 +84,7 @@ pub async fn session_lease(server: &Client, lease: i64) -> Result<i64, EtcdError
         return Ok(lease);
     }
     let g = LeaseGrantRequest { ttl: 60, id: 0 };
-    Ok(server.lease_grant(server.who(), g).await?.id)
+    Ok(server.lease_grant(server.who()?.as_ref(), g).await?.id)
 }
 
 /// A contender's claim under `name/`: its key is created with `value` on the session lease if absent, or read
@@ -103,17 +107,17 @@ pub async fn claim(
 }
 
 pub async fn txn(server: &Client, t: TxnRequest) -> Result<TxnResponse, EtcdError> {
-    server.server.txn(server.who(), t).await
+    server.server.txn(server.who()?.as_ref(), t).await
 }
 
 pub async fn delete(server: &Client, key: &[u8]) -> Result<i64, EtcdError> {
     let d = DeleteRangeRequest { key: key.to_vec(), ..Default::default() };
-    Ok(server.delete_range(server.who(), d).await?.header.map_or(0, |h| h.revision))
+    Ok(server.delete_range(server.who()?.as_ref(), d).await?.header.map_or(0, |h| h.revision))
 }
 
 /// A linearizable local read.
 pub async fn range(server: &Client, r: RangeRequest) -> Result<RangeResponse, EtcdError> {
-    server.server.range(server.who(), &r).await
+    server.server.range(server.who()?.as_ref(), &r).await
 }
 
 pub fn op_put(key: &[u8], value: &[u8], lease: i64) -> RequestOp {
@@ -219,7 +223,7 @@ pub async fn wait_deletes(server: &Client, pfx: &[u8], max_create_rev: i64) -> R
 
 /// Waits for `key` to be deleted after revision `rev`.
 pub async fn wait_delete(server: &Client, key: &[u8], rev: i64) -> Result<(), EtcdError> {
-    server.auth.check_op(server.who(), key, &[], PermType::Read)?;
+    server.auth.check_op(server.who()?.as_ref(), key, &[], PermType::Read)?;
     let mut w = InternalWatch::new(server, key, &[], rev + 1, &[FilterType::Noput]);
     loop {
         let evs = w.next_events().await?;

@@ -48,6 +48,7 @@ pub(crate) struct ClientPort {
     http: axum::Router,
     /// The verified client certificate's common name of this connection (TLS with client-cert-auth).
     cert_cn: Option<Arc<str>>,
+    max_streams: u32,
 }
 
 impl ClientPort {
@@ -66,7 +67,13 @@ impl ClientPort {
             auth: AuthServer::new(AuthService { server: s() }),
             http: http_router(server),
             cert_cn: None,
+            max_streams: server.cfg.max_concurrent_streams,
         }
+    }
+
+    /// HTTP/2 streams one connection may have open at once (--max-concurrent-streams).
+    pub fn max_concurrent_streams(&self) -> u32 {
+        self.max_streams
     }
 
     /// This port for one connection whose client certificate says `cn`.

@@ -141,6 +141,10 @@ where
 
 /// The request objects of a client stream: JSON values one after another in the body, each passed on as
 /// soon as it is complete.
+/// One request object of a streaming body may be at most this large (etcd's request limit with room): an
+/// unterminated object is refused rather than buffered.
+const MAX_STREAM_OBJECT: usize = 4 << 20;
+
 fn request_stream<T: DeserializeOwned + Send + 'static>(body: Body) -> impl Stream<Item = Result<T, Status>> {
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<T, Status>>(16);
     tokio::spawn(async move {
@@ -168,6 +172,10 @@ fn request_stream<T: DeserializeOwned + Send + 'static>(body: Body) -> impl Stre
                 }
             }
             buf.drain(..used);
+            if buf.len() > MAX_STREAM_OBJECT {
+                let _ = tx.send(Err(Status::invalid_argument("request object too large"))).await;
+                return;
+            }
         }
     });
     tokio_stream::wrappers::ReceiverStream::new(rx)
@@ -245,12 +253,9 @@ fn routes(p: &str) -> Router<Arc<EtcdServer>> {
     r = r.route(
         &format!("{p}/lease/keepalive"),
         post(|State(server): S, headers: HeaderMap, body: Body| async move {
-            let who = match super::header::caller(&server, &grpc_request((), &headers)) {
-                Ok(w) => w,
-                Err(s) => return error_response(&s),
-            };
+            let creds = super::header::Credentials::of(&grpc_request((), &headers));
             let requests = request_stream::<LeaseKeepAliveRequest>(body);
-            stream_response((LeaseService { server }).keep_alive_requests(who, requests))
+            stream_response((LeaseService { server }).keep_alive_requests(creds, requests))
         }),
     );
     let a = format!("{p}/auth");

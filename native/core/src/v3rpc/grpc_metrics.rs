@@ -181,7 +181,8 @@ mod tests {
     #[test]
     fn paths_name_methods() {
         assert_eq!(method_index("/etcdserverpb.KV/Range"), Some(0));
-        assert_eq!(method_index("/v3electionpb.Election/Resign"), Some(29));
+        assert_eq!(method_index("/v3electionpb.Election/Resign"), Some(45));
+        assert_eq!(method_index("/etcdserverpb.Auth/RoleRevokePermission"), Some(38));
         assert_eq!(method_index("/etcdserverpb.KV/Nope"), None);
         assert_eq!(method_index("/v2/keys/foo"), None);
     }

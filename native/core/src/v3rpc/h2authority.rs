@@ -27,6 +27,11 @@ const FLAG_PADDED: u8 = 0x8;
 const FLAG_PRIORITY: u8 = 0x20;
 /// The server's SETTINGS_MAX_FRAME_SIZE (the HTTP/2 default; we do not raise it).
 const MAX_FRAME: usize = 16384;
+/// A header block (HEADERS and its CONTINUATIONs) larger than this ends the connection: a CONTINUATION flood
+/// must not grow memory (h2 itself would refuse a header list this large).
+const MAX_BLOCK: usize = 1 << 20;
+/// The HPACK dynamic table size the server allows (SETTINGS_HEADER_TABLE_SIZE, HTTP/2's default).
+const MAX_TABLE: usize = 4096;
 
 enum Mode {
     /// Not enough bytes yet to tell HTTP/2 from HTTP/1.
@@ -57,6 +62,8 @@ pub struct AuthorityShim<S> {
     decoder: hpack::Decoder<'static>,
     /// Set once the first header block showed a URL-shaped authority.
     rewriting: bool,
+    /// Set when the client broke the limits above: the connection ends with an error.
+    failed: bool,
 }
 
 impl<S> AuthorityShim<S> {
@@ -70,6 +77,7 @@ impl<S> AuthorityShim<S> {
             block: None,
             decoder: hpack::Decoder::new(),
             rewriting: false,
+            failed: false,
         }
     }
 
@@ -115,6 +123,10 @@ impl<S> AuthorityShim<S> {
                         self.passing = len;
                         continue;
                     }
+                    if len > MAX_FRAME {
+                        self.failed = true; // a frame past SETTINGS_MAX_FRAME_SIZE: FRAME_SIZE_ERROR in h2
+                        return;
+                    }
                     if self.raw.len() < 9 + len {
                         return;
                     }
@@ -143,6 +155,11 @@ impl<S> AuthorityShim<S> {
             self.block = Some(Block { stream, flags, priority, fragment: p.to_vec() });
         } else if let Some(b) = self.block.as_mut() {
             b.fragment.extend_from_slice(payload);
+        }
+        if self.block.as_ref().is_some_and(|b| b.fragment.len() > MAX_BLOCK) {
+            self.failed = true;
+            self.block = None;
+            return;
         }
         if flags & FLAG_END_HEADERS != 0 {
             if let Some(b) = self.block.take() {
@@ -231,6 +248,9 @@ fn authority_of(v: &[u8]) -> &[u8] {
 /// host and port; with whether the authority changed. None if the block does not decode (it then goes
 /// through as it came, for h2 to judge).
 fn reencode(decoder: &mut hpack::Decoder<'static>, block: &[u8]) -> Option<(Vec<u8>, bool)> {
+    if !well_formed(block) {
+        return None;
+    }
     let mut out = Vec::with_capacity(block.len() * 4 + 64);
     let mut changed = false;
     decoder
@@ -250,9 +270,58 @@ fn reencode(decoder: &mut hpack::Decoder<'static>, block: &[u8]) -> Option<(Vec<
     Some((out, changed))
 }
 
+/// An HPACK integer with an `n`-bit prefix at `b[0]`: (value, bytes used); None if cut short or past 2^28.
+fn read_int(b: &[u8], n: u32) -> Option<(usize, usize)> {
+    let max = (1usize << n) - 1;
+    let mut v = (*b.first()? as usize) & max;
+    if v < max {
+        return Some((v, 1));
+    }
+    for (i, &c) in b.iter().enumerate().skip(1).take(4) {
+        v += ((c & 0x7f) as usize) << (7 * (i - 1));
+        if c & 0x80 == 0 {
+            return Some((v, i + 1));
+        }
+    }
+    None
+}
+
+/// Whether `block` is a sequence of well-formed HPACK representations, with any table size update at most
+/// [`MAX_TABLE`]: checked before the `hpack` crate sees it, which panics on a cut-short size update (a
+/// block ending in 0x3f) and would let a client grow its dynamic table without bound.
+fn well_formed(block: &[u8]) -> bool {
+    let mut b = block;
+    while let Some(&first) = b.first() {
+        let (prefix, strings) = match first {
+            f if f & 0x80 != 0 => (7, 0),
+            f if f & 0xc0 == 0x40 => (6, 1),
+            f if f & 0xe0 == 0x20 => (5, 0),
+            _ => (4, 1),
+        };
+        let Some((v, used)) = read_int(b, prefix) else { return false };
+        if prefix == 5 && v > MAX_TABLE {
+            return false;
+        }
+        b = &b[used..];
+        // A literal with a new name (index 0) carries a name string before its value.
+        let count = if strings == 1 && v == 0 { 2 } else { strings };
+        for _ in 0..count {
+            let Some((len, used)) = read_int(b, 7) else { return false };
+            if b.len() < used + len {
+                return false;
+            }
+            b = &b[used + len..];
+        }
+    }
+    true
+}
+
 impl<S: AsyncRead + Unpin> AsyncRead for AuthorityShim<S> {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let this = &mut *self;
+        if this.failed {
+            return Poll::Ready(Err(io::Error::new(io::ErrorKind::InvalidData, "http2: header block over the limits")));
+        }
         // HTTP/1 bytes and HTTP/2 frame bodies need no rewriting: with nothing buffered, read them straight
         // into the caller's buffer.
         if this.out.is_empty() && this.raw.is_empty() {
@@ -299,6 +368,12 @@ impl<S: AsyncRead + Unpin> AsyncRead for AuthorityShim<S> {
                     }
                     this.raw.extend_from_slice(rb.filled());
                     this.process();
+                    if this.failed {
+                        return Poll::Ready(Err(io::Error::new(
+                            io::ErrorKind::InvalidData,
+                            "http2: header block over the limits",
+                        )));
+                    }
                 }
                 Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
                 Poll::Pending => return Poll::Pending,
@@ -358,6 +433,22 @@ mod tests {
             want[3].1 = b"127.0.0.1:2379".to_vec();
             assert_eq!(got, want);
         }
+    }
+
+    #[test]
+    fn malformed_blocks_are_refused_before_the_decoder_sees_them() {
+        let mut dec = hpack::Decoder::new();
+        // A size update cut short (the hpack crate unwraps it and panics), one past the table size, a string
+        // longer than the block, an integer that never ends.
+        for block in
+            [&[0x3f][..], &[0x3f, 0xe2, 0x1f], &[0x3f, 0xff, 0xff, 0xff, 0x7f], &[0x40, 0x05, b'a'], &[0xff, 0xff]]
+        {
+            assert!(!well_formed(block), "{block:?}");
+            assert!(reencode(&mut dec, block).is_none());
+        }
+        assert!(well_formed(&[0x3f, 0xe1, 0x1f])); // a size update to exactly 4096
+        assert!(well_formed(&[0x20, 0x82, 0x86]));
+        assert!(well_formed(&hpack::Encoder::new().encode([(&b":authority"[..], &b"http://a:1"[..])])));
     }
 
     #[test]

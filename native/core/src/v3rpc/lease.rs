@@ -6,8 +6,7 @@ use std::sync::Arc;
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
-use super::header::{caller, fill, filled, status};
-use crate::auth::AuthInfo;
+use super::header::{caller, fill, filled, status, Credentials};
 use crate::etcdserver::{EtcdError, EtcdServer};
 use crate::pb::etcdserverpb::lease_server::Lease;
 use crate::pb::etcdserverpb::{
@@ -27,13 +26,21 @@ impl LeaseService {
     /// the gateway's JSON stream both come through here.
     pub(crate) fn keep_alive_requests(
         &self,
-        who: Option<AuthInfo>,
+        creds: Credentials,
         mut inbound: impl Stream<Item = Result<LeaseKeepAliveRequest, Status>> + Send + Unpin + 'static,
     ) -> KeepAliveStream {
         let server = self.server.clone();
         let out = async_stream(move |tx| async move {
             while let Some(Ok(r)) = inbound.next().await {
                 // Unknown or expired: TTL 0 and no error, which clients read as "lease not found".
+                // Resolved for each renewal: a keep-alive stream outlives any one auth revision.
+                let who = match creds.resolve(&server) {
+                    Ok(w) => w,
+                    Err(e) => {
+                        let _ = tx.send(Err(status(e))).await;
+                        break;
+                    }
+                };
                 let resp = match server.lease_keep_alive(who.as_ref(), r.id).await {
                     Ok(ttl) => Ok(LeaseKeepAliveResponse { header: filled(&server), id: r.id, ttl }),
                     Err(EtcdError::LeaseNotFound) => {
@@ -73,8 +80,8 @@ impl Lease for LeaseService {
         &self,
         req: Request<Streaming<LeaseKeepAliveRequest>>,
     ) -> Result<Response<Self::LeaseKeepAliveStream>, Status> {
-        let who = caller(&self.server, &req)?;
-        Ok(Response::new(self.keep_alive_requests(who, req.into_inner())))
+        let creds = Credentials::of(&req);
+        Ok(Response::new(self.keep_alive_requests(creds, req.into_inner())))
     }
 
     async fn lease_time_to_live(

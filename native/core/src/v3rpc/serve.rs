@@ -16,6 +16,11 @@ use super::watch::sync_loop;
 use crate::etcdserver::EtcdServer;
 use crate::transport::{self, ServerTls};
 
+/// Client connections open at once; more are closed as they arrive.
+const MAX_CONNECTIONS: usize = 16384;
+/// How long an HTTP/1 client may take to send its request headers.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
 pub struct Edge {
     rt: Option<Runtime>,
     shutdown: watch::Sender<bool>,
@@ -62,9 +67,14 @@ async fn serve_listener(
     // after a pause of a few seconds; grpc-go has no such limit. 1024 keeps the rapid-reset bound (as the
     // locally reset streams' default) while a resumed member keeps its clients.
     builder.http2().max_pending_accept_reset_streams(1024);
+    // --max-concurrent-streams (etcd's default, MaxUint32, is no limit).
+    builder.http2().max_concurrent_streams(port.max_concurrent_streams());
+    // A client that opens a connection and dribbles an HTTP/1 request line must not hold it forever.
+    builder.http1().timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(HEADER_READ_TIMEOUT);
     let builder = Arc::new(builder);
     let acceptor = tls.as_ref().map(|t| tokio_rustls::TlsAcceptor::from(t.config.clone()));
     let graceful = GracefulShutdown::new();
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
         let tcp = tokio::select! {
             r = listener.accept() => match r {
@@ -76,6 +86,9 @@ async fn serve_listener(
             },
             _ = async { stop.wait_for(|v| *v).await.is_ok() } => break,
         };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            continue; // over the cap: closed at once
+        };
         // Responses are small and latency-bound: no Nagle delay behind a delayed ACK.
         let _ = tcp.set_nodelay(true);
         let (builder, port, watcher) = (builder.clone(), port.clone(), graceful.watcher());
@@ -83,6 +96,7 @@ async fn serve_listener(
             (Some(tls), Some(acceptor)) => {
                 let (tls, acceptor) = (tls.clone(), acceptor.clone());
                 tokio::spawn(async move {
+                    let _slot = slot;
                     let Some(a) = transport::accept(&tls, &acceptor, tcp).await else {
                         return;
                     };
@@ -95,6 +109,7 @@ async fn serve_listener(
                 let io = TokioIo::new(AuthorityShim::new(tcp));
                 let conn = watcher.watch(builder.serve_connection_with_upgrades(io, port).into_owned());
                 tokio::spawn(async move {
+                    let _slot = slot;
                     let _ = conn.await;
                 });
             }

@@ -134,7 +134,7 @@ async fn observe(
         let rev = resp.header.map_or(0, |h| h.revision);
         let Some(mut kv) = resp.kvs.into_iter().next() else {
             // No leader yet: wait for the first contender to appear.
-            s.auth.check_op(s.who.as_ref(), pfx, &prefix_end(pfx), crate::pb::authpb::permission::Type::Read)?;
+            s.auth.check_op(s.who()?.as_ref(), pfx, &prefix_end(pfx), crate::pb::authpb::permission::Type::Read)?;
             let mut w = cc::InternalWatch::new(s, pfx, &prefix_end(pfx), rev + 1, &[]);
             loop {
                 let evs = w.next_events().await?;

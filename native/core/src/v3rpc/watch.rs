@@ -105,6 +105,15 @@ impl WatchService {
         let srv = server.clone();
         tokio::spawn(async move {
             while let Some(Ok(r)) = inbound.next().await {
+                // A client that sends requests but does not read the answers: stop reading its requests until
+                // it catches up (etcd's control channel blocks the same way), so a flood of creates never read
+                // stays bounded by the stream's queue and HTTP/2 flow control.
+                while ws.is_slow() && !ws.is_closed() {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                if ws.is_closed() {
+                    break;
+                }
                 let store = &srv.store;
                 match r.request_union {
                     Some(RequestUnion::CreateRequest(c)) => match permitted(&srv, &creds, &c) {
