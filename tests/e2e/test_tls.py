@@ -139,6 +139,27 @@ def test_client_cert_auth_requires_a_certificate_from_the_ca(tmp_path: Path, ca:
         srv.stop()
 
 
+def test_a_revoked_certificate_is_refused_without_a_restart(tmp_path: Path, ca: CA, server_pair: Pair) -> None:
+    alice, bob = ca.issue("alice-crl"), ca.issue("bob-crl")
+    crl = ca.crl(tmp_path / "crl.pem", [bob])
+    flags = tls_flags(server_pair, "--client-cert-auth", "--trusted-ca-file", str(ca.pair.cert))
+    flags += ["--client-crl-file", str(crl)]
+    srv = start_server("ours", tmp_path / "ours", flags, client_scheme="https", credentials=creds(ca, alice))
+    try:
+        url = f"https://{srv.endpoint}"
+
+        def as_(who: Pair) -> ctl.Result:
+            base = ["--cacert", str(ca.pair.cert), "--cert", str(who.cert), "--key", str(who.key)]
+            return ctl.run(url, *base, "get", "k", "--dial-timeout=1s", "--command-timeout=2s")
+
+        assert as_(alice).rc == 0
+        assert as_(bob).rc != 0
+        ca.crl(crl, [alice, bob])  # alice revoked too, while serving
+        assert as_(alice).rc != 0
+    finally:
+        srv.stop()
+
+
 def test_auto_tls_makes_a_certificate_and_keeps_it(tmp_path: Path) -> None:
     port, peer = free_port(), free_port()
     data = tmp_path / "data"

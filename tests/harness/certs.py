@@ -89,3 +89,22 @@ class CA:
         if sans:
             builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
         return _write(self.folder / name, key, builder.sign(self.key, hashes.SHA256()))
+
+    def crl(self, path: Path, revoked: list[Pair]) -> Path:
+        """A PEM revocation list at ``path`` naming the certificates of ``revoked``."""
+        now = datetime.datetime.now(datetime.UTC)
+        b = (
+            x509.CertificateRevocationListBuilder()
+            .issuer_name(self.cert.subject)
+            .last_update(now - datetime.timedelta(minutes=1))
+            .next_update(now + datetime.timedelta(days=1))
+            # RFC 5280 makes the CRL number mandatory; webpki (rustls) refuses a list without one.
+            .add_extension(x509.CRLNumber(int(now.timestamp() * 1000)), critical=False)
+        )
+        for p in revoked:
+            serial = x509.load_pem_x509_certificate(p.cert.read_bytes()).serial_number
+            b = b.add_revoked_certificate(
+                x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(now).build()
+            )
+        path.write_bytes(b.sign(self.key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM))
+        return path

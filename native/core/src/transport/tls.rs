@@ -11,9 +11,13 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::crypto::{ring, CryptoProvider, WebPkiSupportedAlgorithms};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, CertificateRevocationListDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
 use rustls::sign::CertifiedKey;
-use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig, SignatureScheme, SupportedCipherSuite};
+use rustls::{
+    ClientConfig, DigitallySignedStruct, DistinguishedName, RootCertStore, ServerConfig, SignatureScheme,
+    SupportedCipherSuite,
+};
 
 use crate::raftnode::logger::zap_log;
 
@@ -185,13 +189,10 @@ struct Reloading {
     current: Mutex<(Stamp, Arc<CertifiedKey>)>,
 }
 
-/// Modification time, size and inode of each file: a rewrite in place or a rename over it changes one.
-type Stamp = [(Option<SystemTime>, u64, u64); 2];
+type Stamp = [FileStamp; 2];
 
 fn stamp(cert: &str, key: &str) -> Stamp {
-    use std::os::unix::fs::MetadataExt;
-    let one = |p: &str| std::fs::metadata(p).map_or((None, 0, 0), |m| (m.modified().ok(), m.len(), m.ino()));
-    [one(cert), one(key)]
+    [file_stamp(cert), file_stamp(key)]
 }
 
 impl Reloading {
@@ -239,6 +240,87 @@ impl rustls::client::ResolvesClientCert for Reloading {
     }
 }
 
+fn client_verifier(
+    roots: &Arc<RootCertStore>,
+    provider: &Arc<CryptoProvider>,
+    crl_file: &str,
+) -> Result<Arc<dyn ClientCertVerifier>, String> {
+    let mut v = WebPkiClientVerifier::builder_with_provider(roots.clone(), provider.clone());
+    if !crl_file.is_empty() {
+        v = v.with_crls(crls(crl_file)?).allow_unknown_revocation_status();
+    }
+    v.build().map_err(|e| e.to_string())
+}
+
+/// Modification time, size and inode of a file: a rewrite in place or a rename over it changes one.
+type FileStamp = (Option<SystemTime>, u64, u64);
+
+fn file_stamp(path: &str) -> FileStamp {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).map_or((None, 0, 0), |m| (m.modified().ok(), m.len(), m.ino()))
+}
+
+/// Client-certificate checks whose revocation list is read again when its file changes (etcd reads
+/// `--client-crl-file` for each connection): a revoked certificate is refused without a restart.
+#[derive(Debug)]
+struct CrlReloading {
+    roots: Arc<RootCertStore>,
+    provider: Arc<CryptoProvider>,
+    crl_file: String,
+    /// The verifier built at start: its CA hints and signature checks never change.
+    first: Arc<dyn ClientCertVerifier>,
+    current: Mutex<(FileStamp, Arc<dyn ClientCertVerifier>)>,
+}
+
+impl ClientCertVerifier for CrlReloading {
+    fn root_hint_subjects(&self) -> &[DistinguishedName] {
+        self.first.root_hint_subjects()
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        let verifier = {
+            let st = file_stamp(&self.crl_file);
+            let mut cur = self.current.lock();
+            if cur.0 != st {
+                match client_verifier(&self.roots, &self.provider, &self.crl_file) {
+                    Ok(v) => cur.1 = v,
+                    Err(e) => zap_log("warn", "transport/listener.go", "failed to reload CRL", &[("error", e)]),
+                }
+                cur.0 = st;
+            }
+            cur.1.clone()
+        };
+        verifier.verify_client_cert(end_entity, intermediates, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.first.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.first.verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.first.supported_verify_schemes()
+    }
+}
+
 /// A listener's TLS: the rustls configuration plus the checks etcd makes on a verified client certificate.
 pub struct ServerTls {
     pub config: Arc<ServerConfig>,
@@ -261,11 +343,17 @@ impl ServerTls {
             if info.trusted_ca_file.is_empty() {
                 return Err("client certificate authentication needs a trusted CA file".into());
             }
-            let mut v = WebPkiClientVerifier::builder_with_provider(Arc::new(roots(&info.trusted_ca_file)?), provider);
-            if !info.crl_file.is_empty() {
-                v = v.with_crls(crls(&info.crl_file)?).allow_unknown_revocation_status();
+            let roots = Arc::new(roots(&info.trusted_ca_file)?);
+            let verifier = client_verifier(&roots, &provider, &info.crl_file)?;
+            if info.crl_file.is_empty() {
+                builder.with_client_cert_verifier(verifier)
+            } else {
+                let st = file_stamp(&info.crl_file);
+                let current = Mutex::new((st, verifier.clone()));
+                let reloading =
+                    CrlReloading { roots, provider, crl_file: info.crl_file.clone(), first: verifier, current };
+                builder.with_client_cert_verifier(Arc::new(reloading))
             }
-            builder.with_client_cert_verifier(v.build().map_err(|e| e.to_string())?)
         } else {
             builder.with_no_client_auth()
         };
