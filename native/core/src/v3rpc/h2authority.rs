@@ -435,6 +435,14 @@ mod tests {
         }
     }
 
+    /// Why `well_formed` exists: the crate unwraps a size update's integer (this is the request that, before
+    /// the check, ended the whole member through the fail-stop panic hook).
+    #[test]
+    #[should_panic]
+    fn the_hpack_crate_panics_on_a_cut_short_size_update() {
+        let _ = hpack::Decoder::new().decode(&[0x3f]);
+    }
+
     #[test]
     fn malformed_blocks_are_refused_before_the_decoder_sees_them() {
         let mut dec = hpack::Decoder::new();

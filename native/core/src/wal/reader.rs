@@ -58,7 +58,7 @@ pub fn open(dir: &Path, opts: WalOptions) -> Result<(Wal, ReadResult)> {
                     metadata = Some(rec.data.to_vec());
                 }
                 RecordType::Entry => {
-                    let index = record::get_u64(rec.data, 0)?;
+                    let index = checked_index(record::get_u64(rec.data, 0)?, &name)?;
                     // A rewritten tail: drop what this entry and its successors replace.
                     let keep = entries.partition_point(|(i, _)| *i < index);
                     entries.truncate(keep);
@@ -66,7 +66,7 @@ pub fn open(dir: &Path, opts: WalOptions) -> Result<(Wal, ReadResult)> {
                 }
                 RecordType::State => rr.hard_state = Some(rec.data.to_vec()),
                 RecordType::Snapshot => {
-                    let index = record::get_u64(rec.data, 0)?;
+                    let index = checked_index(record::get_u64(rec.data, 0)?, &name)?;
                     let term = record::get_u64(rec.data, 8)?;
                     if index >= rr.snapshot.index {
                         rr.snapshot = WalSnapshot { index, term };
@@ -118,4 +118,15 @@ pub fn open(dir: &Path, opts: WalOptions) -> Result<(Wal, ReadResult)> {
     rr.metadata = metadata;
     rr.entries = entries;
     Ok((wal, rr))
+}
+
+/// Raft indexes this far are no log's: a record claiming one is damage (or forged), refused before any
+/// arithmetic on it can overflow.
+const MAX_INDEX: u64 = i64::MAX as u64;
+
+fn checked_index(index: u64, name: &impl std::fmt::Display) -> Result<u64> {
+    if index > MAX_INDEX {
+        return Err(WalError::Corrupt(format!("{name}: record index {index} is out of range")));
+    }
+    Ok(index)
 }

@@ -220,3 +220,25 @@ fn a_damaged_length_inside_the_file_with_records_after_it_is_refused() {
     let err = Wal::open(dir.path(), opts()).err().expect("must refuse: valid entries follow the damage");
     assert!(err.to_string().contains("a valid record follows"), "{err}");
 }
+
+/// Records that claim an absurd raft index (valid CRCs: written through the API, as a forged file could be)
+/// make `open` refuse the WAL with an error, never panic or overflow.
+#[test]
+fn records_with_a_huge_index_are_refused() {
+    for huge in [u64::MAX, u64::MAX / 2 + 7] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = Wal::create(dir.path(), b"m", opts()).unwrap();
+        save_range(&mut w, 1, 3);
+        w.save(None, &[(huge, b"forged")]).unwrap();
+        drop(w);
+        let err = Wal::open(dir.path(), opts()).err().expect("a huge entry index must be refused");
+        assert!(err.to_string().contains("out of range"), "{err}");
+
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = Wal::create(dir.path(), b"m", opts()).unwrap();
+        save_range(&mut w, 1, 3);
+        w.save_snapshot(WalSnapshot { index: huge, term: 1 }, b"cs").unwrap();
+        drop(w);
+        assert!(Wal::open(dir.path(), opts()).is_err(), "a huge snapshot index must be refused");
+    }
+}
