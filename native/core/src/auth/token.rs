@@ -75,10 +75,6 @@ impl TokenProvider {
         SystemRandom::new().fill(&mut raw).expect("system random");
         raw.iter().map(|b| LETTERS[*b as usize % LETTERS.len()] as char).collect()
     }
-
-    pub fn is_simple(&self) -> bool {
-        matches!(self, TokenProvider::Simple(_))
-    }
 }
 
 /// token → (user, deadline); a use moves the deadline, expired tokens are dropped as the map is touched.

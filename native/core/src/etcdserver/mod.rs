@@ -14,6 +14,7 @@ pub mod raft_stats;
 pub mod server;
 mod server_apply;
 mod server_cluster;
+mod server_propose;
 mod snapshot;
 pub mod v2;
 mod v3_server;

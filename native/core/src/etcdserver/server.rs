@@ -17,7 +17,6 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-use prost::Message as _;
 use protobuf::Message as _;
 use raft::eraftpb::{ConfChange, ConfState, Message};
 use raft::{RawNode, SnapshotStatus, StateRole, Storage};
@@ -30,9 +29,8 @@ use super::notify::Notifier;
 use crate::mvcc::kvstore::BatchLimits;
 use crate::mvcc::KvStore;
 use crate::pb::etcdserverpb::{
-    alarm_request::AlarmAction, AlarmRequest, AlarmResponse, AlarmType, ClusterMemberAttrSetRequest, CompactionRequest,
-    CompactionResponse, DeleteRangeResponse, InternalRaftRequest, LeaseGrantResponse, LeaseRevokeRequest,
-    LeaseRevokeResponse, MemberAttributes, PutResponse, RequestHeader, TxnResponse,
+    AlarmResponse, ClusterMemberAttrSetRequest, CompactionResponse, DeleteRangeResponse, InternalRaftRequest,
+    LeaseGrantResponse, LeaseRevokeRequest, LeaseRevokeResponse, MemberAttributes, PutResponse, TxnResponse,
 };
 use crate::rafthttp::Transport;
 use crate::raftnode::logger::{zap_log, ZapDrain};
@@ -99,7 +97,7 @@ pub enum ApplyResponse {
 }
 
 pub(crate) type ApplyResult = Result<ApplyResponse, EtcdError>;
-type ReadWaiter = oneshot::Sender<Result<(), EtcdError>>;
+pub(crate) type ReadWaiter = oneshot::Sender<Result<(), EtcdError>>;
 
 /// What the transport tells raft about peers.
 pub(crate) enum Report {
@@ -144,14 +142,14 @@ pub struct EtcdServer {
     /// Backend bytes in use after the last batch (the quota check reads it).
     pub(crate) db_in_use: AtomicU64,
     /// Encoded requests waiting for the next batch, with their ids.
-    proposals: Mutex<Vec<(u64, Vec<u8>)>>,
+    pub(crate) proposals: Mutex<Vec<(u64, Vec<u8>)>>,
     /// Requests only a leader may propose, dropped otherwise: revokes of expired leases (a deposed leader's
     /// revokes must not reach the new leader: etcd #12528) and v2 expiry sweeps.
-    leader_only: Mutex<Vec<Vec<u8>>>,
+    pub(crate) leader_only: Mutex<Vec<Vec<u8>>>,
     /// Proposals raft dropped for want of a leader, asked again each batch while their waiter waits.
     held: Mutex<Vec<(u64, Vec<u8>)>>,
     pub(crate) waiters: Mutex<HashMap<u64, oneshot::Sender<ApplyResult>>>,
-    reads: Mutex<Vec<ReadWaiter>>,
+    pub(crate) reads: Mutex<Vec<ReadWaiter>>,
     pub(crate) notifier: Notifier,
     pub(crate) core: Mutex<Core>,
     pub(crate) next_id: AtomicU64,
@@ -159,7 +157,7 @@ pub struct EtcdServer {
     leader: AtomicU64,
     pub(crate) applied: Arc<AtomicU64>,
     committed: AtomicU64,
-    stopped: AtomicBool,
+    pub(crate) stopped: AtomicBool,
     /// The membership, as applied.
     pub cluster: RaftCluster,
     pub(crate) transport: OnceLock<Arc<Transport>>,
@@ -418,110 +416,9 @@ impl EtcdServer {
         self.stopped.load(Ordering::Acquire)
     }
 
-    /// etcd's request timeout: 5 s plus two election timeouts.
-    pub(crate) fn request_timeout(&self) -> Duration {
-        Duration::from_millis(5000 + 2 * self.cfg.election_ms)
-    }
-
-    /// Proposes a write and waits for it to be applied.
-    /// Gives `req` a fresh id from the request id generator and encodes it for the log.
-    fn stamp(&self, mut req: InternalRaftRequest, who: Option<&crate::auth::AuthInfo>) -> (u64, Vec<u8>) {
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let (username, auth_revision) = who.map_or((String::new(), 0), |w| (w.username.clone(), w.revision));
-        req.header = Some(RequestHeader { id, username, auth_revision });
-        (id, req.encode_to_vec())
-    }
-
-    /// Proposes a request the server makes itself: it runs as the root role at apply (etcd's WithRoot).
-    pub(crate) async fn propose(&self, req: InternalRaftRequest) -> ApplyResult {
-        self.propose_as(Some(&crate::auth::AuthInfo::internal()), req).await
-    }
-
-    /// Proposes `req` on behalf of `who` (its header names the user, and apply checks its permissions again)
-    /// and waits for it to be applied. Only the admission chain (`v3_server`) calls this for clients.
-    pub(crate) async fn propose_as(
-        &self,
-        who: Option<&crate::auth::AuthInfo>,
-        req: InternalRaftRequest,
-    ) -> ApplyResult {
-        if self.stopped.load(Ordering::Acquire) {
-            return Err(EtcdError::Stopped);
-        }
-        if self.is_learner() {
-            return Err(EtcdError::NotSupportedForLearner);
-        }
-        let (id, data) = self.stamp(req, who);
-        if data.len() > self.cfg.max_request_bytes {
-            return Err(EtcdError::RequestTooLarge);
-        }
-        let (tx, rx) = oneshot::channel();
-        self.waiters.lock().insert(id, tx);
-        self.proposals.lock().push((id, data));
-        self.notifier.notify();
-        let r = match tokio::time::timeout(self.request_timeout(), rx).await {
-            Ok(Ok(r)) => r,
-            Ok(Err(_)) => Err(EtcdError::Stopped),
-            Err(_) => {
-                self.waiters.lock().remove(&id);
-                Err(EtcdError::Timeout)
-            }
-        };
-        if matches!(r, Err(EtcdError::Stopped | EtcdError::Timeout)) {
-            // etcd_server_proposals_failed_total: proposals that were never applied for this caller.
-            self.raft_stats.proposals_failed.fetch_add(1, Ordering::Relaxed);
-        }
-        r
-    }
-
-    /// The quota check before a request that may grow the store (etcd's quota and capped applier): refused
-    /// while NOSPACE is raised; a request that would pass the quota raises NOSPACE through raft first.
-    pub async fn check_space(&self, cost: usize) -> Result<(), EtcdError> {
-        self.check_corrupt()?;
-        if self.alarms.has(AlarmType::Nospace) {
-            return Err(EtcdError::NoSpace);
-        }
-        let quota = self.cfg.quota_bytes;
-        if quota == 0 || self.db_in_use.load(Ordering::Acquire) + (cost as u64) < quota {
-            return Ok(());
-        }
-        let raise = AlarmRequest {
-            action: AlarmAction::Activate as i32,
-            member_id: self.member_id(),
-            alarm: AlarmType::Nospace as i32,
-        };
-        self.propose(InternalRaftRequest { alarm: Some(raise), ..Default::default() }).await?;
-        Err(EtcdError::NoSpace)
-    }
-
-    /// While CORRUPT is raised every write is refused (etcd's corrupt applier); reads go on.
-    pub fn check_corrupt(&self) -> Result<(), EtcdError> {
-        if self.alarms.has(AlarmType::Corrupt) {
-            return Err(EtcdError::Corrupt);
-        }
-        Ok(())
-    }
-
     /// Backend bytes in use after the last applied batch.
     pub fn db_size_in_use(&self) -> u64 {
         self.db_in_use.load(Ordering::Acquire)
-    }
-
-    /// Waits until this member has applied everything committed when the call began (ReadIndex).
-    pub async fn linearizable_read_notify(&self) -> Result<(), EtcdError> {
-        if self.stopped.load(Ordering::Acquire) {
-            return Err(EtcdError::Stopped);
-        }
-        if self.is_learner() {
-            return Err(EtcdError::NotSupportedForLearner);
-        }
-        let (tx, rx) = oneshot::channel();
-        self.reads.lock().push(tx);
-        self.notifier.notify();
-        match tokio::time::timeout(self.request_timeout(), rx).await {
-            Ok(Ok(r)) => r,
-            Ok(Err(_)) => Err(EtcdError::Stopped),
-            Err(_) => Err(EtcdError::Timeout),
-        }
     }
 
     /// One raft tick (the driver calls it every heartbeat interval). The leader's lessor is polled here for
@@ -541,32 +438,6 @@ impl EtcdServer {
             });
         }
         Ok(())
-    }
-
-    /// Queues a request that only a leader proposes, with no one waiting for its answer.
-    pub(crate) fn queue_leader_only(&self, req: InternalRaftRequest) {
-        self.leader_only.lock().push(self.stamp(req, Some(&crate::auth::AuthInfo::internal())).1);
-        self.notifier.notify();
-    }
-
-    /// Queues a compaction to `rev` with no one waiting for its answer (the auto-compactor's request).
-    pub fn queue_compaction(&self, rev: i64) {
-        let req = InternalRaftRequest {
-            compaction: Some(CompactionRequest { revision: rev, physical: false }),
-            ..Default::default()
-        };
-        self.proposals.lock().push(self.stamp(req, Some(&crate::auth::AuthInfo::internal())));
-        self.notifier.notify();
-    }
-
-    /// A fresh id from the request id generator, masked positive (etcd's choice of a lease id).
-    pub fn new_lease_id(&self) -> i64 {
-        loop {
-            let id = (self.next_id.fetch_add(1, Ordering::Relaxed) & (i64::MAX as u64)) as i64;
-            if id != 0 && !self.store.lessor.exists(id) {
-                return id;
-            }
-        }
     }
 
     /// One batch: step what peers sent, propose what is queued, then handle every Ready until raft has
@@ -653,7 +524,7 @@ impl EtcdServer {
             }),
             ..Default::default()
         };
-        let _ = core.node.propose(vec![], self.stamp(req, Some(&crate::auth::AuthInfo::internal())).1);
+        let _ = core.node.propose(vec![], self.stamp_internal(req).1);
     }
 
     /// Sends new ReadIndex requests, and asks again for those raft left unanswered too long.

@@ -3,11 +3,14 @@
 //! wait (or read after a ReadIndex) — so no edge builds an `InternalRaftRequest`, and auth has exactly this
 //! home. `who` is the caller as [`AuthStore::caller`](crate::auth::AuthStore::caller) resolved it from the
 //! request's token or client certificate (None while auth is off).
+use std::sync::atomic::Ordering;
+
 use prost::Message as _;
 
 use super::{apply, validate, ApplyResponse, EtcdError, EtcdServer};
 use crate::auth::{AuthInfo, TokenProvider};
 use crate::pb::authpb::{permission::Type as PermType, Permission};
+use crate::pb::etcdserverpb::alarm_request::AlarmAction;
 use crate::pb::etcdserverpb::*;
 
 /// How a write is admitted: refused while CORRUPT is raised, and/or checked against the space quota with
@@ -41,6 +44,34 @@ impl EtcdServer {
         }
         self.auth.check_request(who, &req, &|id| self.store.lessor.keys(id).unwrap_or_default())?;
         self.propose_as(who, req).await
+    }
+
+    /// The quota check before a request that may grow the store (etcd's quota and capped applier): refused
+    /// while NOSPACE is raised; a request that would pass the quota raises NOSPACE through raft first.
+    async fn check_space(&self, cost: usize) -> Result<(), EtcdError> {
+        self.check_corrupt()?;
+        if self.alarms.has(AlarmType::Nospace) {
+            return Err(EtcdError::NoSpace);
+        }
+        let quota = self.cfg.quota_bytes;
+        if quota == 0 || self.db_in_use.load(Ordering::Acquire) + (cost as u64) < quota {
+            return Ok(());
+        }
+        let raise = AlarmRequest {
+            action: AlarmAction::Activate as i32,
+            member_id: self.member_id(),
+            alarm: AlarmType::Nospace as i32,
+        };
+        self.propose(InternalRaftRequest { alarm: Some(raise), ..Default::default() }).await?;
+        Err(EtcdError::NoSpace)
+    }
+
+    /// While CORRUPT is raised every write is refused (etcd's corrupt applier); reads go on.
+    fn check_corrupt(&self) -> Result<(), EtcdError> {
+        if self.alarms.has(AlarmType::Corrupt) {
+            return Err(EtcdError::Corrupt);
+        }
+        Ok(())
     }
 
     /// A read: after a ReadIndex unless serializable, then the auth check (etcd checks after the barrier).

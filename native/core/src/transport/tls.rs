@@ -180,47 +180,55 @@ fn crls(path: &str) -> Result<Vec<CertificateRevocationListDer<'static>>, String
     Ok(if pem.is_empty() { vec![CertificateRevocationListDer::from(bytes)] } else { pem })
 }
 
-/// The certificate and key files, re-read when either file's modification time or size changes.
+/// A value built from files and built again when any of them changes (checked at each use, as etcd reads
+/// its TLS files per handshake). A rebuild that fails keeps the old value until the files change again
+/// (a rotation caught between writing two files), and says why once.
+#[derive(Debug)]
+struct Watched<T> {
+    files: Vec<String>,
+    current: Mutex<(Vec<FileStamp>, T)>,
+}
+
+impl<T: Clone> Watched<T> {
+    fn new(files: &[&str], value: T) -> Watched<T> {
+        let files: Vec<String> = files.iter().map(|f| f.to_string()).collect();
+        let st = files.iter().map(|f| file_stamp(f)).collect();
+        Watched { files, current: Mutex::new((st, value)) }
+    }
+
+    fn get(&self, what: &str, build: impl FnOnce() -> Result<T, String>) -> T {
+        let st: Vec<FileStamp> = self.files.iter().map(|f| file_stamp(f)).collect();
+        let mut cur = self.current.lock();
+        if cur.0 != st {
+            match build() {
+                Ok(v) => cur.1 = v,
+                Err(e) => {
+                    zap_log("warn", "transport/listener.go", &format!("failed to reload {what}"), &[("error", e)])
+                }
+            }
+            cur.0 = st;
+        }
+        cur.1.clone()
+    }
+}
+
+/// The certificate and key, for serving and for dialing.
 #[derive(Debug)]
 struct Reloading {
     cert_file: String,
     key_file: String,
     provider: Arc<CryptoProvider>,
-    current: Mutex<(Stamp, Arc<CertifiedKey>)>,
-}
-
-type Stamp = [FileStamp; 2];
-
-fn stamp(cert: &str, key: &str) -> Stamp {
-    [file_stamp(cert), file_stamp(key)]
+    pair: Watched<Arc<CertifiedKey>>,
 }
 
 impl Reloading {
     fn new(cert_file: &str, key_file: &str, provider: Arc<CryptoProvider>) -> Result<Reloading, String> {
-        let st = stamp(cert_file, key_file);
-        let ck = load_pair(cert_file, key_file, &provider)?;
-        Ok(Reloading {
-            cert_file: cert_file.into(),
-            key_file: key_file.into(),
-            provider,
-            current: Mutex::new((st, ck)),
-        })
+        let pair = Watched::new(&[cert_file, key_file], load_pair(cert_file, key_file, &provider)?);
+        Ok(Reloading { cert_file: cert_file.into(), key_file: key_file.into(), provider, pair })
     }
 
     fn get(&self) -> Arc<CertifiedKey> {
-        let st = stamp(&self.cert_file, &self.key_file);
-        let mut cur = self.current.lock();
-        if cur.0 != st {
-            match load_pair(&self.cert_file, &self.key_file, &self.provider) {
-                Ok(ck) => *cur = (st, ck),
-                // Likely caught between writing the two files: keep the old pair until the files change again.
-                Err(e) => {
-                    cur.0 = st;
-                    zap_log("warn", "transport/listener.go", "failed to reload certificate", &[("error", e)]);
-                }
-            }
-        }
-        cur.1.clone()
+        self.pair.get("certificate", || load_pair(&self.cert_file, &self.key_file, &self.provider))
     }
 }
 
@@ -269,7 +277,7 @@ struct CrlReloading {
     crl_file: String,
     /// The verifier built at start: its CA hints and signature checks never change.
     first: Arc<dyn ClientCertVerifier>,
-    current: Mutex<(FileStamp, Arc<dyn ClientCertVerifier>)>,
+    current: Watched<Arc<dyn ClientCertVerifier>>,
 }
 
 impl ClientCertVerifier for CrlReloading {
@@ -283,18 +291,7 @@ impl ClientCertVerifier for CrlReloading {
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
-        let verifier = {
-            let st = file_stamp(&self.crl_file);
-            let mut cur = self.current.lock();
-            if cur.0 != st {
-                match client_verifier(&self.roots, &self.provider, &self.crl_file) {
-                    Ok(v) => cur.1 = v,
-                    Err(e) => zap_log("warn", "transport/listener.go", "failed to reload CRL", &[("error", e)]),
-                }
-                cur.0 = st;
-            }
-            cur.1.clone()
-        };
+        let verifier = self.current.get("CRL", || client_verifier(&self.roots, &self.provider, &self.crl_file));
         verifier.verify_client_cert(end_entity, intermediates, now)
     }
 
@@ -348,8 +345,7 @@ impl ServerTls {
             if info.crl_file.is_empty() {
                 builder.with_client_cert_verifier(verifier)
             } else {
-                let st = file_stamp(&info.crl_file);
-                let current = Mutex::new((st, verifier.clone()));
+                let current = Watched::new(&[info.crl_file.as_str()], verifier.clone());
                 let reloading =
                     CrlReloading { roots, provider, crl_file: info.crl_file.clone(), first: verifier, current };
                 builder.with_client_cert_verifier(Arc::new(reloading))
