@@ -63,6 +63,10 @@ bench-tls: ## what TLS costs: put 1000 clients and check perf xl, plaintext and 
 	cargo build --release -p etcd_bench
 	$(PYTHON) -m bench.tls --rounds $(or $(ROUNDS),2)
 
+.PHONY: bench-v2auth
+bench-v2auth: ## what v2 auth costs a v2 client (Basic credentials, guest), ours beside etcd (SECONDS=5)
+	$(PYTHON) -m bench.v2auth --seconds $(or $(SECONDS),5)
+
 .PHONY: bench-micro
 bench-micro: ## micro-benchmarks of the native pieces (WAL fsync, index, backend range, watch matching); needs `make develop`
 	$(PIP) install --quiet pytest-benchmark

@@ -12,13 +12,12 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import grpc
 import pytest
 
 from harness import etcdctl as ctl
-from harness.certs import CA
+from harness.certs import cert_auth
 from harness.etcdctl import CtlPair
-from harness.servers import Server, free_port, spawn, start_server
+from harness.servers import Server, free_port, server_pair, spawn
 
 ROOT = ["--user", "root:rootpw"]
 ALICE = ["--user", "alice:apw"]
@@ -26,15 +25,8 @@ ALICE = ["--user", "alice:apw"]
 
 @pytest.fixture
 def servers(tmp_path: Path) -> Iterator[tuple[Server, Server]]:
-    ref = start_server("etcd", tmp_path / "etcd")
-    try:
-        ours = start_server("ours", tmp_path / "ours")
-        try:
-            yield ref, ours
-        finally:
-            ours.stop()
-    finally:
-        ref.stop()
+    with server_pair(tmp_path) as both:
+        yield both
 
 
 @pytest.fixture
@@ -175,44 +167,29 @@ def test_a_token_outlives_nothing_it_should_not(pair: CtlPair) -> None:
 
 def test_client_certificate_cn_is_the_user(tmp_path: Path) -> None:
     """Under --client-cert-auth a request without a token runs as its certificate's common name."""
-    ca = CA(tmp_path / "pki")
-    server = ca.issue("server")
-    alice = ca.issue("alice-cert", cn="alice")
-    root = ca.issue("root-cert", cn="root")
-    flags = [
-        "--cert-file", str(server.cert), "--key-file", str(server.key),
-        "--trusted-ca-file", str(ca.pair.cert), "--client-cert-auth",
-    ]  # fmt: skip
-    creds = grpc.ssl_channel_credentials(ca.pair.cert.read_bytes(), root.key.read_bytes(), root.cert.read_bytes())
-    ref = start_server("etcd", tmp_path / "etcd", flags, client_scheme="https", credentials=creds)
-    try:
-        ours = start_server("ours", tmp_path / "ours", flags, client_scheme="https", credentials=creds)
-        try:
-            tls = ["--cacert", str(ca.pair.cert)]
-            as_root = [*tls, "--cert", str(root.cert), "--key", str(root.key)]
-            as_alice = [*tls, "--cert", str(alice.cert), "--key", str(alice.key)]
-            p = CtlPair(f"https://{ref.endpoint}", f"https://{ours.endpoint}")
-            for args in (
-                [*as_root, "user", "add", "root:rootpw"],
-                [*as_root, "user", "add", "alice", "--no-password"],
-                [*as_root, "role", "add", "r1"],
-                [*as_root, "role", "grant-permission", "r1", "readwrite", "a/", "--prefix"],
-                [*as_root, "user", "grant-role", "alice", "r1"],
-                [*as_root, "auth", "enable"],
-                [*as_alice, "put", "a/1", "x"],
-                [*as_alice, "put", "secret", "x"],
-                [*as_alice, "get", "a/1"],
-                [*as_root, "get", "a/1"],
-                [*as_root, "user", "list"],
-                [*as_alice, "user", "list"],
-                # A token wins over the certificate.
-                [*as_alice, "--user", "root:rootpw", "put", "secret", "x"],
-            ):
-                p.run(*args)
-        finally:
-            ours.stop()
-    finally:
-        ref.stop()
+    c = cert_auth(tmp_path / "pki")
+    with server_pair(tmp_path, c.flags, client_scheme="https", credentials=c.grpc_credentials()) as (ref, ours):
+        tls = ["--cacert", str(c.ca.pair.cert)]
+        as_root = [*tls, "--cert", str(c.root.cert), "--key", str(c.root.key)]
+        as_alice = [*tls, "--cert", str(c.alice.cert), "--key", str(c.alice.key)]
+        p = CtlPair(f"https://{ref.endpoint}", f"https://{ours.endpoint}")
+        for args in (
+            [*as_root, "user", "add", "root:rootpw"],
+            [*as_root, "user", "add", "alice", "--no-password"],
+            [*as_root, "role", "add", "r1"],
+            [*as_root, "role", "grant-permission", "r1", "readwrite", "a/", "--prefix"],
+            [*as_root, "user", "grant-role", "alice", "r1"],
+            [*as_root, "auth", "enable"],
+            [*as_alice, "put", "a/1", "x"],
+            [*as_alice, "put", "secret", "x"],
+            [*as_alice, "get", "a/1"],
+            [*as_root, "get", "a/1"],
+            [*as_root, "user", "list"],
+            [*as_alice, "user", "list"],
+            # A token wins over the certificate.
+            [*as_alice, "--user", "root:rootpw", "put", "secret", "x"],
+        ):
+            p.run(*args)
 
 
 def test_a_snapshot_of_ours_restored_gives_real_etcd_the_same_users(

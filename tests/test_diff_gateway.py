@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from harness.servers import start_server
+from harness.servers import server_pair
 from harness.v2client import request
 
 
@@ -76,15 +76,8 @@ class Pair:
 
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory):
-    ref = start_server("etcd", tmp_path_factory.mktemp("etcd-gw"))
-    try:
-        ours = start_server("ours", tmp_path_factory.mktemp("ours-gw"))
-        try:
-            yield Pair(ref.endpoint, ours.endpoint)
-        finally:
-            ours.stop()
-    finally:
-        ref.stop()
+    with server_pair(tmp_path_factory.mktemp("gw")) as (ref, ours):
+        yield Pair(ref.endpoint, ours.endpoint)
 
 
 @pytest.fixture

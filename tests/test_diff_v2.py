@@ -14,21 +14,14 @@ import time
 
 import pytest
 
-from harness.servers import start_server
+from harness.servers import server_pair
 from harness.v2client import Answer, Rel, V2Diff, normalize, request
 
 
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory):
-    ref = start_server("etcd", tmp_path_factory.mktemp("etcd-v2"), ["--enable-v2"])
-    try:
-        ours = start_server("ours", tmp_path_factory.mktemp("ours-v2"), ["--enable-v2"])
-        try:
-            yield V2Diff(ref.endpoint, ours.endpoint)
-        finally:
-            ours.stop()
-    finally:
-        ref.stop()
+    with server_pair(tmp_path_factory.mktemp("v2"), ["--enable-v2"]) as (ref, ours):
+        yield V2Diff(ref.endpoint, ours.endpoint)
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from ipaddress import ip_address
 from pathlib import Path
 
+import grpc
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -108,3 +109,29 @@ class CA:
             )
         path.write_bytes(b.sign(self.key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM))
         return path
+
+
+@dataclass
+class CertAuth:
+    """A server set-up for ``--client-cert-auth`` with two client certificates: CN ``root`` and CN ``alice``."""
+
+    ca: CA
+    root: Pair
+    alice: Pair
+    flags: list[str]
+
+    def grpc_credentials(self) -> grpc.ChannelCredentials:
+        """The harness's gRPC credentials (it checks readiness as root)."""
+        ca, key, cert = self.ca.pair.cert.read_bytes(), self.root.key.read_bytes(), self.root.cert.read_bytes()
+        return grpc.ssl_channel_credentials(ca, key, cert)
+
+
+def cert_auth(folder: Path) -> CertAuth:
+    """A CA under ``folder``, a server certificate and the flags that require client certificates signed by it."""
+    ca = CA(folder)
+    server = ca.issue("server")
+    flags = [
+        "--cert-file", str(server.cert), "--key-file", str(server.key),
+        "--trusted-ca-file", str(ca.pair.cert), "--client-cert-auth",
+    ]  # fmt: skip
+    return CertAuth(ca, ca.issue("root-cert", cn="root"), ca.issue("alice-cert", cn="alice"), flags)

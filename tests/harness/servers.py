@@ -16,15 +16,17 @@ their finalizers and an atexit hook catches anything left over.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import shutil
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import grpc
 
@@ -246,6 +248,20 @@ def start_server(
     )
     srv.start()
     return srv
+
+
+@contextlib.contextmanager
+def server_pair(workdir: Path, extra_flags: list[str] | None = None, **kw: Any) -> Iterator[tuple[Server, Server]]:
+    """Real etcd and ours, each started as ``start_server`` starts it under ``workdir``, stopped at the end."""
+    ref = start_server("etcd", workdir / "etcd", extra_flags, **kw)
+    try:
+        ours = start_server("ours", workdir / "ours", extra_flags, **kw)
+        try:
+            yield ref, ours
+        finally:
+            ours.stop()
+    finally:
+        ref.stop()
 
 
 @atexit.register

@@ -10,6 +10,7 @@ while ``ttl`` is kept; the children of a dir are sorted by key (etcd lists them 
 
 from __future__ import annotations
 
+import base64
 import http.client
 import json
 import re
@@ -42,9 +43,11 @@ def request(
     query: dict[str, str] | list[tuple[str, str]] | None = None,
     timeout: float = 10.0,
     json_body: str | None = None,
+    auth: tuple[str, str] | None = None,
 ) -> Answer:
     """``method path?query`` with ``form`` as an ``application/x-www-form-urlencoded`` body (curl's ``-d``), or
-    ``json_body`` as ``application/json`` (the members API and the JSON gateway)."""
+    ``json_body`` as ``application/json`` (the members API and the JSON gateway); ``auth`` is sent as HTTP Basic
+    credentials (curl's ``-u user:password``)."""
     host, port = endpoint.rsplit(":", 1)
     conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
     try:
@@ -55,6 +58,8 @@ def request(
             body, headers = urllib.parse.urlencode(form), {"Content-Type": "application/x-www-form-urlencoded"}
         elif json_body is not None:
             body, headers = json_body, {"Content-Type": "application/json"}
+        if auth is not None:
+            headers["Authorization"] = "Basic " + base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
         conn.request(method, url, body=body, headers=headers)
         r = conn.getresponse()
         return Answer(r.status, {k.lower(): v for k, v in r.getheaders()}, r.read().decode())
@@ -121,10 +126,10 @@ class V2Diff:
         self.ref, self.ours = ref, ours
         self.ref_base = self.ours_base = 0
 
-    def begin(self) -> None:
+    def begin(self, auth: tuple[str, str] | None = None) -> None:
         """Indices from here on are relative to each server's current store index."""
-        self.ref_base = request(self.ref, "GET", "/v2/keys/").index()
-        self.ours_base = request(self.ours, "GET", "/v2/keys/").index()
+        self.ref_base = request(self.ref, "GET", "/v2/keys/", auth=auth).index()
+        self.ours_base = request(self.ours, "GET", "/v2/keys/", auth=auth).index()
 
     def both(self, method: str, path: str, **kw: Any) -> tuple[Answer, Answer]:
         ref = {k: _absolute(v, self.ref_base) for k, v in kw.items()}

@@ -18,6 +18,7 @@ pub mod pb;
 pub mod rafthttp;
 pub mod raftnode;
 pub mod transport;
+pub mod v2auth;
 pub mod v2http;
 pub mod v2store;
 pub mod v3rpc;

@@ -17,6 +17,7 @@ mod server_cluster;
 mod server_propose;
 mod snapshot;
 pub mod v2;
+mod v2_auth;
 mod v3_server;
 pub mod validate;
 

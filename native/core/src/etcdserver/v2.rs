@@ -14,6 +14,10 @@ use crate::pb::etcdserverpb::{InternalRaftRequest, Request};
 use crate::v2store::persist::{self, INDEX_KEY, PREFIX};
 use crate::v2store::{self, Event, Method, Store, V2Error, V2Request};
 
+/// The methods of the v2 auth API's writes (never proposed by the keys API).
+pub const PERMS_PUT: &str = "V2AUTH_PUT";
+pub const PERMS_DELETE: &str = "V2AUTH_DELETE";
+
 /// How often the leader sweeps expired v2 keys (etcd's SyncTicker).
 pub const SYNC_INTERVAL: Duration = Duration::from_millis(500);
 
@@ -26,7 +30,10 @@ pub fn now_nanos() -> i64 {
 pub(crate) fn load_store(backend: &Backend) -> Result<Store, String> {
     let records = backend.meta_with_prefix(&[PREFIX, b"/"].concat()).map_err(|e| e.to_string())?;
     let index = backend.get_meta_u64(INDEX_KEY).map_err(|e| e.to_string())?.unwrap_or(0);
-    persist::load(records, index)
+    let mut store = persist::load(records, index)?;
+    let perms = backend.meta_with_prefix(&[v2store::perms::PREFIX, b"/"].concat()).map_err(|e| e.to_string())?;
+    store.set_perms(v2store::perms::Perms::load(perms));
+    Ok(store)
 }
 
 fn to_store_request(r: &Request) -> Result<V2Request, V2Error> {
@@ -36,6 +43,8 @@ fn to_store_request(r: &Request) -> Result<V2Request, V2Error> {
         "DELETE" => Method::Delete,
         "QGET" | "GET" => Method::QGet,
         "SYNC" => Method::Sync,
+        PERMS_PUT => Method::PermsPut,
+        PERMS_DELETE => Method::PermsDelete,
         m => return Err(V2Error::new(v2store::error::RAFT_INTERNAL, format!("unknown method {m}"), 0)),
     };
     Ok(V2Request {
@@ -60,8 +69,10 @@ impl EtcdServer {
         let mut store = self.v2.lock();
         let before = store.index();
         let result = to_store_request(r).and_then(|req| v2store::apply(&mut store, &req, now_nanos()));
+        let mut records = persist::take_records(&mut store);
+        records.extend(store.take_perm_records());
         let ops = batch.ops();
-        for (key, record) in persist::take_records(&mut store) {
+        for (key, record) in records {
             match record {
                 Some(r) => ops.put_meta(&key, &r),
                 None => ops.delete_meta(&key),

@@ -11,6 +11,7 @@ use std::time::Duration;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, Method, Response, StatusCode, Uri};
+use axum::Extension;
 use tokio_stream::Stream;
 
 use super::form::{unescape_path, Form};
@@ -20,6 +21,7 @@ use crate::etcdserver::EtcdServer;
 use crate::pb::etcdserverpb::Request;
 use crate::v2store::error::*;
 use crate::v2store::{Action, Event, V2Error, Watcher};
+use crate::v3rpc::header::CertCommonName;
 use crate::v3rpc::http::{json_response, method_not_allowed};
 
 const KEYS_PREFIX: &str = "/v2/keys";
@@ -98,7 +100,7 @@ fn parse(method: &str, path: &str, f: &Form) -> Result<Parsed, V2Error> {
 }
 
 /// etcd's v2error WriteTo: the error JSON and its index.
-fn error_response(e: &V2Error) -> Response<Body> {
+pub(crate) fn error_response(e: &V2Error) -> Response<Body> {
     let status = StatusCode::from_u16(e.status()).expect("an HTTP status");
     let mut resp = json_response(status, e.to_json() + "\n");
     resp.headers_mut().insert("X-Etcd-Index", e.index.into());
@@ -135,50 +137,56 @@ fn event_response(server: &EtcdServer, mut e: Event, no_value: bool, head: bool)
 
 pub async fn keys(
     State(server): State<Arc<EtcdServer>>,
+    cn: Option<Extension<CertCommonName>>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response<Body> {
-    let resp = handle(&server, method, uri, headers, body).await;
-    with_cluster_id(&server, resp)
-}
-
-async fn handle(server: &Arc<EtcdServer>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response<Body> {
-    if !matches!(method.as_str(), "HEAD" | "GET" | "PUT" | "POST" | "DELETE") {
-        return method_not_allowed("HEAD,GET,PUT,POST,DELETE");
-    }
-    let path = unescape_path(uri.path());
-    if let Some(to) = redirect_target(&path, uri.query()) {
-        return moved_permanently(&method, &to);
-    }
-    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
-    let form = Form::parse(method.as_str(), ct, uri.query(), &body);
-    let Parsed { req, no_value_on_success } = match parse(method.as_str(), &path, &form) {
-        Ok(p) => p,
-        Err(e) => return error_response(&e),
-    };
-    let head = method == Method::HEAD;
-    let local_read = head || (method == Method::GET && !req.quorum);
-    if local_read && req.wait {
-        return match server.v2.lock().watch(&req.path, req.recursive, req.stream, req.since) {
-            Ok(w) => watch_response(server, w, req.stream),
-            Err(e) => error_response(&e),
-        };
-    }
-    let result = if local_read {
-        server.v2.lock().get(&req.path, req.recursive, now_nanos())
-    } else {
-        let mut req = req;
-        if req.method == "GET" {
-            req.method = "QGET".into();
+    let resp = async {
+        let server = &server;
+        if !matches!(method.as_str(), "HEAD" | "GET" | "PUT" | "POST" | "DELETE") {
+            return method_not_allowed("HEAD,GET,PUT,POST,DELETE");
         }
-        server.v2_propose(req).await
-    };
-    match result {
-        Ok(e) => event_response(server, e, no_value_on_success, head),
-        Err(e) => error_response(&e),
+        let path = unescape_path(uri.path());
+        if let Some(to) = redirect_target(&path, uri.query()) {
+            return moved_permanently(&method, &to);
+        }
+        let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+        let form = Form::parse(method.as_str(), ct, uri.query(), &body);
+        let Parsed { req, no_value_on_success } = match parse(method.as_str(), &path, &form) {
+            Ok(p) => p,
+            Err(e) => return error_response(&e),
+        };
+        let write = !matches!(method, Method::GET | Method::HEAD);
+        let key = &path[KEYS_PREFIX.len()..];
+        if !super::auth::has_key_access(server, &headers, &cn, key, req.recursive, write).await {
+            return error_response(&V2Error::new(UNAUTHORIZED, "Insufficient credentials", 0));
+        }
+        let head = method == Method::HEAD;
+        let local_read = head || (method == Method::GET && !req.quorum);
+        if local_read && req.wait {
+            return match server.v2.lock().watch(&req.path, req.recursive, req.stream, req.since) {
+                Ok(w) => watch_response(server, w, req.stream),
+                Err(e) => error_response(&e),
+            };
+        }
+        let result = if local_read {
+            server.v2.lock().get(&req.path, req.recursive, now_nanos())
+        } else {
+            let mut req = req;
+            if req.method == "GET" {
+                req.method = "QGET".into();
+            }
+            server.v2_propose(req).await
+        };
+        match result {
+            Ok(e) => event_response(server, e, no_value_on_success, head),
+            Err(e) => error_response(&e),
+        }
     }
+    .await;
+    with_cluster_id(&server, resp)
 }
 
 /// Go's ServeMux answers a path that is not clean (`//`, `.`, `..`; a trailing slash is kept) with a

@@ -5,11 +5,13 @@ use std::sync::Arc;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{header, HeaderMap, Method, Response, StatusCode, Uri};
+use axum::Extension;
 
 use super::with_cluster_id;
 use crate::etcdserver::membership::Member;
 use crate::etcdserver::{EtcdError, EtcdServer};
 use crate::v2store::json::push_str;
+use crate::v3rpc::header::CertCommonName;
 use crate::v3rpc::http::{go_error, json_response, method_not_allowed};
 
 const MEMBERS_PREFIX: &str = "/v2/members";
@@ -94,6 +96,7 @@ fn check_url(u: &str) -> Result<(), String> {
 
 pub async fn members(
     State(server): State<Arc<EtcdServer>>,
+    cn: Option<Extension<CertCommonName>>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
@@ -101,6 +104,10 @@ pub async fn members(
 ) -> Response<Body> {
     if !matches!(method.as_str(), "GET" | "POST" | "DELETE" | "PUT") {
         return method_not_allowed("GET,POST,DELETE,PUT");
+    }
+    // Changes need the v2 root role while v2 auth is on (etcd's hasWriteRootAccess).
+    if method != Method::GET && !super::auth::has_root_access(&server, &headers, &cn).await {
+        return super::auth::no_auth();
     }
     let resp = handle(&server, &method, uri.path(), &headers, &body).await;
     with_cluster_id(&server, resp)

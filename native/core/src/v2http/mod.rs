@@ -1,5 +1,5 @@
 //! etcd's v2 HTTP API on the client port (its etcdserver/api/v2http): `/v2/keys` ([`keys`]),
-//! `/v2/members` and `/v2/machines` ([`members`]), `/v2/stats/*` ([`stats`]). Served natively like the
+//! `/v2/members` and `/v2/machines` ([`members`]), `/v2/stats/*` ([`stats`]), `/v2/auth/*` ([`auth`]). Served natively like the
 //! rest of the client port; the keys live in [`crate::v2store`] on the member, written through raft.
 use std::sync::Arc;
 
@@ -10,6 +10,7 @@ use axum::Router;
 
 use crate::etcdserver::EtcdServer;
 
+pub mod auth;
 pub mod form;
 pub mod keys;
 pub mod members;
@@ -24,6 +25,7 @@ pub fn router(server: Arc<EtcdServer>) -> Router {
         .route("/v2/members/", any(members::members))
         .route("/v2/members/{*id}", any(members::members))
         .route("/v2/machines", any(members::machines))
+        .route("/v2/auth/{*rest}", any(auth::auth))
         .route("/v2/stats/self", get(stats::self_stats))
         .route("/v2/stats/leader", get(stats::leader_stats))
         .route("/v2/stats/store", get(stats::store_stats))

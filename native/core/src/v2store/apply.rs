@@ -1,6 +1,7 @@
 //! A v2 request as raft carries it (etcd's `etcdserverpb.Request`), and how a member applies it to the
 //! store (etcd's applierV2store). The method picks the operation; for PUT, prevExist/prevValue/prevIndex
-//! pick among set, create, update and compare-and-swap.
+//! pick among set, create, update and compare-and-swap. The auth API's writes travel as methods of their
+//! own (`V2AUTH_PUT`, `V2AUTH_DELETE`), which the keys API never proposes.
 use super::event::Event;
 use super::store::{Store, Ttl};
 use super::V2Error;
@@ -14,6 +15,10 @@ pub enum Method {
     QGet,
     /// Expire the keys whose TTL passed by `time` (the leader proposes one every 500 ms).
     Sync,
+    /// Write a v2 auth resource (`path` is under etcd's `/2`, `val` its JSON; see [`super::perms`]).
+    PermsPut,
+    /// Delete a v2 auth resource.
+    PermsDelete,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -74,6 +79,8 @@ pub fn apply(store: &mut Store, r: &V2Request, now: i64) -> Result<Option<Event>
         Method::Delete => store.delete(&r.path, r.dir, r.recursive, now),
         Method::QGet => store.get(&r.path, r.recursive, now),
         Method::Sync => return Ok(store.delete_expired(r.time, now).pop()),
+        Method::PermsPut => return store.write_perm(&r.path, Some(&r.val), r.prev_exist == Some(true)).map(|_| None),
+        Method::PermsDelete => return store.write_perm(&r.path, None, true).map(|_| None),
     };
     e.map(Some)
 }

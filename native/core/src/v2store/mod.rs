@@ -20,6 +20,7 @@ pub mod event;
 pub mod json;
 pub mod node;
 pub mod path;
+pub mod perms;
 pub mod persist;
 pub mod stats;
 pub mod store;

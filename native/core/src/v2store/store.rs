@@ -36,13 +36,15 @@ pub struct Ttl {
 
 pub struct Store {
     root: Node,
-    index: u64,
+    pub(super) index: u64,
     /// (expiry, path) of every node with a TTL, soonest first.
     ttls: BTreeSet<(i64, String)>,
     pub hub: WatcherHub,
     pub stats: Stats,
     /// Paths whose node was written or removed since [`Store::take_changed`] (see [`super::persist`]).
     changed: Vec<String>,
+    /// The v2 auth resources (etcd's `/2` subtree, beside the keys), see [`super::perms`].
+    pub(super) perms: super::perms::Perms,
 }
 
 impl Default for Store {
@@ -473,7 +475,15 @@ impl Store {
         let mut expiring = Vec::new();
         root.expiring("/", &mut expiring);
         let ttls = expiring.into_iter().collect();
-        Store { root, index, ttls, hub: WatcherHub::default(), stats: Stats::default(), changed: Vec::new() }
+        Store {
+            root,
+            index,
+            ttls,
+            hub: WatcherHub::default(),
+            stats: Stats::default(),
+            changed: Vec::new(),
+            perms: Default::default(),
+        }
     }
 }
 

@@ -10,7 +10,7 @@ mod front;
 mod gateway;
 mod grpc_metrics;
 mod h2authority;
-mod header;
+pub(crate) mod header;
 pub(crate) mod http;
 mod kv;
 mod lease;
