@@ -81,6 +81,10 @@ def test_users_roles_and_enable(v2: V2Diff) -> None:
     v2.run("POST", "/v2/auth/users/alice")
     v2.run("POST", "/v2/auth/users")
     v2.run("GET", "/v2/auth/users/a/b")
+    for unclean in ("/v2/auth/users//alice", "/v2/auth/users/./alice", "/v2/auth/roles/r1/.."):
+        assert v2.run("GET", unclean)["status"] == 301
+    v2.run("GET", "/v2/auth/enable/")
+    v2.run("GET", "/v2/auth/other")
     put(v2, "/v2/auth/roles/gone", {"role": "gone"})
     assert v2.run("DELETE", "/v2/auth/roles/gone")["status"] == 200
 

@@ -5,6 +5,7 @@ store index they advanced stays where it was.
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 from pathlib import Path
 
@@ -42,5 +43,27 @@ def test_v2_auth_survives_a_restart(tmp_path: Path, how: str) -> None:
         users = request(ep, "GET", "/v2/auth/users", auth=ROOT).json["users"]
         assert [u["user"] for u in users] == ["alice", "root"]
         assert request(ep, "GET", "/v2/keys/a/1", auth=ROOT).index() == index + 1
+    finally:
+        s.stop()
+
+
+def test_concurrent_grants_are_all_kept(tmp_path: Path) -> None:
+    """Ten root clients grant ten roles to one user at once: each update is merged from the value it replaces,
+    so none is lost (etcd 3.4 writes each merge over whatever is there, and may drop some)."""
+    s = start_server("ours", tmp_path / "ours", ["--enable-v2"])
+    try:
+        ep = s.endpoint
+        assert request(ep, "PUT", "/v2/auth/users/alice", json_body='{"user":"alice","password":"apw"}').status == 201
+        for i in range(10):
+            assert request(ep, "PUT", f"/v2/auth/roles/r{i}", json_body=json.dumps({"role": f"r{i}"})).status == 201
+
+        def grant(i: int) -> int:
+            doc = json.dumps({"user": "alice", "grant": [f"r{i}"]})
+            return request(ep, "PUT", "/v2/auth/users/alice", json_body=doc).status
+
+        with concurrent.futures.ThreadPoolExecutor(10) as pool:
+            assert list(pool.map(grant, range(10))) == [200] * 10
+        roles = request(ep, "GET", "/v2/auth/users/alice").json["roles"]
+        assert sorted(r["role"] for r in roles) == sorted(f"r{i}" for i in range(10))
     finally:
         s.stop()

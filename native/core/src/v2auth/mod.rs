@@ -20,9 +20,9 @@ pub const BCRYPT_COST: u32 = 10;
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct User {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub user: String,
-    #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[serde(default, deserialize_with = "null_default", skip_serializing_if = "String::is_empty")]
     pub password: String,
     #[serde(default)]
     pub roles: Option<Vec<String>>,
@@ -34,9 +34,9 @@ pub struct User {
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Role {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub role: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub permissions: Permissions,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub grant: Option<Permissions>,
@@ -46,7 +46,7 @@ pub struct Role {
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Permissions {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_default")]
     pub kv: RwPermission,
 }
 
@@ -56,6 +56,11 @@ pub struct RwPermission {
     pub read: Option<Vec<String>>,
     #[serde(default)]
     pub write: Option<Vec<String>>,
+}
+
+/// Go's decoding of `null` into a string or struct field: the zero value.
+fn null_default<'de, D: serde::Deserializer<'de>, T: Default + Deserialize<'de>>(d: D) -> Result<T, D::Error> {
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
 }
 
 fn is_empty(v: &Option<Vec<String>>) -> bool {
@@ -174,10 +179,11 @@ impl Role {
 
     /// Whether this role may read (or write) `key` alone.
     pub fn has_key_access(&self, key: &str, write: bool) -> bool {
+        // An empty pattern matches nothing (checking one crashes etcd's handler, which refuses the request).
         self.role == ROOT_ROLE
             || self.patterns(write).iter().any(|p| match p.strip_suffix('*') {
                 Some(prefix) => key.starts_with(prefix),
-                None => p == key,
+                None => !p.is_empty() && p == key,
             })
     }
 
@@ -207,22 +213,32 @@ impl From<crate::v2store::V2Error> for Failure {
     }
 }
 
-/// Passwords that matched a bcrypt hash, by hash (as sha256, never in the clear): v2 clients send their
-/// password with every request, and bcrypt costs ~50 ms of CPU each time. The hash carries its salt, so a
-/// changed password has a new hash and never matches an old entry.
-static VERIFIED: std::sync::OnceLock<parking_lot::Mutex<std::collections::HashMap<String, [u8; 32]>>> =
-    std::sync::OnceLock::new();
+/// Passwords that matched a bcrypt hash, by hash: v2 clients send their password with every request, and
+/// bcrypt costs ~50 ms of CPU each time. A password is kept only as an HMAC under a key made at start (never
+/// in the clear, nor as a plain digest one could attack offline from a core dump) and compared in constant
+/// time. The hash carries its salt, so a changed password has a new hash and never matches an old entry.
+struct Verified {
+    key: ring::hmac::Key,
+    tags: parking_lot::Mutex<std::collections::HashMap<String, Vec<u8>>>,
+}
+
+static VERIFIED: std::sync::OnceLock<Verified> = std::sync::OnceLock::new();
 const VERIFIED_MAX: usize = 4096;
 
-fn digest(password: &str) -> [u8; 32] {
-    use sha2::Digest;
-    sha2::Sha256::digest(password.as_bytes()).into()
+fn verified_cache() -> &'static Verified {
+    VERIFIED.get_or_init(|| Verified {
+        key: ring::hmac::Key::generate(ring::hmac::HMAC_SHA256, &ring::rand::SystemRandom::new())
+            .expect("the system's random source"),
+        tags: Default::default(),
+    })
 }
 
 /// Whether `password` matched `hash` before (no bcrypt run): `None` when it has not been seen.
 pub fn verified(hash: &str, password: &str) -> Option<bool> {
-    let cache = VERIFIED.get_or_init(Default::default).lock();
-    cache.get(hash).filter(|d| **d == digest(password)).map(|_| true)
+    let v = verified_cache();
+    let tags = v.tags.lock();
+    let tag = tags.get(hash)?;
+    ring::hmac::verify(&v.key, password.as_bytes(), tag).is_ok().then_some(true)
 }
 
 /// bcrypt's check of `password` against `hash` (slow by design: run it off the async workers); a match is
@@ -230,11 +246,13 @@ pub fn verified(hash: &str, password: &str) -> Option<bool> {
 pub fn verify(hash: &str, password: &str) -> bool {
     let ok = bcrypt::verify(password, hash).unwrap_or(false);
     if ok {
-        let mut cache = VERIFIED.get_or_init(Default::default).lock();
-        if cache.len() >= VERIFIED_MAX {
-            cache.clear();
+        let v = verified_cache();
+        let tag = ring::hmac::sign(&v.key, password.as_bytes()).as_ref().to_vec();
+        let mut tags = v.tags.lock();
+        if tags.len() >= VERIFIED_MAX {
+            tags.clear();
         }
-        cache.insert(hash.to_string(), digest(password));
+        tags.insert(hash.to_string(), tag);
     }
     ok
 }
@@ -264,6 +282,10 @@ mod tests {
         let u = User { user: "u".into(), roles: Some(vec![]), ..Default::default() };
         assert_eq!(serde_json::to_string(&u).unwrap(), r#"{"user":"u","roles":[]}"#);
         assert!(decode::<User>(br#"{"user":5}"#).is_none() && decode::<User>(b"").is_none());
+        let u: User = decode(br#"{"user":"u","password":null}"#).expect("Go takes null for a string");
+        assert_eq!(u.password, "");
+        let r: Role = decode(br#"{"role":"r","permissions":null}"#).expect("and for a struct");
+        assert_eq!(r.permissions, Permissions::default());
     }
 
     #[test]
@@ -290,6 +312,14 @@ mod tests {
     }
 
     #[test]
+    fn a_remembered_password_is_checked_again_not_trusted() {
+        let hash = bcrypt::hash("pw", 4).expect("hash");
+        assert_eq!(verified(&hash, "pw"), None);
+        assert!(verify(&hash, "pw") && !verify(&hash, "other"));
+        assert_eq!((verified(&hash, "pw"), verified(&hash, "other")), (Some(true), None));
+    }
+
+    #[test]
     fn access_matches_by_prefix_or_exactly() {
         let r = Role {
             role: "r".into(),
@@ -301,6 +331,12 @@ mod tests {
         assert!(!r.has_key_access("/bar/x", false) && !r.has_key_access("/bar", true) && r.has_key_access("/w", true));
         assert!(r.has_recursive_access("/foo/x", false) && !r.has_recursive_access("/bar", false));
         assert!(root_role().has_recursive_access("/anything", true));
+        let empty = Role {
+            role: "e".into(),
+            permissions: Permissions { kv: RwPermission { read: strs(&[""]), write: None } },
+            ..Default::default()
+        };
+        assert!(!empty.has_key_access("", false) && !empty.has_recursive_access("", false));
         let u = attach_root_role(User { user: "root".into(), ..Default::default() });
         assert_eq!(u.roles, strs(&["root"]));
     }

@@ -133,6 +133,9 @@ pub async fn auth(
     body: Bytes,
 ) -> Response<Body> {
     let path = unescape_path(uri.path());
+    if let Some(to) = super::keys::redirect_target(&path, uri.query()) {
+        return super::keys::moved_permanently(&method, &to);
+    }
     let raw = &path[AUTH_PREFIX.len()..];
     if raw == "/enable" {
         return enable_disable(&server, &cn, &method, &headers).await;

@@ -191,7 +191,7 @@ pub async fn keys(
 
 /// Go's ServeMux answers a path that is not clean (`//`, `.`, `..`; a trailing slash is kept) with a
 /// redirect to the clean one, which `curl -L` follows.
-fn redirect_target(path: &str, query: Option<&str>) -> Option<String> {
+pub(super) fn redirect_target(path: &str, query: Option<&str>) -> Option<String> {
     let mut clean = crate::v2store::path::clean(path);
     if path.ends_with('/') && clean != "/" {
         clean.push('/');
@@ -206,7 +206,7 @@ fn redirect_target(path: &str, query: Option<&str>) -> Option<String> {
 }
 
 /// Go's http.Redirect with 301: an HTML body for GET only.
-fn moved_permanently(method: &Method, to: &str) -> Response<Body> {
+pub(super) fn moved_permanently(method: &Method, to: &str) -> Response<Body> {
     let b = Response::builder().status(StatusCode::MOVED_PERMANENTLY).header(header::LOCATION, to);
     if *method == Method::GET || *method == Method::HEAD {
         let b = b.header(header::CONTENT_TYPE, "text/html; charset=utf-8");

@@ -79,8 +79,11 @@ pub fn apply(store: &mut Store, r: &V2Request, now: i64) -> Result<Option<Event>
         Method::Delete => store.delete(&r.path, r.dir, r.recursive, now),
         Method::QGet => store.get(&r.path, r.recursive, now),
         Method::Sync => return Ok(store.delete_expired(r.time, now).pop()),
-        Method::PermsPut => return store.write_perm(&r.path, Some(&r.val), r.prev_exist == Some(true)).map(|_| None),
-        Method::PermsDelete => return store.write_perm(&r.path, None, true).map(|_| None),
+        Method::PermsPut | Method::PermsDelete => {
+            let value = (r.method == Method::PermsPut).then_some(r.val.as_str());
+            let prev_value = (!r.prev_value.is_empty()).then_some(r.prev_value.as_str());
+            return store.write_perm(&r.path, value, r.prev_exist != Some(false), prev_value).map(|_| None);
+        }
     };
     e.map(Some)
 }
