@@ -90,7 +90,7 @@ lint: ## ruff, mypy + stubtest (needs `make develop`), cargo fmt --check, cargo 
 	ruff check pyetcd_fast tests tools bench
 	ruff format --check pyetcd_fast tests tools bench
 	$(PYTHON) -m mypy pyetcd_fast
-	$(PYTHON) -m mypy.stubtest pyetcd_fast._native --allowlist tools/stubtest-allowlist.txt
+	$(PYTHON) -m mypy.stubtest pyetcd_fast._native --mypy-config-file pyproject.toml --allowlist tools/stubtest-allowlist.txt
 	cargo fmt --all -- --check
 	cargo clippy --release --all-targets -- -D warnings
 

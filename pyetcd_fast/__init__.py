@@ -6,9 +6,15 @@ native (``pyetcd_fast._native``, Rust); Python runs per batch and per lifecycle 
 
 - ``pyetcd_fast.etcdmain``: the ``pyetcd`` command (flags → config → a running member);
 - ``pyetcd_fast.embed``: a member inside a Python program (``Etcd``) and the Ready loop that drives raft;
-- ``pyetcd_fast.etcdpb``: Python stubs generated from our .proto files, for clients and tests.
+- ``pyetcd_fast.etcdpb``: Python stubs generated from our .proto files, for clients and tests;
+- ``pyetcd_fast.client`` (``Client``) and ``pyetcd_fast.errors``: an etcd client whose request path is native.
 """
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+from pyetcd_fast import errors  # noqa: E402 (after __version__, which the modules below read)
+from pyetcd_fast.client import Client, KeyValue, Lease, ResponseHeader  # noqa: E402
+from pyetcd_fast.embed.member import Etcd  # noqa: E402
+from pyetcd_fast.errors import EtcdError  # noqa: E402
+
+__all__ = ["Client", "Etcd", "EtcdError", "KeyValue", "Lease", "ResponseHeader", "__version__", "errors"]

@@ -5,6 +5,7 @@
 //! The PyO3 binding (native/py) only converts types and releases the GIL around [`etcdserver::EtcdServer`]'s
 //! calls; the Python shell drives the Ready loop once per batch.
 pub mod auth;
+pub mod client;
 #[cfg(test)]
 mod datadriven;
 pub mod etcdserver;

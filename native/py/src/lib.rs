@@ -1,5 +1,6 @@
 //! `pyetcd_fast._native`: the thin binding over etcd_core. It converts types, releases the GIL around every
 //! call that may block (fsync, waiting for the edge to stop), and registers the module. No logic lives here.
+mod client;
 mod micro;
 
 use std::path::PathBuf;
@@ -282,6 +283,7 @@ fn set_log_level(level: u8) {
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Server>()?;
+    client::register(m)?;
     m.add_class::<micro::MicroWal>()?;
     m.add_class::<micro::MicroIndex>()?;
     m.add_class::<micro::MicroRange>()?;

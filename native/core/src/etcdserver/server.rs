@@ -121,6 +121,8 @@ pub(crate) struct Core {
     /// Confirmed read indexes waiting for the applied index to reach them.
     confirmed_reads: Vec<(u64, Vec<ReadWaiter>)>,
     pub(crate) snapshot_index: u64,
+    /// The only voter, not yet leader: campaign once the bootstrap configuration is applied.
+    solo_campaign: bool,
 }
 
 impl Core {
@@ -247,10 +249,14 @@ impl EtcdServer {
         let logger = slog::Logger::root(slog::Fuse(ZapDrain { member_id: cfg.member_id }), slog::o!());
         let mut node = RawNode::new(&rcfg, storage, &logger).map_err(|e| e.to_string())?;
         let voters = node.raft.prs().conf().voters().ids().iter().collect::<Vec<_>>();
-        if voters == [cfg.member_id] {
+        let solo = voters == [cfg.member_id];
+        if solo && node.raft.raft_log.applied >= node.raft.raft_log.committed {
             // A cluster of one needs no election timeout to pass: campaign now (etcd advances ticks instead).
+            // A new member's bootstrap configuration is committed but not applied yet (raft would refuse):
+            // process_ready campaigns right after that apply.
             node.campaign().map_err(|e| e.to_string())?;
         }
+        let solo_campaign = solo && node.raft.state != StateRole::Leader;
         let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_millis();
         // etcd's request id generator: member-id prefix, then time, then a counter.
         let next_id = ((cfg.member_id & 0xffff) << 48) | (((now_ms as u64) & 0xff_ffff_ffff) << 8);
@@ -260,6 +266,7 @@ impl EtcdServer {
             read_seq: 0,
             pending_reads: HashMap::new(),
             confirmed_reads: Vec::new(),
+            solo_campaign,
             snapshot_index,
         };
         let alarms = Alarms::load(&store).map_err(|e| e.to_string())?;
@@ -619,6 +626,14 @@ impl EtcdServer {
         self.send(light.take_messages());
         applied += self.apply_entries(core, light.take_committed_entries())?;
         core.node.advance_apply();
+        let raft = &core.node.raft;
+        if core.solo_campaign && raft.raft_log.applied >= raft.raft_log.committed {
+            core.solo_campaign = false;
+            if core.node.raft.state != StateRole::Leader {
+                core.node.campaign().map_err(|e| e.to_string())?;
+                self.notifier.notify();
+            }
+        }
         self.maybe_snapshot(core)?;
         Ok(applied)
     }
