@@ -67,6 +67,10 @@ bench-tls: ## what TLS costs: put 1000 clients and check perf xl, plaintext and 
 bench-v2auth: ## what v2 auth costs a v2 client (Basic credentials, guest), ours beside etcd (SECONDS=5)
 	$(PYTHON) -m bench.v2auth --seconds $(or $(SECONDS),5)
 
+.PHONY: bench-client
+bench-client: ## our Python client beside a grpcio stub client (put/get 1 and 16 threads, watch events/s), embedded start-up vs the etcd binary (SECONDS=3)
+	$(PYTHON) -m bench.client --seconds $(or $(SECONDS),3)
+
 .PHONY: bench-micro
 bench-micro: ## micro-benchmarks of the native pieces (WAL fsync, index, backend range, watch matching); needs `make develop`
 	$(PIP) install --quiet pytest-benchmark

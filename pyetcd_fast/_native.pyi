@@ -235,3 +235,36 @@ class Client:
     def status(
         self, timeout: float | None = None
     ) -> tuple[ResponseHeader, str, int, int, int, int, int, list[str], int, bool]: ...
+    def txn(
+        self,
+        compares: list[tuple[int, int, bytes, bytes, bytes, int]],
+        success: list[tuple[object, ...]],
+        failure: list[tuple[object, ...]],
+        timeout: float | None = None,
+    ) -> tuple[ResponseHeader, bool, list[tuple[object, ...]]]: ...
+    def watch(
+        self,
+        key: bytes,
+        range_end: bytes,
+        start_revision: int,
+        prev_kv: bool,
+        filters: list[int],
+        progress_notify: bool,
+    ) -> Watch: ...
+
+@final
+class Event:
+    @property
+    def type(self) -> str: ...
+    @property
+    def kv(self) -> KeyValue: ...
+    @property
+    def prev_kv(self) -> KeyValue | None: ...
+
+@final
+class Watch:
+    def next_batch(self, timeout: float | None = None) -> tuple[int, list[Event]] | None: ...
+    def cancel(self) -> None: ...
+    def request_progress(self) -> None: ...
+    @property
+    def next_revision(self) -> int: ...

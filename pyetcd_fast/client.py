@@ -13,17 +13,20 @@ again whenever the server says the token expired.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Literal
 
 from pyetcd_fast import _native
-from pyetcd_fast._native import KeyValue, ResponseHeader
+from pyetcd_fast import txn as _txn
+from pyetcd_fast._native import Event, KeyValue, ResponseHeader
 
 __all__ = [
     "Client",
     "DeleteResponse",
+    "Event",
     "KeyValue",
     "Lease",
     "LeaseTimeToLive",
@@ -31,6 +34,7 @@ __all__ = [
     "RangeResponse",
     "ResponseHeader",
     "Status",
+    "Watch",
     "prefix_range_end",
 ]
 
@@ -115,6 +119,63 @@ class Lease:
 
     def time_to_live(self, keys: bool = False) -> LeaseTimeToLive:
         return self.client.time_to_live(self.id, keys=keys)
+
+
+FILTERS = {"noput": 0, "nodelete": 1}
+
+
+class Watch:
+    """The events of a watch, in revision order (an iterator; ``for event in watch``).
+
+    It resumes by itself after a disconnect or a leader change, from the revision after the last one it
+    delivered (no event lost or repeated; a revision's events arrive together). ``cancel()`` (or leaving a
+    ``with`` block) ends it; Ctrl-C interrupts a wait at once. A compacted start revision raises
+    ``errors.Compacted``, whose ``compact_revision`` says where history now begins.
+    """
+
+    def __init__(self, native: _native.Watch) -> None:
+        self._native = native
+        self._buf: deque[Event] = deque()
+
+    def __iter__(self) -> Iterator[Event]:
+        return self
+
+    def __next__(self) -> Event:
+        while not self._buf:
+            batch = self._native.next_batch(None)
+            if batch is None:
+                raise StopIteration
+            self._buf.extend(batch[1])
+        return self._buf.popleft()
+
+    def next_batch(self, timeout: float | None = None) -> tuple[int, list[Event]] | None:
+        """The next answer's events with its header revision (no events: a progress notification); None
+        once canceled; ``errors.Timeout`` after ``timeout`` seconds without one."""
+        if self._buf:
+            events = list(self._buf)
+            self._buf.clear()
+            return (events[-1].kv.mod_revision, events)
+        return self._native.next_batch(timeout)
+
+    def request_progress(self) -> None:
+        """Asks the server how far the watch is; the answer comes as an empty batch."""
+        self._native.request_progress()
+
+    @property
+    def next_revision(self) -> int:
+        """The revision the watch would resume from."""
+        return self._native.next_revision
+
+    def cancel(self) -> None:
+        self._native.cancel()
+
+    def __enter__(self) -> Watch:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.cancel()
 
 
 class Client:
@@ -258,6 +319,44 @@ class Client:
 
     def delete_prefix(self, prefix: Data, *, prev_kv: bool = False, timeout: float | None = None) -> DeleteResponse:
         return self.delete(prefix, prefix=True, prev_kv=prev_kv, timeout=timeout)
+
+    def txn(
+        self,
+        compare: Sequence[_txn.Compare] = (),
+        success: Sequence[_txn.Op] = (),
+        failure: Sequence[_txn.Op] = (),
+        *,
+        timeout: float | None = None,
+    ) -> _txn.TxnResponse:
+        """One etcd Txn: if every ``compare`` holds, the ``success`` operations, else the ``failure`` ones (see
+        ``pyetcd_fast.txn`` for how to write them)."""
+        h, ok, answers = self._native.txn(list(compare), list(success), list(failure), timeout)
+        return _txn.TxnResponse(h, ok, [_txn.response_of(a) for a in answers])
+
+    def watch(
+        self,
+        key: Data,
+        *,
+        range_end: Data | None = None,
+        prefix: bool = False,
+        start_revision: int = 0,
+        prev_kv: bool = False,
+        filters: Sequence[Literal["noput", "nodelete"]] = (),
+        progress_notify: bool = False,
+    ) -> Watch:
+        """The changes to ``key`` (or ``[key, range_end)``, or every key starting with ``key`` when
+        ``prefix``) from ``start_revision`` (0: from now on)."""
+        k = to_bytes(key)
+        end = prefix_range_end(k) if prefix else to_bytes(range_end) if range_end is not None else b""
+        fs = [FILTERS[f] for f in filters]
+        if start_revision == 0:
+            # "From now" is now, not when the first event is asked for: the store's revision at this call.
+            start_revision = self._native.range(k, end, 1, 0, 0, 0, False, False, True)[0].revision + 1
+        return Watch(self._native.watch(k, end, start_revision, prev_kv, fs, progress_notify))
+
+    def watch_prefix(self, prefix: Data, **kw: object) -> Watch:
+        """``watch(prefix, prefix=True, ...)``."""
+        return self.watch(prefix, prefix=True, **kw)  # type: ignore[arg-type]
 
     def compact(self, revision: int, *, physical: bool = False, timeout: float | None = None) -> ResponseHeader:
         """Drops the history before ``revision``."""

@@ -162,3 +162,100 @@ def test_a_forked_child_reconnects(client: etcd.Client) -> None:
     assert os.waitstatus_to_exitcode(status) == 0
     kv = client.get("fork")
     assert kv is not None and kv.value == b"child"
+
+
+def test_txn(client: etcd.Client) -> None:
+    from pyetcd_fast import txn
+
+    client.put("t/a", "1")
+    r = client.txn(
+        compare=[txn.value("t/a") == "1", txn.version("t/a") > 0, txn.create("t/none") == 0, txn.lease("t/a") == 0],
+        success=[txn.put("t/b", "2", prev_kv=True), txn.get("t/", prefix=True), txn.delete("t/a", prev_kv=True)],
+        failure=[txn.put("t/failed", "x")],
+    )
+    assert r.succeeded and r.header.revision > 0
+    put, rng, dele = r.responses
+    assert isinstance(put, etcd.client.PutResponse) and put.prev_kv is None
+    assert isinstance(rng, etcd.client.RangeResponse) and [k.key for k in rng.kvs] == [b"t/a", b"t/b"]
+    assert isinstance(dele, etcd.client.DeleteResponse) and dele.deleted == 1
+    rev = client.get("t/b")
+    assert rev is not None
+    nested = client.txn(
+        compare=[txn.mod("t/b") != rev.mod_revision],
+        success=[txn.put("t/never", "x")],
+        failure=[txn.txn([txn.value("t/b") == "2"], [txn.get("t/b")], [])],
+    )
+    assert not nested.succeeded
+    inner = nested.responses[0]
+    assert isinstance(inner, txn.TxnResponse) and inner.succeeded
+    assert [k.value for k in inner.responses[0].kvs] == [b"2"]  # type: ignore[attr-defined]
+    assert client.get("t/never") is None
+    with pytest.raises(errors.EtcdError, match="duplicate key"):
+        client.txn(success=[txn.put("d", "1"), txn.put("d", "2")])
+    with pytest.raises(TypeError):
+        txn.version("k") == "not an int"  # noqa: B015
+
+
+def test_watch(client: etcd.Client) -> None:
+    r1 = client.put("/w/a", "1").header.revision
+    client.put("/w/b", "2")
+    client.delete("/w/a")
+    with client.watch_prefix("/w/", start_revision=r1, prev_kv=True) as events:
+        first3 = [next(events) for _ in range(3)]
+        got = [(e.type, e.kv.key, e.kv.value, e.kv.mod_revision - r1) for e in first3]
+        assert got == [("PUT", b"/w/a", b"1", 0), ("PUT", b"/w/b", b"2", 1), ("DELETE", b"/w/a", b"", 2)]
+        assert events.next_revision == r1 + 3
+    later = client.watch("/w/c")
+    client.put("/w/c", "x")
+    first = next(later)
+    assert (first.type, first.kv.value, first.prev_kv) == ("PUT", b"x", None)
+    later.cancel()
+    assert list(later) == []
+    deletes = client.watch("/w/d", filters=["noput"], prev_kv=True)
+    client.put("/w/d", "1")
+    client.delete("/w/d")
+    gone = next(deletes)
+    assert gone.type == "DELETE" and gone.prev_kv is not None and gone.prev_kv.value == b"1"
+    # A revision's events arrive together.
+    from pyetcd_fast import txn
+
+    together = client.watch_prefix("/w/t/")
+    client.txn(success=[txn.put("/w/t/1", "a"), txn.put("/w/t/2", "b")])
+    batch = together.next_batch(timeout=5)
+    assert batch is not None and [e.kv.key for e in batch[1]] == [b"/w/t/1", b"/w/t/2"]
+    with pytest.raises(errors.Timeout):
+        client.watch("/w/none").next_batch(timeout=0.3)
+    progress = client.watch("/w/p")
+    progress.request_progress()
+    answer = progress.next_batch(timeout=5)
+    assert answer is not None and answer[1] == [] and answer[0] >= batch[0]
+
+
+def test_watch_of_a_compacted_revision(client: etcd.Client) -> None:
+    rev = client.put("/w/e", "1").header.revision
+    client.put("/w/e", "2")
+    client.compact(rev + 1)
+    with pytest.raises(errors.Compacted) as info:
+        next(client.watch("/w/e", start_revision=rev))
+    assert info.value.compact_revision == rev + 1  # type: ignore[attr-defined]
+
+
+def test_watch_resumes_after_the_server_restarts(server: Server) -> None:
+    """Events written while the watch is disconnected arrive once it reconnects: none lost, none repeated."""
+    with etcd.Client(server.endpoint) as c:
+        w = c.watch_prefix("r/")
+        c.put("r/1", "a")
+        assert next(w).kv.key == b"r/1"
+        server.stop()
+        server.restart()
+        for i in range(2, 5):
+            c.put(f"r/{i}", "b")
+        batch = w.next_batch(timeout=20)
+        keys = []
+        while batch is not None and len(keys) < 3:
+            keys += [e.kv.key for e in batch[1]]
+            if len(keys) < 3:
+                batch = w.next_batch(timeout=20)
+        assert keys == [b"r/2", b"r/3", b"r/4"]
+        with pytest.raises(errors.Timeout):
+            w.next_batch(timeout=0.5)  # and nothing repeated after them

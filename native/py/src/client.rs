@@ -29,7 +29,7 @@ create_exception!(_native, InvalidAuthToken, EtcdError, "The auth token is inval
 create_exception!(_native, RequestTooLarge, EtcdError, "The request is over the server's size limit.");
 
 /// The exception for a status etcd (or the transport) answered.
-fn error(s: Status) -> PyErr {
+pub(crate) fn error(s: Status) -> PyErr {
     let msg = s.message().to_string();
     let m = s.message();
     match s.code() {
@@ -50,7 +50,7 @@ fn error(s: Status) -> PyErr {
 
 /// The runtime every client's connections and calls run on: one worker, started on first use, and again
 /// in a forked child (whose copy of the parent's runtime has no threads; it is leaked, never dropped).
-fn runtime() -> &'static tokio::runtime::Runtime {
+pub(crate) fn runtime() -> &'static tokio::runtime::Runtime {
     static RT: parking_lot::Mutex<Option<(u32, &'static tokio::runtime::Runtime)>> = parking_lot::Mutex::new(None);
     let pid = std::process::id();
     let mut rt = RT.lock();
@@ -97,7 +97,7 @@ impl KeyValue {
     }
 }
 
-fn kv(py: Python<'_>, k: mvccpb::KeyValue) -> KeyValue {
+pub(crate) fn kv(py: Python<'_>, k: mvccpb::KeyValue) -> KeyValue {
     KeyValue {
         key: PyBytes::new(py, &k.key).unbind(),
         value: PyBytes::new(py, &k.value).unbind(),
@@ -108,7 +108,7 @@ fn kv(py: Python<'_>, k: mvccpb::KeyValue) -> KeyValue {
     }
 }
 
-fn kvs(py: Python<'_>, v: Vec<mvccpb::KeyValue>) -> PyResult<Vec<Py<KeyValue>>> {
+pub(crate) fn kvs(py: Python<'_>, v: Vec<mvccpb::KeyValue>) -> PyResult<Vec<Py<KeyValue>>> {
     v.into_iter().map(|k| Py::new(py, kv(py, k))).collect()
 }
 
@@ -132,7 +132,7 @@ impl ResponseHeader {
     }
 }
 
-fn header(h: Option<pb::ResponseHeader>) -> ResponseHeader {
+pub(crate) fn header(h: Option<pb::ResponseHeader>) -> ResponseHeader {
     let h = h.unwrap_or_default();
     ResponseHeader { cluster_id: h.cluster_id, member_id: h.member_id, revision: h.revision, raft_term: h.raft_term }
 }
@@ -214,18 +214,8 @@ impl Client {
         count_only: bool,
         timeout: Option<f64>,
     ) -> PyResult<RangeAnswer> {
-        let req = pb::RangeRequest {
-            key,
-            range_end,
-            limit,
-            revision,
-            sort_order,
-            sort_target,
-            serializable,
-            keys_only,
-            count_only,
-            ..Default::default()
-        };
+        let t = (0, key, range_end, limit, revision, sort_order, sort_target, serializable, keys_only, count_only);
+        let req = crate::client_txn::range_request(t);
         let r: pb::RangeResponse = self.call(py, "/etcdserverpb.KV/Range", req, true, timeout)?;
         Ok((header(r.header), kvs(py, r.kvs)?, r.more, r.count))
     }
@@ -263,6 +253,45 @@ impl Client {
         let req = pb::DeleteRangeRequest { key, range_end, prev_kv };
         let r: pb::DeleteRangeResponse = self.call(py, "/etcdserverpb.KV/DeleteRange", req, false, timeout)?;
         Ok((header(r.header), r.deleted, kvs(py, r.prev_kvs)?))
+    }
+
+    /// Txn: (header, succeeded, answers); compares, ops and answers as `client_txn` spells them.
+    #[pyo3(signature = (compares, success, failure, timeout=None))]
+    fn txn<'py>(
+        &self,
+        py: Python<'py>,
+        compares: Vec<crate::client_txn::CompareTuple>,
+        success: Bound<'py, PyAny>,
+        failure: Bound<'py, PyAny>,
+        timeout: Option<f64>,
+    ) -> PyResult<Bound<'py, pyo3::types::PyTuple>> {
+        let req = crate::client_txn::request(compares, &success, &failure)?;
+        let r: pb::TxnResponse = self.call(py, "/etcdserverpb.KV/Txn", req, false, timeout)?;
+        crate::client_txn::response(py, r)
+    }
+
+    /// A watch of `[key, range_end)` from `start_revision` (0: from now).
+    #[allow(clippy::too_many_arguments)]
+    #[pyo3(signature = (key, range_end, start_revision, prev_kv, filters, progress_notify))]
+    fn watch(
+        &self,
+        key: Vec<u8>,
+        range_end: Vec<u8>,
+        start_revision: i64,
+        prev_kv: bool,
+        filters: Vec<i32>,
+        progress_notify: bool,
+    ) -> crate::client_watch::Watch {
+        let create = pb::WatchCreateRequest {
+            key,
+            range_end,
+            start_revision,
+            prev_kv,
+            filters,
+            progress_notify,
+            ..Default::default()
+        };
+        crate::client_watch::Watch::new(etcd_core::client::watch::Watcher::new(self.core.clone(), create))
     }
 
     /// Compact: the header.
@@ -353,6 +382,8 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Client>()?;
     m.add_class::<KeyValue>()?;
     m.add_class::<ResponseHeader>()?;
+    m.add_class::<crate::client_watch::Watch>()?;
+    m.add_class::<crate::client_watch::Event>()?;
     for (name, ty) in [
         ("EtcdError", py.get_type::<EtcdError>()),
         ("ConnectionFailed", py.get_type::<ConnectionFailed>()),

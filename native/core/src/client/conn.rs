@@ -91,23 +91,79 @@ fn grpc_status(headers: &HeaderMap) -> Option<Result<(), Status>> {
     Some(if status.code() == Code::Ok { Ok(()) } else { Err(status) })
 }
 
-impl Conn {
-    /// Whether the connection can still carry calls.
-    pub fn is_open(&self) -> bool {
-        // A clone's readiness probe: a closed connection answers with an error at once.
-        let mut send = self.send.clone();
-        let waker = std::task::Waker::noop();
-        let mut cx = std::task::Context::from_waker(waker);
-        !matches!(send.poll_ready(&mut cx), std::task::Poll::Ready(Err(_)))
+/// A bidirectional gRPC call (Watch, LeaseKeepAlive): messages written as DATA frames, answers read as
+/// they arrive.
+pub struct Stream {
+    send: h2::SendStream<Bytes>,
+    /// The answer's headers, until they arrive (a server may send them only with its first message).
+    response: Option<h2::client::ResponseFuture>,
+    recv: Option<h2::RecvStream>,
+    buf: BytesMut,
+}
+
+fn frame<Q: Message>(msg: &Q) -> Result<Bytes, CallError> {
+    let len = msg.encoded_len();
+    let mut frame = BytesMut::with_capacity(5 + len);
+    frame.put_u8(0);
+    frame.put_u32(len as u32);
+    msg.encode(&mut frame).map_err(internal)?;
+    Ok(frame.freeze())
+}
+
+impl Stream {
+    /// Writes one message.
+    pub fn send<Q: Message>(&mut self, msg: &Q) -> Result<(), CallError> {
+        self.send.send_data(frame(msg)?, false).map_err(|e| unavailable(e, true))
     }
 
-    /// Calls `path` (`/etcdserverpb.KV/Put`) with `req` and decodes the answer.
-    pub async fn call<Q: Message, R: Message + Default>(&self, path: &'static str, req: &Q) -> Result<R, CallError> {
-        let len = req.encoded_len();
-        let mut frame = BytesMut::with_capacity(5 + len);
-        frame.put_u8(0);
-        frame.put_u32(len as u32);
-        req.encode(&mut frame).map_err(internal)?;
+    /// The next answer, or `None` when the server ended the call with status OK. Cancel-safe: a partial
+    /// message stays buffered for the next call.
+    pub async fn recv<R: Message + Default>(&mut self) -> Result<Option<R>, CallError> {
+        loop {
+            if self.buf.len() >= 5 {
+                let len = u32::from_be_bytes(self.buf[1..5].try_into().expect("4 bytes")) as usize;
+                if self.buf.len() >= 5 + len {
+                    let msg = self.buf.split_to(5 + len);
+                    return R::decode(&msg[5..]).map(Some).map_err(internal);
+                }
+            }
+            if self.recv.is_none() {
+                let response = self.response.as_mut().expect("headers pending while no body");
+                let (head, recv) = response.await.map_err(|e| unavailable(e, true))?.into_parts();
+                self.response = None;
+                if let Some(outcome) = grpc_status(&head.headers) {
+                    outcome.map_err(|status| CallError { status, sent: true, transport: false })?;
+                    return Ok(None); // trailers-only OK: the call is over
+                }
+                self.recv = Some(recv);
+            }
+            let recv = self.recv.as_mut().expect("set above");
+            match recv.data().await {
+                Some(chunk) => {
+                    let chunk = chunk.map_err(|e| unavailable(e, true))?;
+                    let _ = recv.flow_control().release_capacity(chunk.len());
+                    self.buf.extend_from_slice(&chunk);
+                }
+                None => {
+                    let trailers = recv.trailers().await.map_err(|e| unavailable(e, true))?.unwrap_or_default();
+                    let outcome = grpc_status(&trailers).unwrap_or(Ok(()));
+                    return outcome.map(|_| None).map_err(|status| CallError { status, sent: true, transport: false });
+                }
+            }
+        }
+    }
+}
+
+impl Conn {
+    /// Opens a bidirectional call of `path` (`/etcdserverpb.Watch/Watch`); its answer's headers are read with
+    /// the first answer.
+    pub async fn open_stream(&self, path: &'static str) -> Result<Stream, CallError> {
+        let mut send = self.send.clone().ready().await.map_err(|e| unavailable(e, false))?;
+        let (response, body) = send.send_request(self.request(path)?, false).map_err(|e| unavailable(e, false))?;
+        Ok(Stream { send: body, response: Some(response), recv: None, buf: BytesMut::new() })
+    }
+
+    fn request(&self, path: &'static str) -> Result<Request<()>, CallError> {
         let uri = Uri::builder()
             .scheme(if self.secure { Scheme::HTTPS } else { Scheme::HTTP })
             .authority(self.authority.clone())
@@ -120,9 +176,25 @@ impl Conn {
             .body(())
             .map_err(internal)?;
         request.headers_mut().extend(self.metadata.iter().map(|(k, v)| (k.clone(), v.clone())));
+        Ok(request)
+    }
+
+    /// Whether the connection can still carry calls.
+    pub fn is_open(&self) -> bool {
+        // A clone's readiness probe: a closed connection answers with an error at once.
+        let mut send = self.send.clone();
+        let waker = std::task::Waker::noop();
+        let mut cx = std::task::Context::from_waker(waker);
+        !matches!(send.poll_ready(&mut cx), std::task::Poll::Ready(Err(_)))
+    }
+
+    /// Calls `path` (`/etcdserverpb.KV/Put`) with `req` and decodes the answer.
+    pub async fn call<Q: Message, R: Message + Default>(&self, path: &'static str, req: &Q) -> Result<R, CallError> {
+        let frame = frame(req)?;
+        let request = self.request(path)?;
         let mut send = self.send.clone().ready().await.map_err(|e| unavailable(e, false))?;
         let (response, mut body_tx) = send.send_request(request, false).map_err(|e| unavailable(e, false))?;
-        body_tx.send_data(frame.freeze(), true).map_err(|e| unavailable(e, true))?;
+        body_tx.send_data(frame, true).map_err(|e| unavailable(e, true))?;
         let (head, mut body) = response.await.map_err(|e| unavailable(e, true))?.into_parts();
         if let Some(outcome) = grpc_status(&head.headers) {
             outcome.map_err(|status| CallError { status, sent: true, transport: false })?; // trailers-only: no message follows
