@@ -637,3 +637,22 @@ def test_generated(diff: DiffPair, seed: int) -> None:
             assert events(g["2"]) == events(g["0"])
     finally:
         w.close()
+
+
+def test_a_half_closed_request_stream_keeps_its_watchers(tmp_path: Path) -> None:
+    """grpcio's simplest watch, ``Watch(iter([create]))``, half-closes the requests after the create: etcd keeps
+    the watcher until the call ends. Ours used to stop it there, so such a client never got an event."""
+    import grpc
+
+    from harness.servers import server_pair
+    from pyetcd_fast.etcdpb.etcdserverpb import rpc_pb2, rpc_pb2_grpc
+
+    create = rpc_pb2.WatchRequest(create_request=rpc_pb2.WatchCreateRequest(key=b"half"))
+    with server_pair(tmp_path) as servers:
+        for s in servers:
+            with grpc.insecure_channel(s.endpoint) as ch:
+                stream = rpc_pb2_grpc.WatchStub(ch).Watch(iter([create]), timeout=10)
+                assert next(stream).created
+                rpc_pb2_grpc.KVStub(ch).Put(rpc_pb2.PutRequest(key=b"half", value=b"x"))
+                assert [e.kv.key for e in next(stream).events] == [b"half"], s.kind
+                stream.cancel()

@@ -246,7 +246,7 @@ fn routes(p: &str) -> Router<Arc<EtcdServer>> {
         post(|State(server): S, headers: HeaderMap, body: Body| async move {
             let creds = super::header::Credentials::of(&grpc_request((), &headers));
             let requests = request_stream::<WatchRequest>(body);
-            let responses = (WatchService { server }).watch_requests(creds, requests, false);
+            let responses = (WatchService { server }).watch_requests(creds, requests);
             stream_response(responses.map(|r| r.map(|q| q.to_response())))
         }),
     );

@@ -59,7 +59,9 @@ impl tonic::server::StreamingService<WatchRequest> for WatchService {
 
     fn call(&mut self, req: Request<Streaming<WatchRequest>>) -> Self::Future {
         let creds = Credentials::of(&req);
-        std::future::ready(Ok(Response::new(self.watch_requests(creds, req.into_inner(), true))))
+        // As etcd: a client that half-closes its requests (grpcio's `Watch(iter([create]))`) keeps its
+        // watchers until the call ends; the answers stream is dropped then, which closes them.
+        std::future::ready(Ok(Response::new(self.watch_requests(creds, req.into_inner()))))
     }
 }
 
@@ -91,14 +93,13 @@ where
 
 impl WatchService {
     /// Serves one watch stream: requests from `inbound`, responses on the returned stream (the gRPC stream
-    /// and the gateway's JSON stream both come through here). With `stop_on_close` the watchers stop when
-    /// the requests end; otherwise only when the response stream is dropped (the gateway: a request body
-    /// ends long before the client stops reading, as etcd's `curl -X POST -d '{"create_request":..}'` shows).
+    /// and the gateway's JSON stream both come through here). The watchers stop when the response stream is
+    /// dropped, not when the requests end: a request body ends long before the client stops reading, as
+    /// etcd's `curl -X POST -d '{"create_request":..}'` and grpcio's `Watch(iter([create]))` show.
     pub(crate) fn watch_requests(
         &self,
         creds: Credentials,
         mut inbound: impl Stream<Item = Result<WatchRequest, Status>> + Send + Unpin + 'static,
-        stop_on_close: bool,
     ) -> Outbound {
         let server = self.server.clone();
         let (ws, rx) = server.store.watchable.new_stream();
@@ -133,10 +134,6 @@ impl WatchService {
                     Some(RequestUnion::ProgressRequest(_)) => store.watchable.request_progress(&ws),
                     None => {}
                 }
-            }
-            // The client closed its side: its watchers stop here even if the response side lingers.
-            if stop_on_close {
-                srv.store.watchable.close_stream(ws.id);
             }
         });
         Outbound { server, rx }
