@@ -22,7 +22,7 @@ import grpc
 
 import pyetcd_fast as etcd
 from bench.progress import Progress
-from bench.run import REPO
+from bench.run import save_result
 from harness.servers import start_server
 from pyetcd_fast.etcdpb.etcdserverpb import rpc_pb2, rpc_pb2_grpc
 
@@ -178,10 +178,7 @@ def main(argv: list[str] | None = None) -> None:
         f"| seconds | {o:.3f} | {e:.3f} | {e / o:.1f}× faster |",
     ]
     text = "\n".join(lines) + "\n"
-    print(text)
-    results = REPO / "bench" / "results"
-    results.mkdir(parents=True, exist_ok=True)
-    (results / f"{datetime.date.today()}-client.md").write_text(text)
+    save_result("client", text)
 
 
 if __name__ == "__main__":

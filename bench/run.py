@@ -39,6 +39,18 @@ class Sample:
     result: dict
 
 
+def save_result(name: str, text: str) -> Path:
+    """Prints a result table and writes it to ``bench/results/<today>-<name>.md``; returns the file."""
+    import datetime
+
+    out = REPO / "bench" / "results" / f"{datetime.date.today()}-{name}.md"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+    print(text)
+    print(f"written to {out.relative_to(REPO)}")
+    return out
+
+
 def ensure_generator() -> Path:
     """Builds ``pyetcd-bench`` (release) if it is not there yet."""
     if not GENERATOR.exists():

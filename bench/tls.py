@@ -19,7 +19,7 @@ from pathlib import Path
 import grpc
 
 from bench.progress import Progress
-from bench.run import REPO, SERVER_FLAGS, ensure_generator, run_generator
+from bench.run import SERVER_FLAGS, ensure_generator, run_generator, save_result
 from bench.workloads import WORKLOADS
 from harness import etcdctl
 from harness.certs import CA
@@ -84,10 +84,7 @@ def main(argv: list[str] | None = None) -> None:
             f"| {name} | {op:,.0f} | {ep_:,.0f} | {rp:.2f}× | {ot:,.0f} | {et:,.0f} | {rt:.2f}× | {rt / rp - 1:+.1%} |"
         )
     text = "\n".join(lines) + "\n"
-    out = REPO / "bench" / "results" / f"{datetime.date.today()}-tls.md"
-    out.write_text(text)
-    print(text)
-    print(f"written to {out.relative_to(REPO)}")
+    save_result("tls", text)
     shutil.rmtree(work, ignore_errors=True)
 
 

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from bench.progress import Progress
-from bench.run import REPO, SERVER_FLAGS
+from bench.run import SERVER_FLAGS, save_result
 from harness.servers import start_server
 from harness.v2client import request
 
@@ -99,10 +99,7 @@ def main(argv: list[str] | None = None) -> None:
         o, e = got["ours"][m], got["etcd"][m]
         lines.append(f"| {m} | {o:,.0f} | {e:,.0f} | {o / e:.2f}× |")
     text = "\n".join(lines) + "\n"
-    print(text)
-    results = REPO / "bench" / "results"
-    results.mkdir(parents=True, exist_ok=True)
-    (results / f"{datetime.date.today()}-v2auth.md").write_text(text)
+    save_result("v2auth", text)
 
 
 if __name__ == "__main__":

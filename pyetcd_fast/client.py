@@ -22,6 +22,7 @@ from typing import Literal
 from pyetcd_fast import _native
 from pyetcd_fast import txn as _txn
 from pyetcd_fast._native import Event, KeyValue, ResponseHeader
+from pyetcd_fast.txn import end_of, prefix_range_end, to_bytes
 
 __all__ = [
     "Client",
@@ -41,23 +42,7 @@ __all__ = [
 Data = bytes | str
 SortOrder = Literal["none", "ascend", "descend"]
 SortTarget = Literal["key", "version", "create", "mod", "value"]
-SORT_ORDERS = {"none": 0, "ascend": 1, "descend": 2}
-SORT_TARGETS = {"key": 0, "version": 1, "create": 2, "mod": 3, "value": 4}
 DEFAULT_ENDPOINT = "127.0.0.1:2379"
-
-
-def to_bytes(x: Data) -> bytes:
-    """``str`` as UTF-8; ``bytes`` as is."""
-    return x.encode() if isinstance(x, str) else bytes(x)
-
-
-def prefix_range_end(prefix: bytes) -> bytes:
-    """The range end that covers every key starting with ``prefix`` (etcd's GetPrefixRangeEnd): the prefix
-    with its last byte below 0xff incremented and what follows dropped; ``b"\\0"`` (every key) if none is."""
-    for i in range(len(prefix) - 1, -1, -1):
-        if prefix[i] < 0xFF:
-            return prefix[:i] + bytes([prefix[i] + 1])
-    return b"\0"
 
 
 @dataclass(frozen=True)
@@ -269,19 +254,18 @@ class Client:
         timeout: float | None = None,
     ) -> RangeResponse:
         """The keys in ``[key, range_end)`` (``from_key``: every key from ``key`` on), with etcd's options."""
-        end = b"\0" if from_key else to_bytes(range_end) if range_end is not None else b""
-        h, kvs, more, count = self._native.range(
-            to_bytes(key),
-            end,
-            limit,
-            revision,
-            SORT_ORDERS[sort_order],
-            SORT_TARGETS[sort_target],
-            serializable,
-            keys_only,
-            count_only,
-            timeout,
+        op = _txn.get(
+            key,
+            b"\0" if from_key else range_end,
+            limit=limit,
+            revision=revision,
+            sort_order=sort_order,
+            sort_target=sort_target,
+            serializable=serializable,
+            keys_only=keys_only,
+            count_only=count_only,
         )
+        h, kvs, more, count = self._native.range(*op[1:], timeout)  # type: ignore[arg-type, call-arg]
         return RangeResponse(h, kvs, more, count)
 
     def put(
@@ -313,7 +297,7 @@ class Client:
     ) -> DeleteResponse:
         """Deletes ``key`` (or ``[key, range_end)``, or every key starting with ``key`` when ``prefix``)."""
         k = to_bytes(key)
-        end = prefix_range_end(k) if prefix else to_bytes(range_end) if range_end is not None else b""
+        end = end_of(k, range_end, prefix)
         h, deleted, prev = self._native.delete_range(k, end, prev_kv, timeout)
         return DeleteResponse(h, deleted, prev)
 
@@ -347,7 +331,7 @@ class Client:
         """The changes to ``key`` (or ``[key, range_end)``, or every key starting with ``key`` when
         ``prefix``) from ``start_revision`` (0: from now on)."""
         k = to_bytes(key)
-        end = prefix_range_end(k) if prefix else to_bytes(range_end) if range_end is not None else b""
+        end = end_of(k, range_end, prefix)
         fs = [FILTERS[f] for f in filters]
         if start_revision == 0:
             # "From now" is now, not when the first event is asked for: the store's revision at this call.

@@ -22,11 +22,14 @@ __all__ = [
     "TxnResponse",
     "create",
     "delete",
+    "end_of",
     "get",
     "lease",
     "mod",
+    "prefix_range_end",
     "put",
     "response_of",
+    "to_bytes",
     "txn",
     "value",
     "version",
@@ -40,16 +43,25 @@ EQUAL, GREATER, LESS, NOT_EQUAL = 0, 1, 2, 3
 VERSION, CREATE, MOD, VALUE, LEASE = 0, 1, 2, 3, 4
 
 
-def _b(x: Data) -> bytes:
+def to_bytes(x: Data) -> bytes:
+    """``str`` as UTF-8; ``bytes`` as is."""
     return x.encode() if isinstance(x, str) else bytes(x)
 
 
-def _end(key: bytes, range_end: Data | None, prefix: bool) -> bytes:
-    from pyetcd_fast.client import prefix_range_end
+def prefix_range_end(prefix: bytes) -> bytes:
+    """The range end that covers every key starting with ``prefix`` (etcd's GetPrefixRangeEnd): the prefix
+    with its last byte below 0xff incremented and what follows dropped; ``b"\\0"`` (every key) if none is."""
+    for i in range(len(prefix) - 1, -1, -1):
+        if prefix[i] < 0xFF:
+            return prefix[:i] + bytes([prefix[i] + 1])
+    return b"\0"
 
+
+def end_of(key: bytes, end: Data | None, prefix: bool = False) -> bytes:
+    """The range end of ``key`` with an explicit ``end``, or of every key under it with ``prefix``."""
     if prefix:
         return prefix_range_end(key)
-    return _b(range_end) if range_end is not None else b""
+    return to_bytes(end) if end is not None else b""
 
 
 class Target:
@@ -57,14 +69,14 @@ class Target:
 
     def __init__(self, target: int, key: Data, range_end: Data | None = None, prefix: bool = False) -> None:
         self.target = target
-        self.key = _b(key)
-        self.range_end = _end(self.key, range_end, prefix)
+        self.key = to_bytes(key)
+        self.range_end = end_of(self.key, range_end, prefix)
 
     def _cmp(self, result: int, other: Data | int) -> Compare:
         if self.target == VALUE:
             if isinstance(other, int):
                 raise TypeError("a value compares with bytes or str")
-            return (self.target, result, self.key, self.range_end, _b(other), 0)
+            return (self.target, result, self.key, self.range_end, to_bytes(other), 0)
         if not isinstance(other, int):
             raise TypeError("version, create, mod and lease compare with an int")
         return (self.target, result, self.key, self.range_end, b"", other)
@@ -122,8 +134,8 @@ def get(
     keys_only: bool = False,
     count_only: bool = False,
 ) -> Op:
-    k = _b(key)
-    end = _end(k, range_end, prefix)
+    k = to_bytes(key)
+    end = end_of(k, range_end, prefix)
     return (0, k, end, limit, revision, SORT_ORDERS[sort_order], SORT_TARGETS[sort_target], serializable, keys_only,
             count_only)  # fmt: skip
 
@@ -137,12 +149,12 @@ def put(
     ignore_value: bool = False,
     ignore_lease: bool = False,
 ) -> Op:
-    return (1, _b(key), _b(value), lease, prev_kv, ignore_value, ignore_lease)
+    return (1, to_bytes(key), to_bytes(value), lease, prev_kv, ignore_value, ignore_lease)
 
 
 def delete(key: Data, range_end: Data | None = None, *, prefix: bool = False, prev_kv: bool = False) -> Op:
-    k = _b(key)
-    return (2, k, _end(k, range_end, prefix), prev_kv)
+    k = to_bytes(key)
+    return (2, k, end_of(k, range_end, prefix), prev_kv)
 
 
 def txn(compare: Sequence[Compare] = (), success: Sequence[Op] = (), failure: Sequence[Op] = ()) -> Op:
