@@ -27,7 +27,7 @@ deps-test: ## install what the tests need: real etcd/etcdctl 3.4 and etcd-discov
 	fi
 	@# The packages' services must not hold 2379/4001/8087: the tests start their own servers there.
 	@-systemctl stop etcd etcd-discovery >/dev/null 2>&1; systemctl disable etcd etcd-discovery >/dev/null 2>&1; true
-	$(PIP) install --quiet pytest pytest-timeout grpcio grpcio-tools protobuf ruff mypy uvloop PyYAML setuptools-rust mfusepy lmdb cryptography
+	$(PIP) install --quiet pytest pytest-timeout pytest-xdist grpcio grpcio-tools protobuf ruff mypy uvloop PyYAML setuptools-rust mfusepy lmdb cryptography
 
 .PHONY: develop
 develop: ## build the extension in place (release) for running tests from the checkout
@@ -68,7 +68,7 @@ bench-v2auth: ## what v2 auth costs a v2 client (Basic credentials, guest), ours
 	$(PYTHON) -m bench.v2auth --seconds $(or $(SECONDS),5)
 
 .PHONY: bench-client
-bench-client: ## our Python client beside a grpcio stub client (put/get 1 and 16 threads, watch events/s), embedded start-up vs the etcd binary (SECONDS=3)
+bench-client: ## our Client/AsyncClient beside python-etcd3 0.12 and grpcio/grpc.aio stubs (put/get 1 and 16 threads, 100 asyncio tasks, watch events/s), embedded start-up vs the etcd binary (SECONDS=3)
 	$(PYTHON) -m bench.client --seconds $(or $(SECONDS),3)
 
 .PHONY: bench-micro

@@ -1,26 +1,11 @@
-"""Builds the native extension (Rust, setuptools-rust) and generates the Python protobuf stubs.
+"""Builds the native extension (Rust, setuptools-rust). The Python protobuf stubs (``pyetcd_fast.etcdpb``) are
+not part of the package: tests and benches make them with ``tools/gen_pb.py`` (``make develop``).
 
 Cython extensions, when the project has them, are added to ``ext_modules`` beside the RustExtension.
 """
 
-import subprocess
-import sys
-from pathlib import Path
-
 from setuptools import setup
-from setuptools.command.build_py import build_py
 from setuptools_rust import Binding, RustExtension
-
-ROOT = Path(__file__).resolve().parent
-
-
-class BuildPyWithProtos(build_py):
-    """Generates pyetcd_fast/etcdpb/* from proto/ before the Python files are collected."""
-
-    def run(self) -> None:
-        subprocess.check_call([sys.executable, str(ROOT / "tools" / "gen_pb.py")])
-        super().run()
-
 
 setup(
     rust_extensions=[
@@ -32,6 +17,5 @@ setup(
             debug=False,
         )
     ],
-    cmdclass={"build_py": BuildPyWithProtos},
     zip_safe=False,
 )

@@ -1,24 +1,35 @@
-"""``python -m bench.client`` (``make bench-client``): our Python client beside a plain grpcio stub client.
+"""``python -m bench.client`` (``make bench-client``): our Python clients beside python-etcd3 0.12 and plain
+grpcio / grpc.aio stub clients, against the same fresh member of ours (so the figures compare clients, not
+servers), in one run:
 
-Both run from this one Python process against the same fresh member of ours (so the figures compare
-clients, not servers): sync put and get ops/s from 1 thread and from 16 threads, events/s a watch
-delivers into Python, and the time to a first answer from an embedded member (``pyetcd_fast.Etcd``)
-against starting the etcd 3.4.23 binary. python-etcd3 (which needs an old protobuf, so a venv of its own)
-and the asyncio figures are not measured yet.
+- sync put and get ops/s from 1 thread and from 16 threads;
+- asyncio: put and get ops/s from 100 concurrent tasks, ``AsyncClient`` against a grpc.aio stub;
+- watch: events/s delivered into Python one by one, replaying 100,000 events written beforehand (so the
+  client, not the writer, is the bound);
+- start-up of an embedded member (``pyetcd_fast.Etcd``) to a first put, against the etcd 3.4.23 binary.
+
+Our clients and the grpcio stubs run in this process; python-etcd3 needs a protobuf older than 4, so it runs
+in a venv of its own (``bench/.venv-etcd3``, made on first use) as one separate Python process
+(``bench/etcd3_driver.py``), one figure after another like the rest.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import datetime
+import json
 import shutil
+import subprocess
+import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 
 import grpc
+import uvloop
 
 import pyetcd_fast as etcd
 from bench.progress import Progress
@@ -27,7 +38,9 @@ from harness.servers import start_server
 from pyetcd_fast.etcdpb.etcdserverpb import rpc_pb2, rpc_pb2_grpc
 
 THREADS = (1, 16)
-WATCH_EVENTS = 20_000
+TASKS = 100
+WATCH_EVENTS = 100_000
+VENV = Path(__file__).resolve().parent / ".venv-etcd3"
 
 
 def ops_per_s(op: Callable[[int], object], threads: int, seconds: float) -> float:
@@ -50,15 +63,70 @@ def ops_per_s(op: Callable[[int], object], threads: int, seconds: float) -> floa
     return sum(counts) / (time.monotonic() - t0)
 
 
-def watch_rate(make_watch: Callable[[], Callable[[int], None]], put_many: Callable[[int], None]) -> float:
-    """Events/s into Python: ``make_watch()`` starts a watch and returns a function that takes n events."""
-    take = make_watch()
+def async_ops_per_s(op: Callable[[int], Awaitable[object]], seconds: float) -> float:
+    """Ops/s of ``TASKS`` tasks each running ``op`` in a loop for ``seconds``, on uvloop."""
+
+    async def main() -> float:
+        stop = time.monotonic() + seconds
+        counts = [0] * TASKS
+
+        async def task(t: int) -> None:
+            i = 0
+            while time.monotonic() < stop:
+                await op(t * 1_000_000 + i)
+                i += 1
+            counts[t] = i
+
+        t0 = time.monotonic()
+        await asyncio.gather(*(task(t) for t in range(TASKS)))
+        return sum(counts) / (time.monotonic() - t0)
+
+    return uvloop.run(main())
+
+
+def preload(endpoint: str, value: bytes) -> None:
+    """Writes ``WATCH_EVENTS`` puts under ``w/``, one revision each (a watch replays at most 1,000 revisions
+    per answer, so answers stay under gRPC's 4 MiB limit, which python-etcd3 and grpcio keep)."""
+
+    async def main() -> None:
+        async with etcd.AsyncClient(endpoint) as c:
+
+            async def task(t: int) -> None:
+                for i in range(t, WATCH_EVENTS, TASKS):
+                    await c.put(f"w/{i}", value)
+
+            await asyncio.gather(*(task(t) for t in range(TASKS)))
+
+    uvloop.run(main())
+
+
+def etcd3_figures(endpoint: str, seconds: float, start: int) -> dict[str, float]:
+    """python-etcd3 0.12's figures, from its own venv."""
+    py = VENV / "bin" / "python"
+    if not py.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
+        pkgs = ["etcd3==0.12.0", "protobuf<4", "grpcio"]
+        subprocess.run([str(py), "-m", "pip", "install", "-q", *pkgs], check=True)
+    driver = Path(__file__).resolve().parent / "etcd3_driver.py"
+    args = [str(py), str(driver), endpoint, str(seconds), "w/", str(start), str(WATCH_EVENTS)]
+    done = subprocess.run(args, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"python-etcd3's driver failed: {done.stderr[-2000:]}")
+    figures: dict[str, float] = json.loads(done.stdout)
+    return figures
+
+
+def watch_rate(events: Callable[[], Iterator[object]]) -> float:
+    """Events/s taken one by one from ``events()`` (a watch of the ``WATCH_EVENTS`` written beforehand)."""
     t0 = time.monotonic()
-    writer = threading.Thread(target=put_many, args=(WATCH_EVENTS,))
-    writer.start()
-    take(WATCH_EVENTS)
+    it = events()
+    for n, _ in enumerate(it, 1):
+        if n >= WATCH_EVENTS:
+            break
     elapsed = time.monotonic() - t0
-    writer.join()
+    close = getattr(it, "close", None)
+    if close is not None:
+        close()
     return WATCH_EVENTS / elapsed
 
 
@@ -85,8 +153,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seconds", type=float, default=3.0)
     a = ap.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="pyetcd-bench-client-"))
-    bar = Progress(2 * 2 * len(THREADS) + 2 + 2)
-    rows: list[tuple[str, float, float]] = []
+    bar = Progress(2 * 2 * len(THREADS) + 4 + 2 + 1 + 2)
+    rows: list[tuple[str, float, float, float | None]] = []  # figure, ours, stub, python-etcd3
     srv = start_server("ours", work / "ours")
     try:
         ours = etcd.Client(srv.endpoint)
@@ -94,6 +162,11 @@ def main(argv: list[str] | None = None) -> None:
         stub = rpc_pb2_grpc.KVStub(channel)
         ours.put("bench/get", "v" * 256)
         value = b"v" * 256
+        start = ours.put("w/start", "").header.revision + 1
+        print(f"writing {WATCH_EVENTS:,} events to watch", file=sys.stderr)
+        preload(srv.endpoint, value)
+        e3 = etcd3_figures(srv.endpoint, a.seconds, start)
+        bar.step("python-etcd3")
 
         for threads in THREADS:
             o = ops_per_s(lambda i: ours.put(f"bench/{i}", value), threads, a.seconds)
@@ -102,59 +175,31 @@ def main(argv: list[str] | None = None) -> None:
                 lambda i: stub.Put(rpc_pb2.PutRequest(key=f"bench/{i}".encode(), value=value)), threads, a.seconds
             )
             bar.step(f"grpcio put {threads}")
-            rows.append((f"put, {threads} thread{'s' if threads > 1 else ''} (ops/s)", o, g))
+            rows.append((f"put, {threads} thread{'s' if threads > 1 else ''} (ops/s)", o, g, e3[f"put {threads}"]))
             o = ops_per_s(lambda i: ours.get("bench/get"), threads, a.seconds)
             bar.step(f"ours get {threads}")
             g = ops_per_s(lambda i: stub.Range(rpc_pb2.RangeRequest(key=b"bench/get")), threads, a.seconds)
             bar.step(f"grpcio get {threads}")
-            rows.append((f"get, {threads} thread{'s' if threads > 1 else ''} (ops/s)", o, g))
+            rows.append((f"get, {threads} thread{'s' if threads > 1 else ''} (ops/s)", o, g, e3[f"get {threads}"]))
 
-        def put_many(n: int) -> None:
-            writer = etcd.Client(srv.endpoint)
-            for i in range(0, n, 100):
-                writer.txn(success=[etcd.txn.put(f"w/{i + j}", value) for j in range(100)])
+        aours = etcd.AsyncClient(srv.endpoint)
+        o = async_ops_per_s(lambda i: aours.put(f"bench/{i}", value), a.seconds)
+        bar.step("ours async put")
+        g = async_grpc(srv.endpoint, "put", a.seconds, value)
+        bar.step("grpc.aio put")
+        rows.append((f"asyncio put, {TASKS} tasks (ops/s)", o, g, None))
+        o = async_ops_per_s(lambda i: aours.get("bench/get"), a.seconds)
+        bar.step("ours async get")
+        g = async_grpc(srv.endpoint, "get", a.seconds, value)
+        bar.step("grpc.aio get")
+        rows.append((f"asyncio get, {TASKS} tasks (ops/s)", o, g, None))
+        aours.close()
 
-        def ours_watch() -> Callable[[int], None]:
-            w = ours.watch_prefix("w/")
-
-            def take(n: int) -> None:
-                got = 0
-                while got < n:
-                    batch = w.next_batch(timeout=30)
-                    assert batch is not None
-                    got += len(batch[1])
-                w.cancel()
-
-            return take
-
-        def grpc_watch() -> Callable[[int], None]:
-            wstub = rpc_pb2_grpc.WatchStub(channel)
-            create = rpc_pb2.WatchRequest(create_request=rpc_pb2.WatchCreateRequest(key=b"w/", range_end=b"w0"))
-            done = threading.Event()
-
-            def requests() -> Iterator[rpc_pb2.WatchRequest]:
-                yield create
-                done.wait()  # a finished request stream half-closes the call, which ends the watch
-
-            stream = wstub.Watch(requests())
-            next(stream)  # created
-
-            def take(n: int) -> None:
-                got = 0
-                for resp in stream:
-                    got += len(resp.events)
-                    if got >= n:
-                        break
-                stream.cancel()
-                done.set()
-
-            return take
-
-        o = watch_rate(ours_watch, put_many)
+        o = watch_rate(lambda: iter(ours.watch_prefix("w/", start_revision=start)))
         bar.step("ours watch")
-        g = watch_rate(grpc_watch, put_many)
+        g = watch_rate(lambda: grpc_events(channel, start))
         bar.step("grpcio watch")
-        rows.append(("watch, events into Python (events/s)", o, g))
+        rows.append((f"watch, {WATCH_EVENTS:,} events into Python (events/s)", o, g, e3["watch"]))
         channel.close()
     finally:
         srv.stop()
@@ -164,13 +209,15 @@ def main(argv: list[str] | None = None) -> None:
     bar.step("etcd binary start-up")
     shutil.rmtree(work, ignore_errors=True)
     lines = [
-        f"# Python clients, {datetime.date.today()} (one process, one member of ours, {a.seconds:g} s per figure)",
+        f"# Python clients, {datetime.date.today()} (one member of ours, {a.seconds:g} s per figure)",
         "",
-        "| figure | pyetcd_fast.Client | grpcio stub | ratio |",
-        "|---|---|---|---|",
+        "| figure | pyetcd_fast | grpcio stub (grpc.aio for asyncio) | python-etcd3 0.12 | ours / stub "
+        "| ours / python-etcd3 |",
+        "|---|---|---|---|---|---|",
     ]
-    for name, o_, g_ in rows:
-        lines.append(f"| {name} | {o_:,.0f} | {g_:,.0f} | {o_ / g_:.2f}× |")
+    for name, o_, g_, e_ in rows:
+        e3s, e3r = (f"{e_:,.0f}", f"{o_ / e_:.2f}×") if e_ else ("—", "—")
+        lines.append(f"| {name} | {o_:,.0f} | {g_:,.0f} | {e3s} | {o_ / g_:.2f}× | {e3r} |")
     lines += [
         "",
         "| start-up to a first put (best of 3) | pyetcd_fast.Etcd (embedded) | etcd 3.4.23 binary | ratio |",
@@ -179,6 +226,58 @@ def main(argv: list[str] | None = None) -> None:
     ]
     text = "\n".join(lines) + "\n"
     save_result("client", text)
+
+
+def async_grpc(endpoint: str, op: str, seconds: float, value: bytes) -> float:
+    """A grpc.aio stub's ops/s with ``TASKS`` tasks (its own channel and loop)."""
+
+    async def main() -> float:
+        async with grpc.aio.insecure_channel(endpoint) as ch:
+            stub = rpc_pb2_grpc.KVStub(ch)
+
+            async def put(i: int) -> object:
+                return await stub.Put(rpc_pb2.PutRequest(key=f"bench/{i}".encode(), value=value))
+
+            async def get(i: int) -> object:
+                return await stub.Range(rpc_pb2.RangeRequest(key=b"bench/get"))
+
+            fn = put if op == "put" else get
+            stop = time.monotonic() + seconds
+            counts = [0] * TASKS
+
+            async def task(t: int) -> None:
+                i = 0
+                while time.monotonic() < stop:
+                    await fn(t * 1_000_000 + i)
+                    i += 1
+                counts[t] = i
+
+            t0 = time.monotonic()
+            await asyncio.gather(*(task(t) for t in range(TASKS)))
+            return sum(counts) / (time.monotonic() - t0)
+
+    return uvloop.run(main())
+
+
+def grpc_events(channel: grpc.Channel, start: int) -> Iterator[object]:
+    """The events of a plain grpcio stub watch of ``w/`` from ``start``, one by one."""
+    wstub = rpc_pb2_grpc.WatchStub(channel)
+    create = rpc_pb2.WatchRequest(
+        create_request=rpc_pb2.WatchCreateRequest(key=b"w/", range_end=b"w0", start_revision=start)
+    )
+    done = threading.Event()
+
+    def requests() -> Iterator[rpc_pb2.WatchRequest]:
+        yield create
+        done.wait()  # a finished request stream half-closes the call
+
+    stream = wstub.Watch(requests())
+    try:
+        for resp in stream:
+            yield from resp.events
+    finally:
+        stream.cancel()
+        done.set()
 
 
 if __name__ == "__main__":

@@ -13,8 +13,20 @@ native (``pyetcd_fast._native``, Rust); Python runs per batch and per lifecycle 
 __version__ = "0.1.0"
 
 from pyetcd_fast import errors, txn  # noqa: E402 (after __version__, which the modules below read)
+from pyetcd_fast.aio import AsyncClient  # noqa: E402
 from pyetcd_fast.client import Client, KeyValue, Lease, ResponseHeader  # noqa: E402
 from pyetcd_fast.embed.member import Etcd  # noqa: E402
 from pyetcd_fast.errors import EtcdError  # noqa: E402
 
-__all__ = ["Client", "Etcd", "EtcdError", "KeyValue", "Lease", "ResponseHeader", "__version__", "errors", "txn"]
+__all__ = [
+    "AsyncClient",
+    "Client",
+    "Etcd",
+    "EtcdError",
+    "KeyValue",
+    "Lease",
+    "ResponseHeader",
+    "__version__",
+    "errors",
+    "txn",
+]

@@ -13,16 +13,17 @@ again whenever the server says the token expired.
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
 from types import TracebackType
 from typing import Literal
 
 from pyetcd_fast import _native
 from pyetcd_fast import txn as _txn
 from pyetcd_fast._native import Event, KeyValue, ResponseHeader
+from pyetcd_fast.lease import Lease, lease_id
+from pyetcd_fast.responses import DeleteResponse, LeaseTimeToLive, PutResponse, RangeResponse, Status
 from pyetcd_fast.txn import end_of, prefix_range_end, to_bytes
+from pyetcd_fast.watch import FILTERS, Watch
 
 __all__ = [
     "Client",
@@ -45,124 +46,6 @@ SortTarget = Literal["key", "version", "create", "mod", "value"]
 DEFAULT_ENDPOINT = "127.0.0.1:2379"
 
 
-@dataclass(frozen=True)
-class RangeResponse:
-    header: ResponseHeader
-    kvs: list[KeyValue]
-    more: bool
-    count: int
-
-
-@dataclass(frozen=True)
-class PutResponse:
-    header: ResponseHeader
-    prev_kv: KeyValue | None
-
-
-@dataclass(frozen=True)
-class DeleteResponse:
-    header: ResponseHeader
-    deleted: int
-    prev_kvs: list[KeyValue]
-
-
-@dataclass(frozen=True)
-class LeaseTimeToLive:
-    header: ResponseHeader
-    id: int
-    ttl: int
-    """Seconds left; -1 when the lease has expired or does not exist."""
-    granted_ttl: int
-    keys: list[bytes]
-
-
-@dataclass(frozen=True)
-class Status:
-    header: ResponseHeader
-    version: str
-    db_size: int
-    leader: int
-    raft_index: int
-    raft_term: int
-    raft_applied_index: int
-    errors: list[str]
-    db_size_in_use: int
-    is_learner: bool
-
-
-@dataclass(frozen=True)
-class Lease:
-    """A granted lease: attach it to keys with ``put(..., lease=lease)``."""
-
-    id: int
-    ttl: int
-    client: Client
-
-    def revoke(self) -> ResponseHeader:
-        """Ends the lease now, deleting its keys."""
-        return self.client.revoke(self.id)
-
-    def time_to_live(self, keys: bool = False) -> LeaseTimeToLive:
-        return self.client.time_to_live(self.id, keys=keys)
-
-
-FILTERS = {"noput": 0, "nodelete": 1}
-
-
-class Watch:
-    """The events of a watch, in revision order (an iterator; ``for event in watch``).
-
-    It resumes by itself after a disconnect or a leader change, from the revision after the last one it
-    delivered (no event lost or repeated; a revision's events arrive together). ``cancel()`` (or leaving a
-    ``with`` block) ends it; Ctrl-C interrupts a wait at once. A compacted start revision raises
-    ``errors.Compacted``, whose ``compact_revision`` says where history now begins.
-    """
-
-    def __init__(self, native: _native.Watch) -> None:
-        self._native = native
-        self._buf: deque[Event] = deque()
-
-    def __iter__(self) -> Iterator[Event]:
-        return self
-
-    def __next__(self) -> Event:
-        while not self._buf:
-            batch = self._native.next_batch(None)
-            if batch is None:
-                raise StopIteration
-            self._buf.extend(batch[1])
-        return self._buf.popleft()
-
-    def next_batch(self, timeout: float | None = None) -> tuple[int, list[Event]] | None:
-        """The next answer's events with its header revision (no events: a progress notification); None
-        once canceled; ``errors.Timeout`` after ``timeout`` seconds without one."""
-        if self._buf:
-            events = list(self._buf)
-            self._buf.clear()
-            return (events[-1].kv.mod_revision, events)
-        return self._native.next_batch(timeout)
-
-    def request_progress(self) -> None:
-        """Asks the server how far the watch is; the answer comes as an empty batch."""
-        self._native.request_progress()
-
-    @property
-    def next_revision(self) -> int:
-        """The revision the watch would resume from."""
-        return self._native.next_revision
-
-    def cancel(self) -> None:
-        self._native.cancel()
-
-    def __enter__(self) -> Watch:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.cancel()
-
-
 class Client:
     """A connection to an etcd cluster.
 
@@ -183,9 +66,7 @@ class Client:
         user: str | None = None,
         password: str | None = None,
     ) -> None:
-        eps = [endpoints] if isinstance(endpoints, str) else list(endpoints)
-        creds = (user, password or "") if user is not None else None
-        self._native = _native.Client(eps, timeout, dial_timeout, ca_cert, cert, key, creds)
+        self._native = native_client(endpoints, timeout, dial_timeout, ca_cert, cert, key, user, password, None)
 
     @property
     def endpoints(self) -> list[str]:
@@ -268,6 +149,30 @@ class Client:
         h, kvs, more, count = self._native.range(*op[1:], timeout)  # type: ignore[arg-type, call-arg]
         return RangeResponse(h, kvs, more, count)
 
+    def range_iter(
+        self,
+        key: Data,
+        range_end: Data | None = None,
+        *,
+        prefix: bool = False,
+        from_key: bool = False,
+        page_size: int = 1000,
+        revision: int = 0,
+        keys_only: bool = False,
+        timeout: float | None = None,
+    ) -> Iterator[KeyValue]:
+        """Every key in ``[key, range_end)`` (or the ``prefix``, or ``from_key``) in key order, fetched
+        ``page_size`` keys at a time, all at one revision (the first page's, unless ``revision`` is given), so
+        a huge range never makes one huge answer (gRPC clients refuse answers over 4 MiB)."""
+        start, end = page_bounds(key, range_end, prefix, from_key)
+        while True:
+            page = self.get_range(start, end, limit=page_size, revision=revision, keys_only=keys_only, timeout=timeout)
+            yield from page.kvs
+            if not page.more or not page.kvs:
+                return
+            revision = revision or page.header.revision
+            start = page.kvs[-1].key + b"\0"
+
     def put(
         self,
         key: Data,
@@ -280,9 +185,8 @@ class Client:
         timeout: float | None = None,
     ) -> PutResponse:
         """Sets ``key`` to ``value`` (attached to ``lease`` if given)."""
-        lease_id = lease.id if isinstance(lease, Lease) else lease
         h, prev = self._native.put(
-            to_bytes(key), to_bytes(value), lease_id, prev_kv, ignore_value, ignore_lease, timeout
+            to_bytes(key), to_bytes(value), lease_id(lease), prev_kv, ignore_value, ignore_lease, timeout
         )
         return PutResponse(h, prev)
 
@@ -349,16 +253,38 @@ class Client:
     # -- leases ------------------------------------------------------------------------------------------
 
     def grant(self, ttl: int, *, id: int = 0, timeout: float | None = None) -> Lease:
-        """A new lease of ``ttl`` seconds (``id`` 0: the server picks one)."""
-        _, lease_id, granted = self._native.lease_grant(ttl, id, timeout)
-        return Lease(lease_id, granted, self)
+        """A new lease of ``ttl`` seconds (``id`` 0: the server picks one), not kept alive."""
+        _, lease_id_, granted = self._native.lease_grant(ttl, id, timeout)
+        return Lease(lease_id_, granted, self._native)
+
+    def lease(self, ttl: int, *, id: int = 0, on_lost: Callable[[], object] | None = None) -> Lease:
+        """A new lease kept alive in the background: ``with client.lease(10) as lease:`` keeps it until the
+        block ends, then revokes it. ``on_lost`` is called if it is lost meanwhile."""
+        return self.grant(ttl, id=id).keep_alive(on_lost)
+
+    def keep_alive(self, lease: Lease | int, *, on_lost: Callable[[], object] | None = None) -> Lease:
+        """Keeps an existing lease (or lease id) alive in the background; ``stop()`` or ``revoke()`` ends it."""
+        if isinstance(lease, Lease):
+            return lease.keep_alive(on_lost)
+        ttl = self._native.lease_keep_alive_once(lease)
+        if ttl <= 0:
+            raise _native.LeaseNotFound("etcdserver: requested lease not found")
+        return Lease(lease, ttl, self._native).keep_alive(on_lost)
+
+    def keep_alive_once(self, lease: Lease | int) -> int:
+        """One keep-alive: the TTL the server granted (0: the lease does not exist)."""
+        ttl: int = self._native.lease_keep_alive_once(lease_id(lease))
+        return ttl
 
     def revoke(self, lease: Lease | int, *, timeout: float | None = None) -> ResponseHeader:
-        return self._native.lease_revoke(lease.id if isinstance(lease, Lease) else lease, timeout)
+        """Ends a lease now, deleting its keys."""
+        if isinstance(lease, Lease):
+            lease.stop()
+        return self._native.lease_revoke(lease_id(lease), timeout)
 
     def time_to_live(self, lease: Lease | int, *, keys: bool = False, timeout: float | None = None) -> LeaseTimeToLive:
-        lease_id = lease.id if isinstance(lease, Lease) else lease
-        return LeaseTimeToLive(*self._native.lease_time_to_live(lease_id, keys, timeout))
+        """A lease's granted TTL and what is left of it (and its keys)."""
+        return LeaseTimeToLive(*self._native.lease_time_to_live(lease_id(lease), keys, timeout))
 
     def leases(self, *, timeout: float | None = None) -> list[int]:
         """The ids of every lease the cluster holds."""
@@ -369,6 +295,29 @@ class Client:
     def status(self, *, timeout: float | None = None) -> Status:
         """The connected member's status."""
         return Status(*self._native.status(timeout))
+
+
+def page_bounds(key: Data, range_end: Data | None, prefix: bool, from_key: bool) -> tuple[bytes, bytes]:
+    """The ``[key, range_end)`` ``range_iter`` pages through."""
+    k = to_bytes(key)
+    return k, (b"\0" if from_key else end_of(k, range_end, prefix))
+
+
+def native_client(
+    endpoints: str | Sequence[str],
+    timeout: float,
+    dial_timeout: float,
+    ca_cert: str | None,
+    cert: str | None,
+    key: str | None,
+    user: str | None,
+    password: str | None,
+    completions: _native.Completions | None,
+) -> _native.Client:
+    """The native client ``Client`` and ``AsyncClient`` stand on."""
+    eps = [endpoints] if isinstance(endpoints, str) else list(endpoints)
+    creds = (user, password or "") if user is not None else None
+    return _native.Client(eps, timeout, dial_timeout, ca_cert, cert, key, creds, completions)
 
 
 class _Closed:

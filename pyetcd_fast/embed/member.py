@@ -3,8 +3,9 @@
 Contract: ``Etcd(name="n1", snapshot_count=1000, ...)`` takes any flag ``pyetcd`` takes (``data_dir`` for
 ``--data-dir``; ``True`` for a bare boolean flag, lists joined by commas) and builds its config through the
 same parser as the command line. Flags left out get what a test wants: a temporary data dir (removed on
-stop), and free loopback ports for clients and peers. ``with Etcd() as server:`` returns once the member
-serves clients and has a leader; ``server.client()`` is a ``pyetcd_fast.Client`` connected to it.
+stop), free loopback ports for clients and peers, and ``log_level="error"`` (a library is quiet).
+``with Etcd() as server:`` returns once the member serves clients and has a leader; ``server.client()`` is a
+``pyetcd_fast.Client`` connected to it, ``server.async_client()`` a ``pyetcd_fast.AsyncClient``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import tempfile
 import time
 from types import TracebackType
 
+from pyetcd_fast.aio import AsyncClient
 from pyetcd_fast.client import Client
 from pyetcd_fast.embed.etcd import Etcd as Member
 from pyetcd_fast.errors import EtcdError
@@ -58,6 +60,7 @@ class Etcd:
 
     def start(self) -> Etcd:
         flags = dict(self.flags)
+        flags.setdefault("log_level", "error")  # a library is quiet unless asked
         if "data_dir" not in flags:
             self._tmp = tempfile.mkdtemp(prefix="pyetcd-")
             flags["data_dir"] = self._tmp
@@ -99,6 +102,10 @@ class Etcd:
     def client(self, **kw: object) -> Client:
         """A client of this member (keyword arguments as ``Client`` takes them)."""
         return Client(self.endpoints, **kw)  # type: ignore[arg-type]
+
+    def async_client(self, **kw: object) -> AsyncClient:
+        """An asyncio client of this member (keyword arguments as ``AsyncClient`` takes them)."""
+        return AsyncClient(self.endpoints, **kw)  # type: ignore[arg-type]
 
     def stop(self) -> None:
         """Stops the member and removes the temporary data dir it made."""

@@ -1,5 +1,5 @@
 """``pyetcd_fast.Client`` against our server and against real etcd 3.4.23: the same test bodies on both
-(``server`` is parametrized), so the client is checked as an etcd client, not as ours.
+(``server`` is parametrized in conftest.py), so the client is checked as an etcd client, not as ours.
 """
 
 from __future__ import annotations
@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,21 +16,6 @@ import pyetcd_fast as etcd
 from harness.etcdctl import ETCDCTL_BIN
 from harness.servers import Server, free_port, start_server
 from pyetcd_fast import errors
-
-
-@pytest.fixture(params=["ours", "etcd"])
-def server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server]:
-    s = start_server(request.param, tmp_path / request.param)
-    try:
-        yield s
-    finally:
-        s.stop()
-
-
-@pytest.fixture
-def client(server: Server) -> Iterator[etcd.Client]:
-    with etcd.Client(server.endpoint) as c:
-        yield c
 
 
 def test_put_get_delete(client: etcd.Client) -> None:

@@ -15,6 +15,8 @@ use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 use tonic::{Code, Status};
 
+use crate::client_async::{Completions, Queue};
+
 create_exception!(_native, EtcdError, PyException, "An error etcd answered, or the client could not reach it.");
 create_exception!(_native, ConnectionFailed, EtcdError, "No endpoint could be reached.");
 create_exception!(_native, Timeout, EtcdError, "The call's deadline passed.");
@@ -137,35 +139,82 @@ pub(crate) fn header(h: Option<pb::ResponseHeader>) -> ResponseHeader {
     ResponseHeader { cluster_id: h.cluster_id, member_id: h.member_id, revision: h.revision, raft_term: h.raft_term }
 }
 
-/// A connection to an etcd cluster (see `pyetcd_fast.Client` for the Python API over it).
+/// A connection to an etcd cluster (see `pyetcd_fast.Client` for the Python API over it). Every call blocks
+/// with the GIL released, unless it is given a `token`: then it returns None at once and its answer is
+/// queued on the client's `Completions` (`pyetcd_fast.AsyncClient`).
 #[pyclass(module = "pyetcd_fast._native", frozen)]
 pub struct Client {
-    core: Arc<Core>,
+    pub(crate) core: Arc<Core>,
+    pub(crate) completions: Option<Arc<Queue>>,
 }
 
-fn secs(s: Option<f64>) -> Option<Duration> {
+pub(crate) fn secs(s: Option<f64>) -> Option<Duration> {
     s.filter(|s| s.is_finite() && *s > 0.0).map(Duration::from_secs_f64)
 }
 
+/// `t` as a Python object.
+pub(crate) fn obj<'py, T: IntoPyObject<'py>>(py: Python<'py>, t: T) -> PyResult<PyObject> {
+    pyo3::IntoPyObjectExt::into_py_any(t, py)
+}
+
 impl Client {
-    fn call<Q, R>(&self, py: Python<'_>, path: &'static str, req: Q, read: bool, timeout: Option<f64>) -> PyResult<R>
+    /// Runs `fut` and builds its answer with `decode`: now, blocking with the GIL released, or (with a
+    /// `token`) when it ends, through the completion queue.
+    pub(crate) fn finish<R, F>(
+        &self,
+        py: Python<'_>,
+        fut: impl std::future::Future<Output = Result<R, Status>> + Send + 'static,
+        token: Option<u64>,
+        decode: F,
+    ) -> PyResult<PyObject>
+    where
+        R: Send + 'static,
+        F: for<'py> FnOnce(Python<'py>, R) -> PyResult<PyObject> + Send + 'static,
+    {
+        match token {
+            None => {
+                let r = py.allow_threads(|| runtime().block_on(fut)).map_err(error)?;
+                decode(py, r)
+            }
+            Some(token) => {
+                let queue = self.completions.clone().ok_or_else(|| EtcdError::new_err("not an async client"))?;
+                runtime().spawn(async move {
+                    let r = fut.await;
+                    queue.push(token, Box::new(move |py| decode(py, r.map_err(error)?)));
+                });
+                Ok(py.None())
+            }
+        }
+    }
+
+    /// One unary call of `path`, answered through [`Client::finish`].
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn run<Q, R, F>(
+        &self,
+        py: Python<'_>,
+        path: &'static str,
+        req: Q,
+        read: bool,
+        timeout: Option<f64>,
+        token: Option<u64>,
+        decode: F,
+    ) -> PyResult<PyObject>
     where
         Q: prost::Message + Send + 'static,
         R: prost::Message + Default + Send + 'static,
+        F: for<'py> FnOnce(Python<'py>, R) -> PyResult<PyObject> + Send + 'static,
     {
         let core = self.core.clone();
         let fut = async move { core.call::<Q, R>(path, &req, read, secs(timeout)).await };
-        py.allow_threads(|| runtime().block_on(fut)).map_err(error)
+        self.finish(py, fut, token, decode)
     }
 }
-
-type RangeAnswer = (ResponseHeader, Vec<Py<KeyValue>>, bool, i64);
-type TimeToLiveAnswer = (ResponseHeader, i64, i64, i64, Vec<Py<PyBytes>>);
 
 #[pymethods]
 impl Client {
     #[new]
-    #[pyo3(signature = (endpoints, timeout, dial_timeout, ca_file=None, cert_file=None, key_file=None, user=None))]
+    #[pyo3(signature = (endpoints, timeout, dial_timeout, ca_file=None, cert_file=None, key_file=None, user=None, completions=None))]
+    #[allow(clippy::too_many_arguments)]
     fn new(
         endpoints: Vec<String>,
         timeout: f64,
@@ -174,6 +223,7 @@ impl Client {
         cert_file: Option<String>,
         key_file: Option<String>,
         user: Option<(String, String)>,
+        completions: Option<Bound<'_, Completions>>,
     ) -> PyResult<Self> {
         let tls = (ca_file.is_some() || cert_file.is_some()).then(|| TlsInfo {
             trusted_ca_file: ca_file.unwrap_or_default(),
@@ -189,7 +239,7 @@ impl Client {
             user,
         };
         let core = Core::new(cfg).map_err(EtcdError::new_err)?;
-        Ok(Client { core: Arc::new(core) })
+        Ok(Client { core: Arc::new(core), completions: completions.map(|c| c.get().queue.clone()) })
     }
 
     #[getter]
@@ -199,7 +249,7 @@ impl Client {
 
     /// Range: (header, kvs, more, count).
     #[allow(clippy::too_many_arguments)]
-    #[pyo3(signature = (key, range_end, limit, revision, sort_order, sort_target, serializable, keys_only, count_only, timeout=None))]
+    #[pyo3(signature = (key, range_end, limit, revision, sort_order, sort_target, serializable, keys_only, count_only, timeout=None, token=None))]
     fn range(
         &self,
         py: Python<'_>,
@@ -213,16 +263,18 @@ impl Client {
         keys_only: bool,
         count_only: bool,
         timeout: Option<f64>,
-    ) -> PyResult<RangeAnswer> {
+        token: Option<u64>,
+    ) -> PyResult<PyObject> {
         let t = (0, key, range_end, limit, revision, sort_order, sort_target, serializable, keys_only, count_only);
         let req = crate::client_txn::range_request(t);
-        let r: pb::RangeResponse = self.call(py, "/etcdserverpb.KV/Range", req, true, timeout)?;
-        Ok((header(r.header), kvs(py, r.kvs)?, r.more, r.count))
+        self.run(py, "/etcdserverpb.KV/Range", req, true, timeout, token, |py, r: pb::RangeResponse| {
+            obj(py, (header(r.header), kvs(py, r.kvs)?, r.more, r.count))
+        })
     }
 
     /// Put: (header, prev_kv or None).
     #[allow(clippy::too_many_arguments)]
-    #[pyo3(signature = (key, value, lease, prev_kv, ignore_value, ignore_lease, timeout=None))]
+    #[pyo3(signature = (key, value, lease, prev_kv, ignore_value, ignore_lease, timeout=None, token=None))]
     fn put(
         &self,
         py: Python<'_>,
@@ -233,15 +285,17 @@ impl Client {
         ignore_value: bool,
         ignore_lease: bool,
         timeout: Option<f64>,
-    ) -> PyResult<(ResponseHeader, Option<Py<KeyValue>>)> {
+        token: Option<u64>,
+    ) -> PyResult<PyObject> {
         let req = pb::PutRequest { key, value, lease, prev_kv, ignore_value, ignore_lease };
-        let r: pb::PutResponse = self.call(py, "/etcdserverpb.KV/Put", req, false, timeout)?;
-        let prev = r.prev_kv.map(|k| Py::new(py, kv(py, k))).transpose()?;
-        Ok((header(r.header), prev))
+        self.run(py, "/etcdserverpb.KV/Put", req, false, timeout, token, |py, r: pb::PutResponse| {
+            let prev = r.prev_kv.map(|k| Py::new(py, kv(py, k))).transpose()?;
+            obj(py, (header(r.header), prev))
+        })
     }
 
     /// DeleteRange: (header, deleted, prev_kvs).
-    #[pyo3(signature = (key, range_end, prev_kv, timeout=None))]
+    #[pyo3(signature = (key, range_end, prev_kv, timeout=None, token=None))]
     fn delete_range(
         &self,
         py: Python<'_>,
@@ -249,14 +303,16 @@ impl Client {
         range_end: Vec<u8>,
         prev_kv: bool,
         timeout: Option<f64>,
-    ) -> PyResult<(ResponseHeader, i64, Vec<Py<KeyValue>>)> {
+        token: Option<u64>,
+    ) -> PyResult<PyObject> {
         let req = pb::DeleteRangeRequest { key, range_end, prev_kv };
-        let r: pb::DeleteRangeResponse = self.call(py, "/etcdserverpb.KV/DeleteRange", req, false, timeout)?;
-        Ok((header(r.header), r.deleted, kvs(py, r.prev_kvs)?))
+        self.run(py, "/etcdserverpb.KV/DeleteRange", req, false, timeout, token, |py, r: pb::DeleteRangeResponse| {
+            obj(py, (header(r.header), r.deleted, kvs(py, r.prev_kvs)?))
+        })
     }
 
     /// Txn: (header, succeeded, answers); compares, ops and answers as `client_txn` spells them.
-    #[pyo3(signature = (compares, success, failure, timeout=None))]
+    #[pyo3(signature = (compares, success, failure, timeout=None, token=None))]
     fn txn<'py>(
         &self,
         py: Python<'py>,
@@ -264,10 +320,12 @@ impl Client {
         success: Bound<'py, PyAny>,
         failure: Bound<'py, PyAny>,
         timeout: Option<f64>,
-    ) -> PyResult<Bound<'py, pyo3::types::PyTuple>> {
+        token: Option<u64>,
+    ) -> PyResult<PyObject> {
         let req = crate::client_txn::request(compares, &success, &failure)?;
-        let r: pb::TxnResponse = self.call(py, "/etcdserverpb.KV/Txn", req, false, timeout)?;
-        crate::client_txn::response(py, r)
+        self.run(py, "/etcdserverpb.KV/Txn", req, false, timeout, token, |py, r: pb::TxnResponse| {
+            Ok(crate::client_txn::response(py, r)?.into_any().unbind())
+        })
     }
 
     /// A watch of `[key, range_end)` from `start_revision` (0: from now).
@@ -291,89 +349,107 @@ impl Client {
             progress_notify,
             ..Default::default()
         };
-        crate::client_watch::Watch::new(etcd_core::client::watch::Watcher::new(self.core.clone(), create))
+        let w = etcd_core::client::watch::Watcher::new(self.core.clone(), create);
+        crate::client_watch::Watch::new(w, self.completions.clone())
     }
 
     /// Compact: the header.
-    #[pyo3(signature = (revision, physical, timeout=None))]
-    fn compact(&self, py: Python<'_>, revision: i64, physical: bool, timeout: Option<f64>) -> PyResult<ResponseHeader> {
+    #[pyo3(signature = (revision, physical, timeout=None, token=None))]
+    fn compact(
+        &self,
+        py: Python<'_>,
+        revision: i64,
+        physical: bool,
+        timeout: Option<f64>,
+        token: Option<u64>,
+    ) -> PyResult<PyObject> {
         let req = pb::CompactionRequest { revision, physical };
-        let r: pb::CompactionResponse = self.call(py, "/etcdserverpb.KV/Compact", req, false, timeout)?;
-        Ok(header(r.header))
+        self.run(py, "/etcdserverpb.KV/Compact", req, false, timeout, token, |py, r: pb::CompactionResponse| {
+            obj(py, header(r.header))
+        })
     }
 
     /// LeaseGrant: (header, id, ttl).
-    #[pyo3(signature = (ttl, id, timeout=None))]
+    #[pyo3(signature = (ttl, id, timeout=None, token=None))]
     fn lease_grant(
         &self,
         py: Python<'_>,
         ttl: i64,
         id: i64,
         timeout: Option<f64>,
-    ) -> PyResult<(ResponseHeader, i64, i64)> {
+        token: Option<u64>,
+    ) -> PyResult<PyObject> {
         let req = pb::LeaseGrantRequest { ttl, id };
-        let r: pb::LeaseGrantResponse = self.call(py, "/etcdserverpb.Lease/LeaseGrant", req, false, timeout)?;
-        if !r.error.is_empty() {
-            return Err(EtcdError::new_err(r.error));
-        }
-        Ok((header(r.header), r.id, r.ttl))
+        self.run(py, "/etcdserverpb.Lease/LeaseGrant", req, false, timeout, token, |py, r: pb::LeaseGrantResponse| {
+            if !r.error.is_empty() {
+                return Err(EtcdError::new_err(r.error));
+            }
+            obj(py, (header(r.header), r.id, r.ttl))
+        })
     }
 
     /// LeaseRevoke: the header.
-    #[pyo3(signature = (id, timeout=None))]
-    fn lease_revoke(&self, py: Python<'_>, id: i64, timeout: Option<f64>) -> PyResult<ResponseHeader> {
+    #[pyo3(signature = (id, timeout=None, token=None))]
+    fn lease_revoke(&self, py: Python<'_>, id: i64, timeout: Option<f64>, token: Option<u64>) -> PyResult<PyObject> {
         let req = pb::LeaseRevokeRequest { id };
-        let r: pb::LeaseRevokeResponse = self.call(py, "/etcdserverpb.Lease/LeaseRevoke", req, false, timeout)?;
-        Ok(header(r.header))
+        self.run(py, "/etcdserverpb.Lease/LeaseRevoke", req, false, timeout, token, |py, r: pb::LeaseRevokeResponse| {
+            obj(py, header(r.header))
+        })
+    }
+
+    /// One keep-alive of lease `id`: the TTL the server answered (0: the lease is gone).
+    #[pyo3(signature = (id, token=None))]
+    fn lease_keep_alive_once(&self, py: Python<'_>, id: i64, token: Option<u64>) -> PyResult<PyObject> {
+        let core = self.core.clone();
+        let fut = async move { etcd_core::client::lease::keep_alive_once(&core, id).await };
+        #[allow(clippy::redundant_closure)] // a closure is generic over the GIL lifetime, the fn item is not
+        self.finish(py, fut, token, |py, ttl: i64| obj(py, ttl))
+    }
+
+    /// Keeps lease `id` (granted with `ttl` seconds) alive in the background until the answer is dropped or
+    /// stopped; `on_lost` is called (with no argument, on a runtime thread) if the lease is lost.
+    #[pyo3(signature = (id, ttl, on_lost=None))]
+    fn lease_keep_alive(&self, id: i64, ttl: i64, on_lost: Option<PyObject>) -> crate::client_lease::KeepAlive {
+        crate::client_lease::KeepAlive::start(self.core.clone(), id, ttl, on_lost)
     }
 
     /// LeaseTimeToLive: (header, id, ttl, granted_ttl, keys).
-    #[pyo3(signature = (id, keys, timeout=None))]
+    #[pyo3(signature = (id, keys, timeout=None, token=None))]
     fn lease_time_to_live(
         &self,
         py: Python<'_>,
         id: i64,
         keys: bool,
         timeout: Option<f64>,
-    ) -> PyResult<TimeToLiveAnswer> {
+        token: Option<u64>,
+    ) -> PyResult<PyObject> {
         let req = pb::LeaseTimeToLiveRequest { id, keys };
-        let r: pb::LeaseTimeToLiveResponse =
-            self.call(py, "/etcdserverpb.Lease/LeaseTimeToLive", req, true, timeout)?;
-        let keys = r.keys.iter().map(|k| PyBytes::new(py, k).unbind()).collect();
-        Ok((header(r.header), r.id, r.ttl, r.granted_ttl, keys))
+        let path = "/etcdserverpb.Lease/LeaseTimeToLive";
+        self.run(py, path, req, true, timeout, token, |py, r: pb::LeaseTimeToLiveResponse| {
+            let keys: Vec<_> = r.keys.iter().map(|k| PyBytes::new(py, k).unbind()).collect();
+            obj(py, (header(r.header), r.id, r.ttl, r.granted_ttl, keys))
+        })
     }
 
     /// LeaseLeases: (header, ids).
-    #[pyo3(signature = (timeout=None))]
-    fn lease_leases(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<(ResponseHeader, Vec<i64>)> {
-        let r: pb::LeaseLeasesResponse =
-            self.call(py, "/etcdserverpb.Lease/LeaseLeases", pb::LeaseLeasesRequest {}, true, timeout)?;
-        Ok((header(r.header), r.leases.into_iter().map(|l| l.id).collect()))
+    #[pyo3(signature = (timeout=None, token=None))]
+    fn lease_leases(&self, py: Python<'_>, timeout: Option<f64>, token: Option<u64>) -> PyResult<PyObject> {
+        let req = pb::LeaseLeasesRequest {};
+        self.run(py, "/etcdserverpb.Lease/LeaseLeases", req, true, timeout, token, |py, r: pb::LeaseLeasesResponse| {
+            obj(py, (header(r.header), r.leases.into_iter().map(|l| l.id).collect::<Vec<_>>()))
+        })
     }
 
     /// Status of the member the client is connected to: (header, version, db_size, leader, raft_index,
     /// raft_term, raft_applied_index, errors, db_size_in_use, is_learner).
-    #[pyo3(signature = (timeout=None))]
-    #[allow(clippy::type_complexity)]
-    fn status(
-        &self,
-        py: Python<'_>,
-        timeout: Option<f64>,
-    ) -> PyResult<(ResponseHeader, String, i64, u64, u64, u64, u64, Vec<String>, i64, bool)> {
-        let r: pb::StatusResponse =
-            self.call(py, "/etcdserverpb.Maintenance/Status", pb::StatusRequest {}, true, timeout)?;
-        Ok((
-            header(r.header),
-            r.version,
-            r.db_size,
-            r.leader,
-            r.raft_index,
-            r.raft_term,
-            r.raft_applied_index,
-            r.errors,
-            r.db_size_in_use,
-            r.is_learner,
-        ))
+    #[pyo3(signature = (timeout=None, token=None))]
+    fn status(&self, py: Python<'_>, timeout: Option<f64>, token: Option<u64>) -> PyResult<PyObject> {
+        let req = pb::StatusRequest {};
+        self.run(py, "/etcdserverpb.Maintenance/Status", req, true, timeout, token, |py, r: pb::StatusResponse| {
+            let h = header(r.header);
+            let (index, term, applied) = (r.raft_index, r.raft_term, r.raft_applied_index);
+            obj(py, (h, r.version, r.db_size, r.leader, index, term, applied, r.errors, r.db_size_in_use, r.is_learner))
+        })
     }
 }
 
@@ -384,6 +460,8 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<ResponseHeader>()?;
     m.add_class::<crate::client_watch::Watch>()?;
     m.add_class::<crate::client_watch::Event>()?;
+    m.add_class::<crate::client_lease::KeepAlive>()?;
+    m.add_class::<Completions>()?;
     for (name, ty) in [
         ("EtcdError", py.get_type::<EtcdError>()),
         ("ConnectionFailed", py.get_type::<ConnectionFailed>()),

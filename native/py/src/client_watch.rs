@@ -10,6 +10,7 @@ use etcd_core::pb::mvccpb;
 use pyo3::prelude::*;
 
 use crate::client::{error, kv, runtime, Compacted, EtcdError, KeyValue, PermissionDenied, Timeout};
+use crate::client_async::Queue;
 
 /// One change to a key: `type` is "PUT" or "DELETE"; `kv` the key after it (for a delete: the key and the
 /// revision of the delete); `prev_kv` the key before it, when the watch asked for it.
@@ -41,11 +42,40 @@ fn event(py: Python<'_>, e: mvccpb::Event) -> PyResult<Py<Event>> {
 pub struct Watch {
     inner: Arc<tokio::sync::Mutex<Watcher>>,
     canceled: AtomicBool,
+    completions: Option<Arc<Queue>>,
+    /// The wait `next_batch_async` started, aborted by `cancel`.
+    pending: parking_lot::Mutex<Option<tokio::task::AbortHandle>>,
 }
 
 impl Watch {
-    pub fn new(w: Watcher) -> Watch {
-        Watch { inner: Arc::new(tokio::sync::Mutex::new(w)), canceled: AtomicBool::new(false) }
+    pub(crate) fn new(w: Watcher, completions: Option<Arc<Queue>>) -> Watch {
+        let inner = Arc::new(tokio::sync::Mutex::new(w));
+        Watch { inner, canceled: AtomicBool::new(false), completions, pending: parking_lot::Mutex::new(None) }
+    }
+}
+
+type Batch = Option<(i64, Vec<Py<Event>>)>;
+
+/// The answer to a wait: a batch of events (empty: progress), or the error that ended the watch.
+fn answer(py: Python<'_>, got: Result<WatchItem, WatchEnd>) -> PyResult<Batch> {
+    match got {
+        Ok(WatchItem::Events(rev, events)) => {
+            let events = events.into_iter().map(|e| event(py, e)).collect::<PyResult<_>>()?;
+            Ok(Some((rev, events)))
+        }
+        Ok(WatchItem::Progress(rev)) => Ok(Some((rev, Vec::new()))),
+        Err(WatchEnd::Compacted(rev)) => {
+            let err = Compacted::new_err(format!(
+                "etcdserver: mvcc: required revision has been compacted (compact revision {rev})"
+            ));
+            err.value(py).setattr("compact_revision", rev)?;
+            Err(err)
+        }
+        Err(WatchEnd::Canceled(reason)) if reason.contains("permission denied") => {
+            Err(PermissionDenied::new_err(reason))
+        }
+        Err(WatchEnd::Canceled(reason)) => Err(EtcdError::new_err(reason)),
+        Err(WatchEnd::Failed(status)) => Err(error(status)),
     }
 }
 
@@ -57,7 +87,7 @@ impl Watch {
     /// canceled. Raises `Compacted` (with `compact_revision`), `Timeout` after `timeout` seconds, or the
     /// server's refusal.
     #[pyo3(signature = (timeout=None))]
-    fn next_batch(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Option<(i64, Vec<Py<Event>>)>> {
+    fn next_batch(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Batch> {
         let deadline = timeout.map(|t| Instant::now() + Duration::from_secs_f64(t.max(0.0)));
         loop {
             if self.canceled.load(Ordering::Acquire) {
@@ -77,30 +107,34 @@ impl Watch {
                         return Err(Timeout::new_err("no event before the timeout"));
                     }
                 }
-                Ok(Ok(WatchItem::Events(rev, events))) => {
-                    let events = events.into_iter().map(|e| event(py, e)).collect::<PyResult<_>>()?;
-                    return Ok(Some((rev, events)));
-                }
-                Ok(Ok(WatchItem::Progress(rev))) => return Ok(Some((rev, Vec::new()))),
-                Ok(Err(WatchEnd::Compacted(rev))) => {
-                    let err = Compacted::new_err(format!(
-                        "etcdserver: mvcc: required revision has been compacted (compact revision {rev})"
-                    ));
-                    err.value(py).setattr("compact_revision", rev)?;
-                    return Err(err);
-                }
-                Ok(Err(WatchEnd::Canceled(reason))) if reason.contains("permission denied") => {
-                    return Err(PermissionDenied::new_err(reason))
-                }
-                Ok(Err(WatchEnd::Canceled(reason))) => return Err(EtcdError::new_err(reason)),
-                Ok(Err(WatchEnd::Failed(status))) => return Err(error(status)),
+                Ok(got) => return answer(py, got),
             }
         }
+    }
+
+    /// `next_batch` for `AsyncClient`: returns at once; the answer arrives on the completion queue as
+    /// call `token`. One wait at a time per watch.
+    fn next_batch_async(&self, token: u64) -> PyResult<()> {
+        let queue = self.completions.clone().ok_or_else(|| EtcdError::new_err("not an async client"))?;
+        if self.canceled.load(Ordering::Acquire) {
+            queue.push(token, Box::new(|py| Ok(py.None())));
+            return Ok(());
+        }
+        let inner = self.inner.clone();
+        let task = runtime().spawn(async move {
+            let got = inner.lock().await.next().await;
+            queue.push(token, Box::new(move |py| crate::client::obj(py, answer(py, got)?)));
+        });
+        *self.pending.lock() = Some(task.abort_handle());
+        Ok(())
     }
 
     /// Ends the watch: `next_batch` returns None from now on.
     fn cancel(&self) {
         self.canceled.store(true, Ordering::Release);
+        if let Some(task) = self.pending.lock().take() {
+            task.abort(); // the watcher's next() is cancel-safe
+        }
     }
 
     /// Asks the server to report how far the watch is (answered as an empty batch).

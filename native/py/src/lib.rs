@@ -1,6 +1,8 @@
 //! `pyetcd_fast._native`: the thin binding over etcd_core. It converts types, releases the GIL around every
 //! call that may block (fsync, waiting for the edge to stop), and registers the module. No logic lives here.
 mod client;
+mod client_async;
+mod client_lease;
 mod client_txn;
 mod client_watch;
 mod micro;

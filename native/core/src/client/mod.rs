@@ -21,6 +21,7 @@ use tonic::{Code, Status};
 use crate::pb::etcdserverpb::{AuthenticateRequest, AuthenticateResponse};
 
 pub mod conn;
+pub mod lease;
 pub mod watch;
 
 pub use conn::{CallError, Conn};
