@@ -26,30 +26,21 @@ Batch = tuple[int, list[Event]]
 
 
 class Watch:
-    """The events of a watch (see the module docstring): ``for event in watch``."""
+    """The events of a watch (see the module docstring): ``for event in watch``. Iteration is native: a batch
+    of events is built once and handed out one by one without Python code in between."""
 
     def __init__(self, native: _native.Watch) -> None:
         self._native = native
-        self._buf: deque[Event] = deque()
 
     def __iter__(self) -> Iterator[Event]:
-        return self
+        return self._native
 
     def __next__(self) -> Event:
-        while not self._buf:
-            batch = self._native.next_batch(None)
-            if batch is None:
-                raise StopIteration
-            self._buf.extend(batch[1])
-        return self._buf.popleft()
+        return next(self._native)
 
     def next_batch(self, timeout: float | None = None) -> Batch | None:
         """The next answer's events with its header revision (no events: a progress notification); None
         once canceled; ``errors.Timeout`` after ``timeout`` seconds without one."""
-        if self._buf:
-            events = list(self._buf)
-            self._buf.clear()
-            return (events[-1].kv.mod_revision, events)
         return self._native.next_batch(timeout)
 
     def request_progress(self) -> None:
@@ -64,7 +55,6 @@ class Watch:
     def cancel(self) -> None:
         """Ends the watch: iteration stops at once (events received but not yet taken are dropped)."""
         self._native.cancel()
-        self._buf.clear()
 
     def __enter__(self) -> Watch:
         return self

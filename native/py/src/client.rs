@@ -76,12 +76,12 @@ pub(crate) fn runtime() -> &'static tokio::runtime::Runtime {
 /// A key's state (mvccpb.KeyValue).
 #[pyclass(module = "pyetcd_fast._native", frozen, get_all)]
 pub struct KeyValue {
-    key: Py<PyBytes>,
-    value: Py<PyBytes>,
-    create_revision: i64,
-    mod_revision: i64,
-    version: i64,
-    lease: i64,
+    pub(crate) key: Py<PyBytes>,
+    pub(crate) value: Py<PyBytes>,
+    pub(crate) create_revision: i64,
+    pub(crate) mod_revision: i64,
+    pub(crate) version: i64,
+    pub(crate) lease: i64,
 }
 
 #[pymethods]

@@ -45,12 +45,15 @@ pub struct Watch {
     completions: Option<Arc<Queue>>,
     /// The wait `next_batch_async` started, aborted by `cancel`.
     pending: parking_lot::Mutex<Option<tokio::task::AbortHandle>>,
+    /// Events of the last batch not yet taken one by one (`__next__`).
+    buf: parking_lot::Mutex<std::collections::VecDeque<Py<Event>>>,
 }
 
 impl Watch {
     pub(crate) fn new(w: Watcher, completions: Option<Arc<Queue>>) -> Watch {
         let inner = Arc::new(tokio::sync::Mutex::new(w));
-        Watch { inner, canceled: AtomicBool::new(false), completions, pending: parking_lot::Mutex::new(None) }
+        let (pending, buf) = (parking_lot::Mutex::new(None), parking_lot::Mutex::new(Default::default()));
+        Watch { inner, canceled: AtomicBool::new(false), completions, pending, buf }
     }
 }
 
@@ -88,6 +91,11 @@ impl Watch {
     /// server's refusal.
     #[pyo3(signature = (timeout=None))]
     fn next_batch(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Batch> {
+        let held: Vec<Py<Event>> = self.buf.lock().drain(..).collect();
+        if let Some(last) = held.last() {
+            let rev = last.get().kv.get().mod_revision;
+            return Ok(Some((rev, held)));
+        }
         let deadline = timeout.map(|t| Instant::now() + Duration::from_secs_f64(t.max(0.0)));
         loop {
             if self.canceled.load(Ordering::Acquire) {
@@ -112,6 +120,23 @@ impl Watch {
         }
     }
 
+    fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
+        slf
+    }
+
+    /// The next event, one by one (a batch is built once and handed out from a buffer); stops once canceled.
+    fn __next__(&self, py: Python<'_>) -> PyResult<Option<Py<Event>>> {
+        loop {
+            if let Some(e) = self.buf.lock().pop_front() {
+                return Ok(Some(e));
+            }
+            match self.next_batch(py, None)? {
+                None => return Ok(None),
+                Some((_, events)) => self.buf.lock().extend(events),
+            }
+        }
+    }
+
     /// `next_batch` for `AsyncClient`: returns at once; the answer arrives on the completion queue as
     /// call `token`. One wait at a time per watch.
     fn next_batch_async(&self, token: u64) -> PyResult<()> {
@@ -132,6 +157,7 @@ impl Watch {
     /// Ends the watch: `next_batch` returns None from now on.
     fn cancel(&self) {
         self.canceled.store(true, Ordering::Release);
+        self.buf.lock().clear();
         if let Some(task) = self.pending.lock().take() {
             task.abort(); // the watcher's next() is cancel-safe
         }
