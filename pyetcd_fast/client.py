@@ -20,6 +20,7 @@ from typing import Literal
 from pyetcd_fast import _native
 from pyetcd_fast import txn as _txn
 from pyetcd_fast._native import Event, KeyValue, ResponseHeader
+from pyetcd_fast.admin import Admin
 from pyetcd_fast.lease import Lease, lease_id
 from pyetcd_fast.responses import DeleteResponse, LeaseTimeToLive, PutResponse, RangeResponse, Status
 from pyetcd_fast.txn import end_of, prefix_range_end, to_bytes
@@ -46,7 +47,7 @@ SortTarget = Literal["key", "version", "create", "mod", "value"]
 DEFAULT_ENDPOINT = "127.0.0.1:2379"
 
 
-class Client:
+class Client(Admin):
     """A connection to an etcd cluster.
 
     ``endpoints``: ``"host:port"`` or a list of them (``http://`` or ``https://`` URLs too). ``timeout`` is

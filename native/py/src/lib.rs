@@ -3,6 +3,7 @@
 mod client;
 mod client_async;
 mod client_lease;
+mod client_ops;
 mod client_txn;
 mod client_watch;
 mod micro;

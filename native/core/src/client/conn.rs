@@ -116,6 +116,11 @@ impl Stream {
         self.send.send_data(frame(msg)?, false).map_err(|e| unavailable(e, true))
     }
 
+    /// Writes the last message and half-closes the call (a server-streaming call's one request).
+    pub fn send_last<Q: Message>(&mut self, msg: &Q) -> Result<(), CallError> {
+        self.send.send_data(frame(msg)?, true).map_err(|e| unavailable(e, true))
+    }
+
     /// The next answer, or `None` when the server ended the call with status OK. Cancel-safe: a partial
     /// message stays buffered for the next call.
     pub async fn recv<R: Message + Default>(&mut self) -> Result<Option<R>, CallError> {

@@ -22,6 +22,7 @@ use crate::pb::etcdserverpb::{AuthenticateRequest, AuthenticateResponse};
 
 pub mod conn;
 pub mod lease;
+pub mod snapshot;
 pub mod watch;
 
 pub use conn::{CallError, Conn};
