@@ -6,8 +6,12 @@ native (``pyetcd_fast._native``, Rust); Python runs per batch and per lifecycle 
 
 - ``pyetcd_fast.etcdmain``: the ``pyetcd`` command (flags → config → a running member);
 - ``pyetcd_fast.embed``: a member inside a Python program (``Etcd``) and the Ready loop that drives raft;
-- ``pyetcd_fast.etcdpb``: Python stubs generated from our .proto files, for clients and tests;
-- ``pyetcd_fast.client`` (``Client``) and ``pyetcd_fast.errors``: an etcd client whose request path is native.
+- ``pyetcd_fast.etcdpb``: Python stubs generated from our .proto files, for tests and benches only (not
+  installed: the package needs neither grpcio nor protobuf);
+- ``pyetcd_fast.client`` (``Client``), ``pyetcd_fast.aio`` (``AsyncClient``) and ``pyetcd_fast.errors``: an etcd
+  client whose request path is native;
+- ``pyetcd_fast.embed.cluster`` (``EtcdCluster``): a cluster of member processes with faults per member;
+- ``pyetcd_fast.pytest_plugin``: fixtures for test suites (registered by the ``pytest11`` entry point).
 """
 
 __version__ = "0.1.0"
@@ -15,13 +19,16 @@ __version__ = "0.1.0"
 from pyetcd_fast import errors, txn  # noqa: E402 (after __version__, which the modules below read)
 from pyetcd_fast.aio import AsyncClient  # noqa: E402
 from pyetcd_fast.client import Client, KeyValue, Lease, ResponseHeader  # noqa: E402
+from pyetcd_fast.embed.cluster import ClusterMember, EtcdCluster  # noqa: E402
 from pyetcd_fast.embed.member import Etcd  # noqa: E402
 from pyetcd_fast.errors import EtcdError  # noqa: E402
 
 __all__ = [
     "AsyncClient",
     "Client",
+    "ClusterMember",
     "Etcd",
+    "EtcdCluster",
     "EtcdError",
     "KeyValue",
     "Lease",

@@ -4,8 +4,9 @@ one-way loss between members (this kernel has no netem).
 Contract:
 - ``PeerNet()`` runs one asyncio loop in a daemon thread. ``add(name, port, target)`` listens on
   127.0.0.1:``port`` (the member's advertised peer port) and forwards each connection to 127.0.0.1:``target``
-  (where the member listens; ``Cluster(peer_proxies=True)`` gives members the two ports). ``close()`` stops
-  listening and aborts every connection.
+  (where the member listens; ``EtcdCluster(proxy=True)`` and the robustness harness's
+  ``Cluster(peer_proxies=True)`` give members the two ports). ``close()`` stops listening and aborts every
+  connection.
 - Each connection is told apart by who dialed it: the first bytes name the sender — our raft stream's
   handshake (``RAFT``, cluster id, *from*, to: big-endian u64s) or etcd's ``X-Server-From`` HTTP header.
   ``ids`` maps member ids to names (set once the members are up; looked up at every use, so streams
@@ -40,6 +41,8 @@ POLL = 0.05  # how often a blocked link looks whether it was lifted, and the dro
 
 @dataclass(frozen=True)
 class Rule:
+    """What happens to one direction of traffic between two members (the module docstring says how)."""
+
     delay: float = 0.0
     jitter: float = 0.0
     blocked: bool = False
@@ -150,6 +153,8 @@ class _Conn:
 
 
 class PeerNet:
+    """The proxies in front of a cluster's peer ports and the rules they obey (see the module docstring)."""
+
     def __init__(self, rng: random.Random | None = None) -> None:
         self.rng = rng or random.Random()  # jitter and drops (the loop's thread alone draws from it)
         self.ids: dict[int, str] = {}
@@ -165,6 +170,8 @@ class PeerNet:
         return asyncio.run_coroutine_threadsafe(coro, self.loop)
 
     def add(self, name: str, port: int, target: int) -> None:
+        """Listen on 127.0.0.1:``port`` for member ``name`` and forward to its 127.0.0.1:``target``."""
+
         async def handle(down_r: asyncio.StreamReader, down_w: asyncio.StreamWriter) -> None:
             try:
                 up_r, up_w = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", target), 1.0)
@@ -181,13 +188,16 @@ class PeerNet:
         self._call(listen()).result(5)
 
     def rule(self, src: str, dst: str) -> Rule:
+        """The rule that applies to bytes from ``src`` to ``dst`` now (wildcards as the module says)."""
         r = self.rules
         return r.get((src, dst)) or r.get((src, "*")) or r.get(("*", dst)) or r.get(("*", "*")) or NO_FAULT
 
     def set(self, src: str, dst: str, rule: Rule) -> None:
+        """Bytes from ``src`` to ``dst`` obey ``rule`` from now on (``"*"``: any member)."""
         self.rules[(src, dst)] = rule
 
     def clear(self) -> None:
+        """No fault anywhere: every rule is removed (held bytes flow again)."""
         self.rules = {}
 
     async def _drops(self) -> None:
@@ -201,6 +211,8 @@ class PeerNet:
                     conn.abort()
 
     def close(self) -> None:
+        """Stop listening, abort every connection and end the loop's thread."""
+
         async def shut() -> None:
             for s in self.servers:
                 s.close()

@@ -46,8 +46,8 @@ from pathlib import Path
 
 from harness.cluster import Cluster, Member, NoLeader
 from harness.servers import free_port
+from pyetcd_fast.embed.proxy import PeerNet, Rule
 from robustness.lazyfs import LazyFS
-from robustness.proxy import PeerNet, Rule
 from robustness.tmpfs import Tmpfs
 
 FIRE_TIMEOUT = 5.0  # how long an armed failpoint may wait for traffic to reach it

@@ -31,11 +31,11 @@ import grpc
 from harness.cluster import Cluster
 from harness.netns import NetnsFabric, NetnsUnavailable
 from harness.servers import free_port
+from pyetcd_fast.embed.proxy import PeerNet
 from pyetcd_fast.etcdpb.etcdserverpb import rpc_pb2, rpc_pb2_grpc
 from robustness.faults import Context, Fault, Injection, wait_healthy
 from robustness.history import History, Operation
 from robustness.lazyfs import LazyFS, fuse_unavailable_reason
-from robustness.proxy import PeerNet
 from robustness.tmpfs import Tmpfs, tmpfs_unavailable_reason
 from robustness.traffic import Traffic
 from robustness.validate import validate

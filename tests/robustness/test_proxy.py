@@ -1,4 +1,4 @@
-"""Tests of ``robustness.proxy``: who dialed is read from the first bytes, and each rule does what it says on one
+"""Tests of ``pyetcd_fast.embed.proxy``: who dialed is read from the first bytes, and each rule does what it says on one
 link and not on the other, against a plain echo server (no cluster needed)."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 
 from harness.servers import free_port
-from robustness.proxy import PeerNet, Rule, sender
+from pyetcd_fast.embed.proxy import PeerNet, Rule, sender
 
 A, B = 0xA, 0xB  # member ids: A dials, B owns the proxy
 
