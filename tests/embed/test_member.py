@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from pathlib import Path
@@ -20,6 +21,20 @@ def test_the_contract_runs_as_written() -> None:
         assert kv is not None and kv.value == b"10.0.0.1" and kv.version == 1
         assert kv.create_revision == kv.mod_revision
         assert [k.key for k in client.get_prefix("/svc/")] == [b"/svc/a"]
+        with client.lease(ttl=5) as lease:  # kept alive in the background until the block ends
+            client.put("/svc/b", "10.0.0.2", lease=lease)
+        assert client.get("/svc/b") is None
+        events = client.watch_prefix("/svc/", start_revision=1)  # an iterator of events, resumable
+        assert next(events).kv.key == b"/svc/a"
+        events.cancel()
+
+        async def main() -> None:
+            async with etcd.AsyncClient(server.endpoints) as aclient:
+                await aclient.put("/svc/c", b"x")
+                got = await aclient.get("/svc/c")
+                assert got is not None and got.value == b"x"
+
+        asyncio.run(main())
         data_dir = server.flags.get("data_dir") or server._tmp
         assert data_dir is not None and os.path.isdir(str(data_dir))
     assert not os.path.exists(str(data_dir)), "the temporary data dir is removed"
