@@ -21,6 +21,7 @@ from pyetcd_fast.client import Client
 from pyetcd_fast.embed.etcd import Etcd as Member
 from pyetcd_fast.errors import EtcdError
 from pyetcd_fast.etcdmain.config import parse
+from pyetcd_fast.etcdmain.log import configure
 
 __all__ = ["Etcd", "flags_to_argv"]
 
@@ -74,6 +75,7 @@ class Etcd:
             flags.setdefault("initial_advertise_peer_urls", url)
             flags.setdefault("initial_cluster", f"{flags.get('name', 'default')}={url}")
         cfg = parse(flags_to_argv(flags), {})
+        configure(cfg)  # the process logger takes the member's level and outputs, as the command line does
         member = Member(cfg)
         member.start_background()
         self._member = member

@@ -7,6 +7,8 @@ import os
 import time
 from pathlib import Path
 
+import pytest
+
 import pyetcd_fast as etcd
 from pyetcd_fast.embed.member import flags_to_argv
 
@@ -52,3 +54,12 @@ def test_flags_become_the_command_lines(tmp_path: Path) -> None:
     with etcd.Etcd(name="n1", data_dir=str(tmp_path / "d"), snapshot_count=100) as server:
         assert server.client().status().header.member_id != 0
     assert (tmp_path / "d" / "member").is_dir(), "a given data dir is kept"
+
+
+def test_an_embedded_member_is_quiet_unless_asked(capfd: pytest.CaptureFixture[str]) -> None:
+    with etcd.Etcd() as server:
+        server.client().put("k", "v")
+    assert capfd.readouterr().err == ""
+    with etcd.Etcd(log_level="info"):
+        pass
+    assert "ready to serve client requests" in capfd.readouterr().err
