@@ -81,11 +81,7 @@ def etcd_client(etcd: Etcd) -> Iterator[Client]:
 
 @pytest.fixture
 def async_etcd_client(etcd: Etcd) -> Iterator[AsyncClient]:
-    """An ``AsyncClient`` of ``etcd``, closed after the test (skipped where pyetcd_fast has no AsyncClient)."""
-    import pyetcd_fast
-
-    if getattr(pyetcd_fast, "AsyncClient", None) is None or not hasattr(etcd, "async_client"):
-        pytest.skip("this pyetcd_fast has no AsyncClient")
+    """An ``AsyncClient`` of ``etcd``, closed after the test."""
     client = etcd.async_client()
     try:
         yield client

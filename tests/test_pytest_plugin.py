@@ -90,7 +90,6 @@ def test_an_unknown_scope_is_a_usage_error(pytester: pytest.Pytester, run: Run) 
     result.stdout.fnmatch_lines(["*etcd_scope must be one of function, session*"])
 
 
-@pytest.mark.skipif(not hasattr(pyetcd_fast, "AsyncClient"), reason="pyetcd_fast has no AsyncClient yet")
 def test_async_etcd_client(pytester: pytest.Pytester, run: Run) -> None:
     pytester.makepyfile(
         """
