@@ -11,6 +11,7 @@ awaiting task abandons its call's answer (a write may still happen, as with any 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any
@@ -24,7 +25,7 @@ from pyetcd_fast.responses import DeleteResponse, LeaseTimeToLive, PutResponse, 
 from pyetcd_fast.txn import end_of, prefix_range_end, to_bytes
 from pyetcd_fast.watch import FILTERS, AsyncWatch
 
-__all__ = ["AsyncClient", "AsyncLease"]
+__all__ = ["AsyncClient", "AsyncLease", "AsyncLock"]
 
 
 class AsyncClient:
@@ -302,11 +303,52 @@ class AsyncClient:
         ids: list[int] = (await self._submit(self._native.lease_leases, timeout))[1]
         return ids
 
+    # -- lock --------------------------------------------------------------------------------------------
+
+    async def lock(self, name: Data, *, ttl: int = 60, timeout: float | None = None) -> AsyncLock:
+        """Waits (up to ``timeout`` seconds) to hold lock ``name`` (see ``Client.lock``):
+        ``async with await client.lock("jobs"):``."""
+        lease = (await self.grant(ttl)).keep_alive()
+        try:
+            _, key = await self._submit(self._native.lock, to_bytes(name), lease.id, timeout)
+        except BaseException:
+            lease.stop()
+            with contextlib.suppress(_native.EtcdError):
+                await self.revoke(lease)
+            raise
+        return AsyncLock(self, lease, key)
+
     # -- maintenance -------------------------------------------------------------------------------------
 
     async def status(self, *, timeout: float | None = None) -> Status:
         """The connected member's status."""
         return Status(*await self._submit(self._native.status, timeout))
+
+
+class AsyncLock:
+    """A held lock (``AsyncClient.lock``); ``release()`` or the end of an ``async with`` block lets it go."""
+
+    def __init__(self, client: AsyncClient, lease: Lease, key: bytes) -> None:
+        self._client = client
+        self.lease = lease
+        self.key = key
+
+    async def release(self) -> None:
+        """Unlocks and revokes the lock's lease."""
+        try:
+            await self._client._submit(self._client._native.unlock, self.key, None)
+        finally:
+            self.lease.stop()
+            with contextlib.suppress(_native.EtcdError):
+                await self._client.revoke(self.lease)
+
+    async def __aenter__(self) -> AsyncLock:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.release()
 
 
 class AsyncLease:

@@ -96,3 +96,20 @@ def test_one_client_serves_two_event_loops(server: Server) -> None:
     got = asyncio.run(c.get("k"))
     assert got is not None and got.value == b"1"
     c.close()
+
+
+def test_lock_contention(server: Server, run: Runner) -> None:
+    async def main() -> None:
+        async with etcd.AsyncClient(server.endpoint) as a, etcd.AsyncClient(server.endpoint) as b:
+            held = await a.lock("jobs", ttl=10)
+            with pytest.raises(errors.Timeout):
+                await b.lock("jobs", ttl=10, timeout=0.5)  # the wait is bounded apart from the TTL
+            waiter = asyncio.ensure_future(b.lock("jobs", ttl=10, timeout=10))
+            await asyncio.sleep(0.3)
+            assert not waiter.done()
+            await held.release()
+            async with await waiter as second:
+                assert second.key != held.key and len(await a.get_prefix("jobs/")) == 1
+            assert await a.get_prefix("jobs/") == []
+
+    run(main())
