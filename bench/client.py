@@ -33,6 +33,7 @@ import uvloop
 
 import pyetcd_fast as etcd
 from bench.progress import Progress
+from bench.rates import ops_per_s, tasks_ops_per_s
 from bench.run import save_result
 from harness.servers import start_server
 from pyetcd_fast.etcdpb.etcdserverpb import rpc_pb2, rpc_pb2_grpc
@@ -43,45 +44,9 @@ WATCH_EVENTS = 100_000
 VENV = Path(__file__).resolve().parent / ".venv-etcd3"
 
 
-def ops_per_s(op: Callable[[int], object], threads: int, seconds: float) -> float:
-    stop = time.monotonic() + seconds
-    counts = [0] * threads
-
-    def worker(t: int) -> None:
-        i = 0
-        while time.monotonic() < stop:
-            op(t * 1_000_000 + i)
-            i += 1
-        counts[t] = i
-
-    ts = [threading.Thread(target=worker, args=(t,)) for t in range(threads)]
-    t0 = time.monotonic()
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join()
-    return sum(counts) / (time.monotonic() - t0)
-
-
 def async_ops_per_s(op: Callable[[int], Awaitable[object]], seconds: float) -> float:
     """Ops/s of ``TASKS`` tasks each running ``op`` in a loop for ``seconds``, on uvloop."""
-
-    async def main() -> float:
-        stop = time.monotonic() + seconds
-        counts = [0] * TASKS
-
-        async def task(t: int) -> None:
-            i = 0
-            while time.monotonic() < stop:
-                await op(t * 1_000_000 + i)
-                i += 1
-            counts[t] = i
-
-        t0 = time.monotonic()
-        await asyncio.gather(*(task(t) for t in range(TASKS)))
-        return sum(counts) / (time.monotonic() - t0)
-
-    return uvloop.run(main())
+    return uvloop.run(tasks_ops_per_s(op, TASKS, seconds))
 
 
 def preload(endpoint: str, value: bytes) -> None:
@@ -245,20 +210,7 @@ def async_grpc(endpoint: str, op: str, seconds: float, value: bytes) -> float:
             async def get(i: int) -> object:
                 return await stub.Range(rpc_pb2.RangeRequest(key=b"bench/get"))
 
-            fn = put if op == "put" else get
-            stop = time.monotonic() + seconds
-            counts = [0] * TASKS
-
-            async def task(t: int) -> None:
-                i = 0
-                while time.monotonic() < stop:
-                    await fn(t * 1_000_000 + i)
-                    i += 1
-                counts[t] = i
-
-            t0 = time.monotonic()
-            await asyncio.gather(*(task(t) for t in range(TASKS)))
-            return sum(counts) / (time.monotonic() - t0)
+            return await tasks_ops_per_s(put if op == "put" else get, TASKS, seconds)
 
     return uvloop.run(main())
 

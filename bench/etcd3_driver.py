@@ -2,40 +2,19 @@
 makes the venv and starts this script with its python): one JSON object of figures on stdout.
 
 ``python bench/etcd3_driver.py ENDPOINT SECONDS WATCH_PREFIX WATCH_FROM WATCH_EVENTS``. Only the standard
-library and etcd3 are imported here (this file runs outside the project's environment).
+library, etcd3 and ``bench/rates.py`` are imported here (this file runs outside the project's environment).
 """
 
 from __future__ import annotations
 
 import json
 import sys
-import threading
 import time
-from collections.abc import Callable
 
 import etcd3  # type: ignore[import-not-found]
+from rates import ops_per_s  # bench/rates.py: this script's directory is on sys.path
 
 THREADS = (1, 16)
-
-
-def ops_per_s(op: Callable[[int], object], threads: int, seconds: float) -> float:
-    stop = time.monotonic() + seconds
-    counts = [0] * threads
-
-    def worker(t: int) -> None:
-        i = 0
-        while time.monotonic() < stop:
-            op(t * 1_000_000 + i)
-            i += 1
-        counts[t] = i
-
-    ts = [threading.Thread(target=worker, args=(t,)) for t in range(threads)]
-    t0 = time.monotonic()
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join()
-    return sum(counts) / (time.monotonic() - t0)
 
 
 def main() -> None:

@@ -9,19 +9,17 @@ the ``with`` block unlocks (resigns) and revokes the lease. The rest are etcd's 
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import TYPE_CHECKING, Literal
+from typing import Any, Literal
 
 from pyetcd_fast import _native
 from pyetcd_fast._native import KeyValue, ResponseHeader
-from pyetcd_fast.errors import EtcdError, LeaseNotFound
-from pyetcd_fast.lease import Lease
+from pyetcd_fast.errors import EtcdError
+from pyetcd_fast.lease import Lease, grant
 from pyetcd_fast.txn import Data, end_of, to_bytes
-
-if TYPE_CHECKING:
-    from pyetcd_fast.client import Client
 
 __all__ = ["Admin", "Alarm", "Election", "HashKV", "Lock", "Member", "Permission"]
 
@@ -67,11 +65,12 @@ class Permission:
 
 
 def _release(lease: Lease) -> None:
-    lease.stop()
-    try:
-        lease._native.lease_revoke(lease.id)
-    except (LeaseNotFound, EtcdError):
-        pass  # gone already, or unreachable: it expires by itself
+    with contextlib.suppress(EtcdError):  # gone already, or unreachable: it expires by itself
+        lease.release()
+
+
+def _kept_lease(native: _native.Client, ttl: int) -> Lease:
+    return grant(native, ttl).keep_alive()
 
 
 class Lock:
@@ -100,8 +99,8 @@ class Lock:
 class Election:
     """A candidacy in election ``name`` (``client.election(name)``); ``campaign`` waits to lead."""
 
-    def __init__(self, client: Client, name: Data, ttl: int) -> None:
-        self._client = client
+    def __init__(self, native: _native.Client, name: Data, ttl: int) -> None:
+        self._native = native
         self.name = to_bytes(name)
         self.ttl = ttl
         self._leader: tuple[bytes, bytes, int, int] | None = None
@@ -109,9 +108,9 @@ class Election:
 
     def campaign(self, value: Data, *, timeout: float | None = None) -> Election:
         """Waits (up to ``timeout`` seconds) until this candidate leads, proclaiming ``value``."""
-        lease = self._client.lease(self.ttl)
+        lease = _kept_lease(self._native, self.ttl)
         try:
-            _, self._leader = self._client._native.campaign(self.name, lease.id, to_bytes(value), timeout)
+            _, self._leader = self._native.campaign(self.name, lease.id, to_bytes(value), timeout)
         except BaseException:
             _release(lease)
             raise
@@ -122,12 +121,12 @@ class Election:
         """Changes the value the leader announces (only while leading)."""
         if self._leader is None:
             raise RuntimeError("not leading: campaign first")
-        self._client._native.proclaim(self._leader, to_bytes(value))
+        self._native.proclaim(self._leader, to_bytes(value))
 
     def leader(self) -> KeyValue | None:
         """The current leader's key and value, or None when no one leads."""
         try:
-            return self._client._native.election_leader(self.name)[1]
+            return self._native.election_leader(self.name)[1]
         except EtcdError as e:
             if "no leader" in str(e):
                 return None
@@ -137,7 +136,7 @@ class Election:
         """Gives up leadership (and the candidacy's lease)."""
         if self._leader is not None and self._lease is not None:
             try:
-                self._client._native.resign(self._leader)
+                self._native.resign(self._leader)
             finally:
                 _release(self._lease)
                 self._leader = self._lease = None
@@ -152,19 +151,16 @@ class Election:
 
 
 class Admin:
-    """The calls above, mixed into ``Client`` (which provides ``_native`` and ``lease``)."""
+    """The calls above, mixed into ``Client`` (which provides ``_native``)."""
 
     _native: _native.Client
-
-    def lease(self, ttl: int) -> Lease:  # provided by Client
-        raise NotImplementedError
 
     # -- lock and election -------------------------------------------------------------------------------
 
     def lock(self, name: Data, *, ttl: int = 60, timeout: float | None = None) -> Lock:
         """Waits (up to ``timeout`` seconds) to hold lock ``name``; held until ``release`` or the end of a
         ``with`` block, or until the client dies and its lease (``ttl`` seconds) expires."""
-        lease = self.lease(ttl)
+        lease = _kept_lease(self._native, ttl)
         try:
             _, key = self._native.lock(to_bytes(name), lease.id, timeout)
         except BaseException:
@@ -174,7 +170,7 @@ class Admin:
 
     def election(self, name: Data, *, ttl: int = 60) -> Election:
         """A candidate in election ``name`` (``campaign`` to run)."""
-        return Election(self, name, ttl)  # type: ignore[arg-type]
+        return Election(self._native, name, ttl)
 
     # -- cluster -----------------------------------------------------------------------------------------
 
@@ -228,7 +224,7 @@ class Admin:
 
     # -- auth --------------------------------------------------------------------------------------------
 
-    def _auth(self, call: str, *args: Data) -> object:
+    def _auth(self, call: str, *args: Data) -> Any:
         return self._native.auth(call, [to_bytes(a) for a in args])
 
     def auth_enable(self) -> None:
@@ -255,10 +251,10 @@ class Admin:
 
     def user_roles(self, name: str) -> list[str]:
         """The roles of user ``name``."""
-        return list(self._auth("user_get", name))  # type: ignore[call-overload]
+        return list(self._auth("user_get", name))
 
     def users(self) -> list[str]:
-        return list(self._auth("user_list"))  # type: ignore[call-overload]
+        return list(self._auth("user_list"))
 
     def role_add(self, name: str) -> None:
         self._auth("role_add", name)
@@ -270,10 +266,10 @@ class Admin:
         """The permissions of role ``name``."""
         perms = self._auth("role_get", name)
         names = {v: k for k, v in PERMS.items()}
-        return [Permission(names[t], k, e) for t, k, e in perms]  # type: ignore[attr-defined]
+        return [Permission(names[t], k, e) for t, k, e in perms]
 
     def roles(self) -> list[str]:
-        return list(self._auth("role_list"))  # type: ignore[call-overload]
+        return list(self._auth("role_list"))
 
     def role_grant_permission(
         self,

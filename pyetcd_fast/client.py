@@ -21,7 +21,7 @@ from pyetcd_fast import _native
 from pyetcd_fast import txn as _txn
 from pyetcd_fast._native import Event, KeyValue, ResponseHeader
 from pyetcd_fast.admin import Admin
-from pyetcd_fast.lease import Lease, lease_id
+from pyetcd_fast.lease import Lease, grant, lease_id
 from pyetcd_fast.responses import DeleteResponse, LeaseTimeToLive, PutResponse, RangeResponse, Status
 from pyetcd_fast.txn import end_of, prefix_range_end, to_bytes
 from pyetcd_fast.watch import FILTERS, Watch
@@ -255,8 +255,7 @@ class Client(Admin):
 
     def grant(self, ttl: int, *, id: int = 0, timeout: float | None = None) -> Lease:
         """A new lease of ``ttl`` seconds (``id`` 0: the server picks one), not kept alive."""
-        _, lease_id_, granted = self._native.lease_grant(ttl, id, timeout)
-        return Lease(lease_id_, granted, self._native)
+        return grant(self._native, ttl, id, timeout)
 
     def lease(self, ttl: int, *, id: int = 0, on_lost: Callable[[], object] | None = None) -> Lease:
         """A new lease kept alive in the background: ``with client.lease(10) as lease:`` keeps it until the

@@ -16,7 +16,7 @@ from pyetcd_fast import _native
 from pyetcd_fast.errors import LeaseNotFound
 from pyetcd_fast.responses import LeaseTimeToLive
 
-__all__ = ["Lease", "lease_id"]
+__all__ = ["Lease", "grant", "lease_id"]
 
 
 class Lease:
@@ -70,17 +70,27 @@ class Lease:
         """The lease's granted TTL and what is left of it (and its keys)."""
         return LeaseTimeToLive(*self._native.lease_time_to_live(self.id, keys))
 
+    def release(self) -> None:
+        """Stops the keep-alive and revokes the lease, if it still exists."""
+        self.stop()
+        try:
+            self._native.lease_revoke(self.id)
+        except LeaseNotFound:
+            pass
+
     def __enter__(self) -> Lease:
         return self.keep_alive()
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self.stop()
-        try:
-            self._native.lease_revoke(self.id)
-        except LeaseNotFound:
-            pass
+        self.release()
+
+
+def grant(native: _native.Client, ttl: int, id: int = 0, timeout: float | None = None) -> Lease:
+    """A new lease of ``ttl`` seconds granted through ``native`` (``id`` 0: the server picks one)."""
+    _, granted_id, granted = native.lease_grant(ttl, id, timeout)
+    return Lease(granted_id, granted, native)
 
 
 def lease_id(lease: Lease | int) -> int:

@@ -30,7 +30,10 @@ impl KeepAlive {
                 });
             })
         });
-        let core = runtime().block_on(async move { Core::start(client, id, ttl, hook) });
+        let core = {
+            let _inside = runtime().enter(); // Core::start spawns its task on the client runtime
+            Core::start(client, id, ttl, hook)
+        };
         let state = core.state().clone();
         KeepAlive { inner: parking_lot::Mutex::new(Some(core)), state }
     }
