@@ -135,8 +135,17 @@ class AsyncClient:
     ) -> list[KeyValue]:
         """Every key starting with ``prefix``, sorted by key unless asked otherwise."""
         p = to_bytes(prefix)
-        kw = dict(limit=limit, revision=revision, sort_order=sort_order, sort_target=sort_target)
-        r = await self.get_range(p, prefix_range_end(p), keys_only=keys_only, serializable=serializable, **kw)  # type: ignore[arg-type]
+        r = await self.get_range(
+            p,
+            prefix_range_end(p),
+            limit=limit,
+            revision=revision,
+            sort_order=sort_order,
+            sort_target=sort_target,
+            keys_only=keys_only,
+            serializable=serializable,
+            timeout=timeout,
+        )
         return r.kvs
 
     async def get_range(

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import time
 
 import pytest
 
@@ -111,5 +114,22 @@ def test_lock_contention(server: Server, run: Runner) -> None:
             async with await waiter as second:
                 assert second.key != held.key and len(await a.get_prefix("jobs/")) == 1
             assert await a.get_prefix("jobs/") == []
+
+    run(main())
+
+
+def test_get_prefix_keeps_its_timeout(server: Server, run: Runner) -> None:
+    async def main() -> None:
+        async with etcd.AsyncClient(server.endpoint, timeout=30) as c:
+            await c.put("p/a", "1")
+            assert server.proc is not None
+            os.kill(server.proc.pid, signal.SIGSTOP)
+            try:
+                t0 = time.monotonic()
+                with pytest.raises(errors.Timeout):
+                    await c.get_prefix("p/", timeout=0.3)
+                assert time.monotonic() - t0 < 3
+            finally:
+                os.kill(server.proc.pid, signal.SIGCONT)
 
     run(main())
